@@ -1,0 +1,26 @@
+"""MongoDB access through PyMongo's async API (works with MongoDB and SecantusDB)."""
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from common.settings import CommonSettings
+
+
+def connect(settings: CommonSettings) -> tuple[AsyncMongoClient, AsyncDatabase]:
+    client: AsyncMongoClient = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    return client, client[settings.mongodb_database]
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    jobs = db["jobs"]
+    await jobs.create_index(
+        [("owner", 1), ("idempotency_key", 1)],
+        unique=True,
+        partialFilterExpression={"idempotency_key": {"$type": "string"}},
+        name="owner_idempotency_key",
+    )
+    await jobs.create_index([("owner", 1), ("created_at", -1)], name="owner_created")
+    await jobs.create_index([("status", 1), ("updated_at", 1)], name="status_updated")
+    await db["prompts"].create_index([("created_at", 1)], name="created")

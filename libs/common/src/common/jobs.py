@@ -1,0 +1,207 @@
+"""The job repository: job documents in MongoDB and their status machine.
+
+Every status change is an atomic conditional update on the expected current
+status *and* `seq`, so concurrent or duplicated handlers can never both win,
+and every change appends `{seq, status, progress, at}` to `history`: the
+notifier replays it so that a watcher misses no step.
+"""
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from common.events import FINAL_STATUSES, JobStatus
+
+Job = dict[str, Any]
+
+# How often a transition re-reads and tries again when another writer moved `seq` first.
+_MAX_CAS_ROUNDS = 8
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ClaimOutcome(Enum):
+    CLAIMED = "claimed"  # moved from the ready status into the stage: start the work
+    RESUMED = "resumed"  # the stage's earlier holder died (lease expired): resume the work
+    BUSY = "busy"  # another live holder works on it: try again after its lease
+    DONE = "done"  # the job is past this stage (or final): a duplicate, drop it
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    job: Job | None
+    retry_in: float = 0.0
+
+
+class JobRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.jobs = db["jobs"]
+
+    async def create(self, job: Job) -> tuple[Job, bool]:
+        """Insert a new job; with an idempotency key already used by the owner,
+        return that job instead. Returns (job, created)."""
+        stamp = now()
+        doc = {
+            "status": JobStatus.QUEUED.value,
+            "progress": 0,
+            "seq": 1,
+            "attempts": 0,
+            "history": [{"seq": 1, "status": JobStatus.QUEUED.value, "progress": 0, "at": stamp}],
+            "created_at": stamp,
+            "updated_at": stamp,
+            **job,
+        }
+        try:
+            await self.jobs.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.jobs.find_one(
+                {"owner": doc["owner"], "idempotency_key": doc.get("idempotency_key")}
+            )
+            if existing is None:  # the clash was on _id, not on the key
+                raise
+            return existing, False
+        return doc, True
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self.jobs.find_one({"_id": job_id})
+
+    async def transition(
+        self,
+        job_id: str,
+        *,
+        expected: Iterable[JobStatus],
+        to: JobStatus,
+        progress: int,
+        fields: dict[str, Any] | None = None,
+        unset: Iterable[str] = (),
+    ) -> Job | None:
+        """Move the job to `to` if its status is one of `expected`; None if it is not
+        (a duplicate or late message). Progress-only changes use the same status in both."""
+        expected_values = [s.value for s in expected]
+        for _ in range(_MAX_CAS_ROUNDS):
+            job = await self.jobs.find_one({"_id": job_id}, {"status": 1, "seq": 1})
+            if job is None or job["status"] not in expected_values:
+                return None
+            seq = job["seq"] + 1
+            stamp = now()
+            update: dict[str, Any] = {
+                "$set": {
+                    "status": to.value,
+                    "progress": progress,
+                    "seq": seq,
+                    "updated_at": stamp,
+                    **(fields or {}),
+                },
+                "$push": {
+                    "history": {"seq": seq, "status": to.value, "progress": progress, "at": stamp}
+                },
+            }
+            if unset:
+                update["$unset"] = dict.fromkeys(unset, "")
+            updated = await self.jobs.find_one_and_update(
+                {"_id": job_id, "status": job["status"], "seq": job["seq"]},
+                update,
+                return_document=ReturnDocument.AFTER,
+            )
+            if updated is not None:
+                return updated
+        return None
+
+    async def claim(
+        self,
+        job_id: str,
+        *,
+        ready: JobStatus,
+        working: tuple[JobStatus, ...],
+        progress: int,
+        lease_seconds: float,
+        holder: str,
+    ) -> Claim:
+        """Take the job's stage: from `ready` into `working[0]`, or take over a
+        `working` job whose holder's lease ran out (its worker died)."""
+        until = now() + timedelta(seconds=lease_seconds)
+        lease = {"lease": {"holder": holder, "until": until}}
+        job = await self.transition(
+            job_id, expected=[ready], to=working[0], progress=progress, fields=lease
+        )
+        if job is not None:
+            return Claim(ClaimOutcome.CLAIMED, job)
+        job = await self.jobs.find_one_and_update(
+            {
+                "_id": job_id,
+                "status": {"$in": [s.value for s in working]},
+                "$or": [{"lease": {"$exists": False}}, {"lease.until": {"$lt": now()}}],
+            },
+            {"$set": {**lease, "updated_at": now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if job is not None:
+            return Claim(ClaimOutcome.RESUMED, job)
+        job = await self.get(job_id)
+        if job is None or job["status"] not in [s.value for s in working]:
+            return Claim(ClaimOutcome.DONE, job)
+        remaining = (job["lease"]["until"] - now()).total_seconds()
+        return Claim(ClaimOutcome.BUSY, job, retry_in=max(remaining, 1.0))
+
+    async def renew_lease(self, job_id: str, *, holder: str, lease_seconds: float) -> bool:
+        result = await self.jobs.update_one(
+            {"_id": job_id, "lease.holder": holder},
+            {"$set": {"lease.until": now() + timedelta(seconds=lease_seconds)}},
+        )
+        return result.modified_count == 1
+
+    async def update_fields(self, job_id: str, *, holder: str, fields: dict[str, Any]) -> bool:
+        """Save stage results (e.g. the provider's job id) while the caller holds the lease."""
+        result = await self.jobs.update_one(
+            {"_id": job_id, "lease.holder": holder},
+            {"$set": {**fields, "updated_at": now()}},
+        )
+        return result.modified_count == 1
+
+    async def fail(
+        self,
+        job_id: str,
+        *,
+        code: str,
+        message: str,
+        retryable: bool = False,
+    ) -> Job | None:
+        """Fail a job that is not final yet, saying why."""
+        active = [s for s in JobStatus if s not in FINAL_STATUSES]
+        job = await self.get(job_id)
+        progress = job["progress"] if job else 0
+        return await self.transition(
+            job_id,
+            expected=active,
+            to=JobStatus.FAILED,
+            progress=progress,
+            fields={"error": {"code": code, "message": message, "retryable": retryable}},
+            unset=["lease"],
+        )
+
+    async def record_attempt(self, job_id: str, *, code: str, message: str) -> int:
+        """Count a failed attempt and remember its reason; returns the attempt count."""
+        job = await self.jobs.find_one_and_update(
+            {"_id": job_id},
+            {
+                "$inc": {"attempts": 1},
+                "$set": {"last_error": {"code": code, "message": message, "at": now()}},
+                "$unset": {"lease": ""},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(job["attempts"]) if job else 0

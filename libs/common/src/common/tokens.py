@@ -1,0 +1,47 @@
+"""Signed tokens: per-job read tokens and expiring download links.
+
+One signing key (`SIGNING_KEY`) shared by the gateway and the notifier; each
+kind of token uses its own salt so one can never be replayed as another.
+"""
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from common.settings import CommonSettings
+
+
+class InvalidToken(Exception):
+    pass
+
+
+class Signer:
+    def __init__(self, settings: CommonSettings) -> None:
+        key = settings.signing_key.get_secret_value()
+        self._jobs = URLSafeTimedSerializer(key, salt="job-read")
+        self._files = URLSafeTimedSerializer(key, salt="file-download")
+        self.job_token_ttl = settings.job_token_ttl_seconds
+        self.download_ttl = settings.download_url_ttl_seconds
+
+    def job_token(self, job_id: str) -> str:
+        """A token that grants read access to one job."""
+        return self._jobs.dumps({"job": job_id})
+
+    def job_from_token(self, token: str) -> str:
+        """The job id a token grants; raises InvalidToken when forged or expired."""
+        try:
+            data = self._jobs.loads(token, max_age=self.job_token_ttl)
+        except SignatureExpired as e:
+            raise InvalidToken("the token has expired") from e
+        except BadSignature as e:
+            raise InvalidToken("the token is not valid") from e
+        return str(data["job"])
+
+    def file_signature(self, key: str) -> str:
+        return self._files.dumps(key)
+
+    def key_from_file_signature(self, signature: str) -> str:
+        try:
+            return str(self._files.loads(signature, max_age=self.download_ttl))
+        except SignatureExpired as e:
+            raise InvalidToken("the download link has expired") from e
+        except BadSignature as e:
+            raise InvalidToken("the download link is not valid") from e

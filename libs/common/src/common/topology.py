@@ -1,0 +1,109 @@
+"""Broker topology: one durable topic exchange, quorum work queues with a
+dead-letter queue and delayed-retry queues each, and the per-replica status queue.
+
+Every service declares the whole topology at start-up (declarations are
+idempotent), so no event is unroutable just because a consumer started late.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+
+from common.events import RoutingKey
+from common.settings import CommonSettings
+
+# A message redelivered this many times (a crash loop, say) goes to the dead-letter queue.
+DELIVERY_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """A quorum queue fed by one routing key, with its dead-letter and retry queues."""
+
+    queue: RabbitQueue
+    routing_key: RoutingKey
+    dead_letter: RabbitQueue
+    retries: tuple[tuple[int, RabbitQueue], ...]  # (delay in seconds, queue), shortest first
+
+    def retry_tier(self, attempt: int, at_least: float = 0.0) -> tuple[int, RabbitQueue]:
+        """The retry queue for the n-th retry (1-based; the last tier repeats), or the
+        shortest one that waits at least `at_least` seconds (a provider's Retry-After)."""
+        if at_least > 0:
+            return next((t for t in self.retries if t[0] >= at_least), self.retries[-1])
+        return self.retries[min(max(attempt, 1), len(self.retries)) - 1]
+
+
+def _quorum(name: str, arguments: dict[str, Any], routing_key: str = "") -> RabbitQueue:
+    return RabbitQueue(
+        name,
+        queue_type=QueueType.QUORUM,
+        durable=True,
+        arguments=arguments,  # type: ignore[arg-type]
+        routing_key=routing_key,
+    )
+
+
+class Topology:
+    def __init__(self, settings: CommonSettings) -> None:
+        self.settings = settings
+        self.exchange = RabbitExchange(
+            settings.exchange_name, type=ExchangeType.TOPIC, durable=True
+        )
+        self.prompt_jobs = self._work_queue("prompt.jobs", RoutingKey.JOB_SUBMITTED)
+        self.video_jobs = self._work_queue("video.jobs", RoutingKey.PROMPT_READY)
+
+    @property
+    def work_queues(self) -> tuple[WorkQueue, ...]:
+        return (self.prompt_jobs, self.video_jobs)
+
+    def _work_queue(self, name: str, routing_key: RoutingKey) -> WorkQueue:
+        full = self.settings.queue_name(name)
+        dead_letter = _quorum(f"{full}.dlq", {})
+        # Expired retries go back to the work queue through the default exchange.
+        retries = tuple(
+            (
+                delay,
+                _quorum(
+                    f"{full}.retry.{delay}s",
+                    {
+                        "x-message-ttl": delay * 1000,
+                        "x-dead-letter-exchange": "",
+                        "x-dead-letter-routing-key": full,
+                        "x-dead-letter-strategy": "at-least-once",
+                        "x-overflow": "reject-publish",
+                    },
+                ),
+            )
+            for delay in self.settings.retry_delays
+        )
+        queue = _quorum(
+            full,
+            {
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": dead_letter.name,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+                "x-delivery-limit": DELIVERY_LIMIT,
+            },
+            routing_key=routing_key.value,
+        )
+        return WorkQueue(queue, routing_key, dead_letter, retries)
+
+    def status_queue(self, replica_id: str) -> RabbitQueue:
+        """A notifier replica's own queue: sees every status event, gone with the replica."""
+        return RabbitQueue(
+            self.settings.queue_name(f"notifier.{replica_id}"),
+            exclusive=True,
+            auto_delete=True,
+            routing_key=RoutingKey.JOB_STATUS.value,
+        )
+
+    async def declare(self, broker: RabbitBroker) -> None:
+        exchange = await broker.declare_exchange(self.exchange)
+        for work in self.work_queues:
+            queue = await broker.declare_queue(work.queue)
+            await queue.bind(exchange, routing_key=work.routing_key.value)
+            await broker.declare_queue(work.dead_letter)
+            for _, retry in work.retries:
+                await broker.declare_queue(retry)

@@ -1,0 +1,58 @@
+"""The public JSON view of a job, shared by the gateway (REST) and the notifier
+(WebSocket snapshots), so both show a job the same way."""
+
+from typing import Any
+
+from common.jobs import Job
+from common.storage import Storage
+from common.tokens import Signer
+
+API_PREFIX = "/api/v1"
+
+
+async def download_url(key: str, storage: Storage, signer: Signer) -> str:
+    """A presigned URL when storage can make one, else an expiring gateway link."""
+    url = await storage.presigned_url(key, signer.download_ttl)
+    return url or f"{API_PREFIX}/files/{signer.file_signature(key)}"
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+async def public_job(job: Job, storage: Storage, signer: Signer) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": job["_id"],
+        "status": job["status"],
+        "progress": job["progress"],
+        "seq": job["seq"],
+        "title": job["title"],
+        "description": job["description"],
+        "options": job["options"],
+        "image": {k: job["image"][k] for k in ("width", "height", "content_type")},
+        "attempts": job.get("attempts", 0),
+        "created_at": _iso(job["created_at"]),
+        "updated_at": _iso(job["updated_at"]),
+        "history": [
+            {"seq": h["seq"], "status": h["status"], "progress": h["progress"], "at": _iso(h["at"])}
+            for h in job.get("history", [])
+        ],
+        "prompt": None,
+        "video": None,
+        "error": None,
+    }
+    if prompt := job.get("prompt"):
+        view["prompt"] = {k: prompt.get(k) for k in ("text", "source", "model", "cost")}
+    if (video := job.get("video")) and job["status"] == "completed":
+        view["video"] = {
+            "url": await download_url(video["key"], storage, signer),
+            "poster_url": await download_url(video["poster_key"], storage, signer),
+            "duration": video["duration"],
+            "width": video["width"],
+            "height": video["height"],
+            "size": video["size"],
+            "codec": video["codec"],
+        }
+    if error := job.get("error"):
+        view["error"] = {"code": error["code"], "message": error["message"]}
+    return view

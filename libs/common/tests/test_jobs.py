@@ -1,0 +1,91 @@
+"""The job status machine against a real MongoDB-protocol server."""
+
+import asyncio
+
+from common.events import JobStatus
+from common.jobs import ClaimOutcome, JobRepository, new_job_id
+
+
+def _job(**extra: object) -> dict[str, object]:
+    return {
+        "_id": new_job_id(),
+        "owner": "anon:127.0.0.1",
+        "title": "Mug",
+        "description": "A mug",
+        **extra,
+    }
+
+
+async def test_create_is_idempotent_per_owner_and_key(mongo_db) -> None:
+    repo = JobRepository(mongo_db)
+    first, created = await repo.create(_job(idempotency_key="k1"))
+    again, created_again = await repo.create(_job(idempotency_key="k1"))
+    other, other_created = await repo.create(_job(idempotency_key="k1", owner="anon:10.0.0.9"))
+    assert created and not created_again and other_created
+    assert again["_id"] == first["_id"] and other["_id"] != first["_id"]
+    # Jobs without a key never collide with each other.
+    assert (await repo.create(_job()))[1] and (await repo.create(_job()))[1]
+
+
+async def test_transition_applies_once_and_records_history(mongo_db) -> None:
+    repo = JobRepository(mongo_db)
+    job, _ = await repo.create(_job())
+    moved = await repo.transition(
+        job["_id"], expected=[JobStatus.QUEUED], to=JobStatus.PROMPTING, progress=10
+    )
+    duplicate = await repo.transition(
+        job["_id"], expected=[JobStatus.QUEUED], to=JobStatus.PROMPTING, progress=10
+    )
+    assert moved is not None and moved["seq"] == 2 and duplicate is None
+    assert [(h["seq"], h["status"]) for h in moved["history"]] == [(1, "queued"), (2, "prompting")]
+
+
+async def test_concurrent_transitions_have_one_winner(mongo_db) -> None:
+    repo = JobRepository(mongo_db)
+    job, _ = await repo.create(_job())
+    results = await asyncio.gather(
+        *[
+            repo.transition(
+                job["_id"], expected=[JobStatus.QUEUED], to=JobStatus.PROMPTING, progress=10
+            )
+            for _ in range(8)
+        ]
+    )
+    assert sum(r is not None for r in results) == 1
+    stored = await repo.get(job["_id"])
+    assert stored["seq"] == 2 and len(stored["history"]) == 2
+
+
+async def test_claim_lease_busy_then_resumed_after_expiry(mongo_db) -> None:
+    repo = JobRepository(mongo_db)
+    job, _ = await repo.create(_job())
+    args = {"ready": JobStatus.QUEUED, "working": (JobStatus.PROMPTING,), "progress": 10}
+    first = await repo.claim(job["_id"], holder="a", lease_seconds=0.3, **args)
+    busy = await repo.claim(job["_id"], holder="b", lease_seconds=0.3, **args)
+    assert first.outcome is ClaimOutcome.CLAIMED and busy.outcome is ClaimOutcome.BUSY
+    await asyncio.sleep(0.4)
+    resumed = await repo.claim(job["_id"], holder="b", lease_seconds=5, **args)
+    assert resumed.outcome is ClaimOutcome.RESUMED
+    assert resumed.job["lease"]["holder"] == "b" and resumed.job["seq"] == 2
+    await repo.transition(
+        job["_id"],
+        expected=[JobStatus.PROMPTING],
+        to=JobStatus.PROMPT_READY,
+        progress=30,
+        unset=["lease"],
+    )
+    done = await repo.claim(job["_id"], holder="c", lease_seconds=5, **args)
+    assert done.outcome is ClaimOutcome.DONE
+
+
+async def test_fail_only_from_active_states_and_says_why(mongo_db) -> None:
+    repo = JobRepository(mongo_db)
+    job, _ = await repo.create(_job())
+    failed = await repo.fail(job["_id"], code="bad_image", message="The photo is unreadable.")
+    assert failed["status"] == "failed"
+    assert failed["error"] == {
+        "code": "bad_image",
+        "message": "The photo is unreadable.",
+        "retryable": False,
+    }
+    assert await repo.fail(job["_id"], code="x", message="again") is None
