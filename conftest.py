@@ -1,13 +1,18 @@
 """Fixtures shared by every test: the real backing services and settings that
 isolate one test session (its own queue prefix, database and storage)."""
 
+import asyncio
+import json
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from faststream.rabbit import RabbitBroker
 
 from common.settings import CommonSettings
+from common.topology import Topology
 from tests.support import backends
 
 
@@ -34,11 +39,32 @@ def s3_env() -> Iterator[dict[str, str]]:
         yield env
 
 
+def _delete_topology(env: dict[str, str]) -> None:
+    """Remove a test's queues: left-over quorum queues exhaust the broker's file handles."""
+
+    async def delete() -> None:
+        settings = CommonSettings(
+            amqp_url=env["AMQP_URL"],
+            amqp_prefix=env["AMQP_PREFIX"],
+            retry_delays=json.loads(env["RETRY_DELAYS"]),
+            amqp_queue_expires_seconds=int(env["AMQP_QUEUE_EXPIRES_SECONDS"]),
+        )
+        broker = RabbitBroker(settings.amqp_url, logger=None)
+        async with broker:
+            await broker.connect()
+            await Topology(settings).delete(broker)
+
+    # In a thread of its own: asyncio.run must not touch the tests' event loop.
+    worker = threading.Thread(target=asyncio.run, args=(delete(),))
+    worker.start()
+    worker.join(30)
+
+
 @pytest.fixture
-def service_env(amqp_url: str, mongodb_url: str, tmp_path: Path) -> dict[str, str]:
+def service_env(amqp_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for services under test: a fresh prefix, database and folder per test."""
     run = uuid.uuid4().hex[:8]
-    return {
+    env = {
         "AMQP_URL": amqp_url,
         "AMQP_PREFIX": f"test.{run}.",
         "MONGODB_URL": mongodb_url,
@@ -47,7 +73,10 @@ def service_env(amqp_url: str, mongodb_url: str, tmp_path: Path) -> dict[str, st
         "SIGNING_KEY": f"test-signing-key-{run}",
         "LOG_FORMAT": "text",
         "RETRY_DELAYS": "[1,2,3]",
+        "AMQP_QUEUE_EXPIRES_SECONDS": "900",
     }
+    yield env
+    _delete_topology(env)
 
 
 @pytest.fixture

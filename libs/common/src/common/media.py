@@ -6,6 +6,23 @@ from pathlib import Path
 
 import av
 
+# Output size of a clip per aspect ratio (720p class); one place for every provider and check.
+FRAME_SIZES: dict[str, tuple[int, int]] = {
+    "9:16": (720, 1280),
+    "1:1": (720, 720),
+    "16:9": (1280, 720),
+}
+
+
+def frame_size(aspect_ratio: str) -> tuple[int, int]:
+    """Width and height of a clip with this aspect ratio."""
+    try:
+        return FRAME_SIZES[aspect_ratio]
+    except KeyError:
+        raise ValueError(
+            f"aspect ratio must be one of {', '.join(FRAME_SIZES)}, not {aspect_ratio!r}"
+        ) from None
+
 
 def ffmpeg_exe() -> str:
     """The system ffmpeg if there is one, else the static build shipped by imageio-ffmpeg."""

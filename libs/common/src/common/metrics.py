@@ -36,6 +36,11 @@ JOB_RETRIES = Counter(
     "Delayed retries scheduled after a retryable error.",
     ["stage", "error_code"],
 )
+DUPLICATE_EVENTS = Counter(
+    "pv_duplicate_events_total",
+    "Work events dropped because their job was already past the stage.",
+    ["stage"],
+)
 PROVIDER_CALLS = Counter(
     "pv_provider_calls_total",
     "Calls to prompt and video providers.",

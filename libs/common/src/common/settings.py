@@ -24,6 +24,9 @@ class CommonSettings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefixes the exchange and every queue name, so test sessions share one broker safely.
     amqp_prefix: str = ""
+    # Unused queues vanish after this long (x-expires); tests set it so that queues
+    # left by a killed test run cannot pile up on a shared broker.
+    amqp_queue_expires_seconds: int | None = Field(default=None, ge=1)
     prefetch: int = Field(default=4, ge=1)
     graceful_timeout: float = Field(default=30.0, gt=0)
 

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-import aioboto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from common.settings import CommonSettings
@@ -42,8 +40,11 @@ class Storage(Protocol):
     async def download(self, key: str, path: Path) -> None: ...
     async def exists(self, key: str) -> bool: ...
     async def delete(self, key: str) -> None: ...
-    async def presigned_url(self, key: str, expires_in: int) -> str | None:
-        """A direct download URL, or None when the gateway must serve the object."""
+    async def presigned_url(
+        self, key: str, expires_in: int, download_name: str | None = None
+    ) -> str | None:
+        """A direct download URL, or None when the gateway must serve the object.
+        With `download_name` the response asks the browser to save it under that name."""
         ...
 
     async def check(self) -> None:
@@ -93,7 +94,9 @@ class FileStorage:
     async def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
-    async def presigned_url(self, key: str, expires_in: int) -> str | None:
+    async def presigned_url(
+        self, key: str, expires_in: int, download_name: str | None = None
+    ) -> str | None:
         return None
 
     async def check(self) -> None:
@@ -107,6 +110,10 @@ class S3Storage:
 
     def __init__(self, bucket: str, settings: CommonSettings) -> None:
         self.bucket = bucket
+        # Imported here: aioboto3 takes seconds to import, and most runs use the folder backend.
+        import aioboto3
+        from botocore.config import Config
+
         self.session = aioboto3.Session()
         secret = settings.aws_secret_access_key
         self.client_args: dict[str, Any] = {
@@ -161,10 +168,15 @@ class S3Storage:
         async with self._client() as s3:
             await s3.delete_object(Bucket=self.bucket, Key=key)
 
-    async def presigned_url(self, key: str, expires_in: int) -> str | None:
+    async def presigned_url(
+        self, key: str, expires_in: int, download_name: str | None = None
+    ) -> str | None:
+        params = {"Bucket": self.bucket, "Key": key}
+        if download_name:
+            params["ResponseContentDisposition"] = f'attachment; filename="{download_name}"'
         async with self._client() as s3:
             url: str = await s3.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+                "get_object", Params=params, ExpiresIn=expires_in
             )
             return url
 

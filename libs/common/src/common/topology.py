@@ -34,12 +34,16 @@ class WorkQueue:
         return self.retries[min(max(attempt, 1), len(self.retries)) - 1]
 
 
-def _quorum(name: str, arguments: dict[str, Any], routing_key: str = "") -> RabbitQueue:
+def _quorum(
+    name: str, arguments: dict[str, Any], routing_key: str = "", expires_seconds: int | None = None
+) -> RabbitQueue:
+    if expires_seconds:
+        arguments = {**arguments, "x-expires": expires_seconds * 1000}
     return RabbitQueue(
         name,
         queue_type=QueueType.QUORUM,
         durable=True,
-        arguments=arguments,  # type: ignore[arg-type]
+        arguments=arguments,  # type: ignore[arg-type,call-overload]
         routing_key=routing_key,
     )
 
@@ -59,7 +63,8 @@ class Topology:
 
     def _work_queue(self, name: str, routing_key: RoutingKey) -> WorkQueue:
         full = self.settings.queue_name(name)
-        dead_letter = _quorum(f"{full}.dlq", {})
+        expires = self.settings.amqp_queue_expires_seconds
+        dead_letter = _quorum(f"{full}.dlq", {}, expires_seconds=expires)
         # Expired retries go back to the work queue through the default exchange.
         retries = tuple(
             (
@@ -73,6 +78,7 @@ class Topology:
                         "x-dead-letter-strategy": "at-least-once",
                         "x-overflow": "reject-publish",
                     },
+                    expires_seconds=expires,
                 ),
             )
             for delay in self.settings.retry_delays
@@ -87,6 +93,7 @@ class Topology:
                 "x-delivery-limit": DELIVERY_LIMIT,
             },
             routing_key=routing_key.value,
+            expires_seconds=expires,
         )
         return WorkQueue(queue, routing_key, dead_letter, retries)
 
@@ -98,6 +105,16 @@ class Topology:
             auto_delete=True,
             routing_key=RoutingKey.JOB_STATUS.value,
         )
+
+    async def delete(self, broker: RabbitBroker) -> None:
+        """Remove the work queues and the exchange: test teardown on a shared broker, where
+        left-over quorum queues pile up until RabbitMQ runs out of file handles."""
+        for work in self.work_queues:
+            for queue in (work.queue, work.dead_letter, *(q for _, q in work.retries)):
+                declared = await broker.declare_queue(queue)
+                await declared.delete(if_unused=False, if_empty=False)
+        exchange = await broker.declare_exchange(self.exchange)
+        await exchange.delete()
 
     async def declare(self, broker: RabbitBroker) -> None:
         exchange = await broker.declare_exchange(self.exchange)

@@ -2,6 +2,7 @@
 (WebSocket snapshots), so both show a job the same way."""
 
 from typing import Any
+from urllib.parse import quote
 
 from common.jobs import Job
 from common.storage import Storage
@@ -10,10 +11,16 @@ from common.tokens import Signer
 API_PREFIX = "/api/v1"
 
 
-async def download_url(key: str, storage: Storage, signer: Signer) -> str:
-    """A presigned URL when storage can make one, else an expiring gateway link."""
-    url = await storage.presigned_url(key, signer.download_ttl)
-    return url or f"{API_PREFIX}/files/{signer.file_signature(key)}"
+async def download_url(
+    key: str, storage: Storage, signer: Signer, *, download_name: str | None = None
+) -> str:
+    """A presigned URL when storage can make one, else an expiring gateway link.
+    `download_name` (a safe file name) makes the link save the file under that name."""
+    url = await storage.presigned_url(key, signer.download_ttl, download_name)
+    if url:
+        return url
+    link = f"{API_PREFIX}/files/{signer.file_signature(key)}"
+    return f"{link}?download={quote(download_name)}" if download_name else link
 
 
 def _iso(value: Any) -> Any:

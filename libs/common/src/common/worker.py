@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from common import db as database
+import common.db as database
 from common.errors import JobError
 from common.events import Event
 from common.jobs import JobRepository
