@@ -1,0 +1,63 @@
+"""What the web client needs to know, and the probes: health, readiness, metrics."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from common import metrics
+from common.health import readiness
+from common.views import API_PREFIX
+from gateway.api.deps import SettingsDep
+from gateway.images import ACCEPTED_TYPES
+from gateway.models import (
+    ASPECT_RATIOS,
+    DEFAULT_ASPECT_RATIO,
+    DURATION_DEFAULT,
+    DURATION_MAX,
+    DURATION_MIN,
+    ClientConfig,
+)
+
+config_router = APIRouter(prefix=API_PREFIX, tags=["meta"])
+probes_router = APIRouter(tags=["meta"])
+
+
+@config_router.get("/config", response_model=ClientConfig, summary="Settings for clients")
+async def client_config(settings: SettingsDep) -> dict[str, Any]:
+    return {
+        "ws_url": settings.public_ws_url,
+        "aspect_ratios": list(ASPECT_RATIOS),
+        "default_aspect_ratio": DEFAULT_ASPECT_RATIO,
+        "durations": {"min": DURATION_MIN, "max": DURATION_MAX, "default": DURATION_DEFAULT},
+        "max_upload_bytes": settings.max_upload_bytes,
+        "limits": {
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_image_pixels": settings.max_image_pixels,
+            "min_image_side": settings.min_image_side,
+            "title_max_length": settings.title_max_length,
+            "description_max_length": settings.description_max_length,
+            "style_max_length": settings.style_max_length,
+            "image_types": list(ACCEPTED_TYPES),
+        },
+    }
+
+
+@probes_router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@probes_router.get("/readyz", summary="Readiness: broker, database and storage reachable")
+async def readyz(request: Request) -> JSONResponse:
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return JSONResponse({"ready": False, "checks": {"startup": "not started"}}, 503)
+    ok, checks = await readiness(services.broker, services.db, services.storage)
+    return JSONResponse({"ready": ok, "checks": checks}, 200 if ok else 503)
+
+
+@probes_router.get("/metrics", include_in_schema=False)
+async def metrics_route() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

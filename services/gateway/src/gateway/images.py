@@ -1,0 +1,192 @@
+"""Upload validation and normalisation of product photos (Pillow).
+
+The type is decided from the bytes alone; the size is checked from the header
+before any pixel is decoded; what is stored is a re-encoded, upright, metadata-free
+RGB JPEG (or an RGBA PNG when the photo has transparency).
+"""
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from fastapi import UploadFile
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from common.errors import ApiError
+
+READ_CHUNK = 1024 * 1024
+JPEG_QUALITY = 92
+
+# The formats we accept, by their leading bytes, and the Pillow decoder for each.
+_SIGNATURES = {
+    "JPEG": lambda b: b.startswith(b"\xff\xd8\xff"),
+    "PNG": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
+    "WEBP": lambda b: len(b) >= 12 and b[:4] == b"RIFF" and b[8:12] == b"WEBP",
+}
+ACCEPTED_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+# Pillow warns (instead of refusing) between its pixel limit and twice that; make the
+# warning an error so an oversized header never reaches the decoder.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def set_pixel_limit(max_pixels: int) -> None:
+    """Pillow's own guard, process-wide; `normalize_image` also checks explicitly."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int
+    max_pixels: int
+    min_side: int
+
+
+@dataclass(frozen=True)
+class NormalizedImage:
+    data: bytes
+    ext: str
+    content_type: str
+    width: int
+    height: int
+    sha256: str  # of the bytes as uploaded
+    source_format: str
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "upload_too_large",
+        f"The upload is larger than {limit // (1024 * 1024)} MiB.",
+        details={"max_upload_bytes": limit},
+    )
+
+
+async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    """The upload's bytes, refusing (413) as soon as more than `limit` arrive."""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await upload.read(READ_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def sniff_format(data: bytes) -> str:
+    """JPEG, PNG or WEBP from the leading bytes; 415 for anything else."""
+    for fmt, matches in _SIGNATURES.items():
+        if matches(data):
+            return fmt
+    raise ApiError(
+        415,
+        "unsupported_image_type",
+        "The photo must be a JPEG, PNG or WebP image.",
+        details={"accepted": list(ACCEPTED_TYPES)},
+    )
+
+
+def _invalid(reason: str) -> ApiError:
+    return ApiError(400, "invalid_image", f"The photo could not be read: {reason}.")
+
+
+def _bomb(width: int, height: int, limits: ImageLimits) -> ApiError:
+    return ApiError(
+        413,
+        "image_too_large",
+        f"The photo has too many pixels ({width}×{height}); "
+        f"the limit is {limits.max_pixels:,} pixels.",
+        details={"width": width, "height": height, "max_pixels": limits.max_pixels},
+    )
+
+
+def _open(data: bytes, fmt: str, limits: ImageLimits) -> Image.Image:
+    """Open (header only) and check the declared size, then decode fully."""
+    try:
+        img = Image.open(io.BytesIO(data), formats=[fmt])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApiError(
+            413,
+            "image_too_large",
+            f"The photo has too many pixels; the limit is {limits.max_pixels:,} pixels.",
+            details={"max_pixels": limits.max_pixels},
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise _invalid("the file is damaged or not a real image") from e
+    width, height = img.size
+    if width * height > limits.max_pixels:
+        raise _bomb(width, height, limits)
+    try:
+        img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _bomb(width, height, limits) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise _invalid("the file is truncated or damaged") from e
+    return img
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+
+
+def _to_srgb(img: Image.Image) -> Image.Image:
+    """Convert from an embedded colour profile to sRGB: dropping the profile
+    without converting would shift the colours of wide-gamut and CMYK photos."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA", "CMYK"):
+        return img
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(img, source, srgb, outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return img  # a broken profile: fall back to a plain conversion
+    return converted if converted is not None else img
+
+
+def normalize_image(data: bytes, limits: ImageLimits) -> NormalizedImage:
+    """Validate an uploaded photo and re-encode it upright and without metadata.
+
+    CPU-bound: call it in a thread."""
+    if len(data) > limits.max_bytes:
+        raise too_large(limits.max_bytes)
+    fmt = sniff_format(data)
+    img = _open(data, fmt, limits)
+    if min(img.size) < limits.min_side:
+        raise ApiError(
+            422,
+            "image_too_small",
+            f"The photo is {img.width}×{img.height} pixels; "
+            f"both sides must be at least {limits.min_side} pixels.",
+            details={"width": img.width, "height": img.height, "min_side": limits.min_side},
+        )
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except (OSError, ValueError, SyntaxError) as e:
+        raise _invalid("its orientation data is damaged") from e
+    alpha = _has_alpha(img)
+    img = _to_srgb(img)
+    img = img.convert("RGBA" if alpha else "RGB")
+    # Nothing of the original's metadata (EXIF with GPS, XMP, comments) is written back.
+    img.info = {}
+    out = io.BytesIO()
+    if alpha:
+        img.save(out, "PNG", optimize=True)
+        ext, content_type = "png", "image/png"
+    else:
+        img.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+        ext, content_type = "jpg", "image/jpeg"
+    return NormalizedImage(
+        data=out.getvalue(),
+        ext=ext,
+        content_type=content_type,
+        width=img.width,
+        height=img.height,
+        sha256=hashlib.sha256(data).hexdigest(),
+        source_format=fmt,
+    )

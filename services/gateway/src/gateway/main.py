@@ -1,0 +1,90 @@
+"""The gateway app: REST API, uploads, signed file links and the web client.
+
+Run with `uvicorn gateway.main:app --port 8000`.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from common.errors import error_body, install_error_handlers
+from common.logs import configure_logging
+from common.views import API_PREFIX
+from gateway import images
+from gateway.api.main import api_router
+from gateway.core.config import GatewaySettings
+from gateway.core.services import Services
+from gateway.middleware import (
+    RequestMetrics,
+    SecurityHeaders,
+    UploadSizeLimit,
+    UploadTooLarge,
+    content_security_policy,
+)
+
+WEB_DIR = Path(__file__).parent / "web"
+# Room for the form's text fields and multipart boundaries beside the photo.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    images.set_pixel_limit(settings.max_image_pixels)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level, settings.log_format)
+        services = await Services.start(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            app.state.services = None
+            await services.stop()
+
+    app = FastAPI(
+        title="Product Videos",
+        summary="Turn one product photo into a short marketing video.",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.services = None
+    install_error_handlers(app)
+
+    @app.exception_handler(UploadTooLarge)
+    async def upload_too_large(_: Request, exc: UploadTooLarge) -> JSONResponse:
+        error = images.too_large(exc.limit)
+        return JSONResponse(
+            error_body(error.code, error.message, error.details),
+            status_code=413,
+            headers={"Connection": "close"},
+        )
+
+    app.include_router(api_router)
+    # Last: everything no route claims is a file of the web client.
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+
+    media_origins = []
+    if settings.s3_endpoint_url and settings.storage_url.startswith("s3://"):
+        media_origins.append(settings.s3_endpoint_url.rstrip("/"))
+    app.add_middleware(
+        UploadSizeLimit,
+        path=f"{API_PREFIX}/jobs",
+        max_upload_bytes=settings.max_upload_bytes,
+        overhead=FORM_OVERHEAD_BYTES,
+    )
+    app.add_middleware(
+        SecurityHeaders, csp=content_security_policy(settings.public_ws_url, media_origins)
+    )
+    app.add_middleware(RequestMetrics)
+    return app
+
+
+app = create_app()

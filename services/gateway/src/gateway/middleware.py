@@ -1,0 +1,157 @@
+"""Plain ASGI middleware: request metrics, security headers, the upload size cap.
+
+Pure ASGI (not BaseHTTPMiddleware) so file responses keep streaming.
+"""
+
+import time
+from urllib.parse import urlparse
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.errors import error_body
+from common.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from gateway.images import too_large
+
+
+class RequestMetrics:
+    """Count and time requests by route template (never the raw path: ids would
+    make a time series per job)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path_format", None) or "unmatched"
+            method = scope["method"]
+            HTTP_REQUESTS.labels(route=template, method=method, status=str(status)).inc()
+            HTTP_SECONDS.labels(route=template, method=method).observe(
+                time.perf_counter() - started
+            )
+
+
+def _origin(url: str) -> str | None:
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}" if parsed.scheme and parsed.netloc else None
+
+
+def content_security_policy(ws_url: str, extra_media_origins: list[str]) -> str:
+    """Scripts and styles from this origin only; the notifier's socket; media and
+    images also from blob:/data: (previews) and https: (presigned storage links)."""
+    connect = ["'self'"]
+    if ws_origin := _origin(ws_url):
+        connect.append(ws_origin)
+    media = ["'self'", "blob:", "data:", "https:", *extra_media_origins]
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {' '.join(media)}",
+            f"media-src {' '.join(media)}",
+            f"connect-src {' '.join(connect)}",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+# FastAPI's own documentation pages load Swagger UI / ReDoc from a CDN with inline scripts.
+_DOCS_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app = app
+        self.headers = {
+            "X-Content-Type-Options": "nosniff",
+            # Job tokens travel in some URLs (video links); never leak them in a Referer.
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY",
+            "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+        }
+        self.csp = csp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with_csp = not scope["path"].startswith(_DOCS_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    headers.setdefault(name, value)
+                if with_csp:
+                    headers.setdefault("Content-Security-Policy", self.csp)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class UploadTooLarge(HTTPException):
+    """Raised while the body streams in; an HTTPException so FastAPI's form parsing
+    lets it through instead of turning it into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, too_large(limit).message)
+        self.limit = limit
+
+
+class UploadSizeLimit:
+    """Caps the request body of uploads: at once from Content-Length, else while it
+    streams in, so an oversized upload is never spooled to disk whole."""
+
+    def __init__(self, app: ASGIApp, *, path: str, max_upload_bytes: int, overhead: int) -> None:
+        self.app = app
+        self.path = path
+        self.max_upload_bytes = max_upload_bytes
+        self.limit = max_upload_bytes + overhead  # the form's text fields and boundaries
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.limit:
+            error = too_large(self.max_upload_bytes)
+            response = JSONResponse(
+                error_body(error.code, error.message, error.details),
+                status_code=413,
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_capped() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise UploadTooLarge(self.max_upload_bytes)
+            return message
+
+        await self.app(scope, receive_capped, send)

@@ -1,0 +1,131 @@
+"""Request and response models: what the OpenAPI schema documents."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AspectRatio = Literal["9:16", "1:1", "16:9"]
+ASPECT_RATIOS: tuple[AspectRatio, ...] = ("9:16", "1:1", "16:9")
+DEFAULT_ASPECT_RATIO: AspectRatio = "9:16"
+DURATION_MIN, DURATION_MAX, DURATION_DEFAULT = 3, 10, 5
+
+
+class JobOptions(BaseModel):
+    aspect_ratio: AspectRatio = DEFAULT_ASPECT_RATIO
+    duration: int = Field(default=DURATION_DEFAULT, ge=DURATION_MIN, le=DURATION_MAX)
+    style: str | None = None
+
+
+class JobCreate(BaseModel):
+    """The validated fields of an upload (the photo travels beside them)."""
+
+    title: str
+    description: str
+    options: JobOptions
+
+
+class ImagePublic(BaseModel):
+    width: int
+    height: int
+    content_type: str
+
+
+class HistoryEntry(BaseModel):
+    seq: int
+    status: str
+    progress: int
+    at: str
+
+
+class PromptPublic(BaseModel):
+    text: str | None = None
+    source: str | None = None
+    model: str | None = None
+    cost: float | None = None
+
+
+class VideoPublic(BaseModel):
+    url: str = Field(description="Expiring link to the MP4 file.")
+    poster_url: str = Field(description="Expiring link to the poster JPEG.")
+    duration: float
+    width: int
+    height: int
+    size: int
+    codec: str
+
+
+class JobErrorPublic(BaseModel):
+    code: str
+    message: str
+
+
+class JobPublic(BaseModel):
+    """A job as its owner sees it (`common.views.public_job`)."""
+
+    # Fields added to the shared view later still reach clients.
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    status: str
+    progress: int = Field(ge=0, le=100)
+    seq: int
+    title: str
+    description: str
+    options: JobOptions
+    image: ImagePublic
+    attempts: int
+    created_at: str
+    updated_at: str
+    history: list[HistoryEntry]
+    prompt: PromptPublic | None = None
+    video: VideoPublic | None = None
+    error: JobErrorPublic | None = None
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: str
+    token: str = Field(description="Grants read access to this job (Bearer or ?token=).")
+    job: JobPublic
+
+
+class DurationLimits(BaseModel):
+    min: int
+    max: int
+    default: int
+
+
+class UploadLimits(BaseModel):
+    max_upload_bytes: int
+    max_image_pixels: int
+    min_image_side: int
+    title_max_length: int
+    description_max_length: int
+    style_max_length: int
+    image_types: list[str]
+
+
+class ClientConfig(BaseModel):
+    ws_url: str
+    aspect_ratios: list[str]
+    default_aspect_ratio: str
+    durations: DurationLimits
+    max_upload_bytes: int
+    limits: UploadLimits
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error this API answers."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting the error shape for these statuses."""
+    return {status: {"model": ErrorResponse} for status in statuses}

@@ -1,0 +1,190 @@
+"""Submitting a job: validate the fields, store the photo, create the job, publish.
+
+A refused request stores nothing; a job is only announced after it is stored;
+the same Idempotency-Key from the same owner never makes a second job.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import ApiError
+from common.events import JobSubmitted
+from common.jobs import Job, new_job_id
+from common.metrics import JOBS_SUBMITTED
+from common.storage import upload_key
+from gateway.core.config import GatewaySettings
+from gateway.core.services import Services
+from gateway.images import NormalizedImage
+from gateway.models import JobCreate, JobOptions
+
+log = logging.getLogger(__name__)
+
+
+def _text_field(
+    name: str, value: str | None, max_length: int, *, required: bool
+) -> tuple[str | None, dict[str, str] | None]:
+    """Strip surrounding whitespace only: everything else the user typed is kept exactly."""
+    text = (value or "").strip()
+    if not text:
+        return None, ({"field": name, "message": "This field is required."} if required else None)
+    if len(text) > max_length:
+        return None, {
+            "field": name,
+            "message": f"At most {max_length} characters (got {len(text)}).",
+        }
+    return text, None
+
+
+def validate_fields(
+    settings: GatewaySettings,
+    *,
+    title: str,
+    description: str,
+    style: str | None,
+    options: JobOptions,
+) -> JobCreate:
+    """The text fields, stripped and within their limits; 422 listing every problem."""
+    checked = {
+        "title": _text_field("title", title, settings.title_max_length, required=True),
+        "description": _text_field(
+            "description", description, settings.description_max_length, required=True
+        ),
+        "style": _text_field("style", style, settings.style_max_length, required=False),
+    }
+    problems = [problem for _, problem in checked.values() if problem]
+    if problems:
+        raise ApiError(422, "validation_error", "The request is not valid.", details=problems)
+    return JobCreate(
+        title=checked["title"][0] or "",
+        description=checked["description"][0] or "",
+        options=options.model_copy(update={"style": checked["style"][0]}),
+    )
+
+
+def validate_idempotency_key(settings: GatewaySettings, key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 0 < len(key) <= settings.idempotency_key_max_length or not key.isprintable():
+        raise ApiError(
+            422,
+            "validation_error",
+            "The request is not valid.",
+            details=[
+                {
+                    "field": "Idempotency-Key",
+                    "message": f"1 to {settings.idempotency_key_max_length} printable characters.",
+                }
+            ],
+        )
+    return key
+
+
+def request_fingerprint(create: JobCreate, image_sha256: str) -> str:
+    """What makes two submissions "the same request" for an idempotency key."""
+    canonical = json.dumps(
+        {"image": image_sha256, **create.model_dump(mode="json")},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: Job
+    created: bool
+
+
+def _replay(existing: Job, fingerprint: str) -> Submission:
+    if existing.get("request_fingerprint") != fingerprint:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different request.",
+        )
+    return Submission(existing, created=False)
+
+
+async def submit_job(
+    services: Services,
+    *,
+    owner: str,
+    client_ip: str,
+    create: JobCreate,
+    image: NormalizedImage,
+    idempotency_key: str | None,
+) -> Submission:
+    fingerprint = request_fingerprint(create, image.sha256)
+    if idempotency_key is not None:
+        existing = await services.repo.jobs.find_one(
+            {"owner": owner, "idempotency_key": idempotency_key}
+        )
+        if existing is not None:
+            return _replay(existing, fingerprint)
+
+    job_id = new_job_id()
+    key = upload_key(job_id, image.ext)
+    await services.storage.put_bytes(key, image.data, image.content_type)
+    document: dict[str, Any] = {
+        "_id": job_id,
+        "owner": owner,
+        "client_ip": client_ip,
+        "title": create.title,
+        "description": create.description,
+        "options": create.options.model_dump(mode="json"),
+        "image": {
+            "key": key,
+            "sha256": image.sha256,
+            "width": image.width,
+            "height": image.height,
+            "content_type": image.content_type,
+        },
+        "request_fingerprint": fingerprint,
+    }
+    if idempotency_key is not None:
+        document["idempotency_key"] = idempotency_key
+    try:
+        job, created = await services.repo.create(document)
+    except BaseException:
+        await services.storage.delete(key)
+        raise
+    if not created:  # a concurrent request with the same key won the insert
+        await services.storage.delete(key)
+        return _replay(job, fingerprint)
+
+    timeout = services.settings.publish_timeout_seconds
+    try:
+        await asyncio.wait_for(
+            services.publishers.job_submitted.publish(JobSubmitted(job_id=job_id)), timeout
+        )
+    except Exception as e:  # the broker refused, is gone or does not confirm: the job cannot run
+        log.exception("could not publish job.submitted", extra={"job_id": job_id})
+        await _fail_unqueued(services, job_id, e)
+        raise ApiError(
+            503,
+            "queue_unavailable",
+            "The job could not be queued; please try again in a moment.",
+            details={"job_id": job_id},
+        ) from e
+    JOBS_SUBMITTED.inc()
+    log.info("job submitted", extra={"job_id": job_id})
+    return Submission(job, created=True)
+
+
+async def _fail_unqueued(services: Services, job_id: str, error: Exception) -> None:
+    try:
+        await asyncio.wait_for(
+            services.pipeline.fail(
+                job_id,
+                code="queue_unavailable",
+                message=f"The job could not be queued ({type(error).__name__}).",
+                retryable=True,
+            ),
+            services.settings.publish_timeout_seconds,
+        )
+    except Exception:  # the failure is stored before it is announced; announcing may fail too
+        log.exception("could not announce the failed job", extra={"job_id": job_id})
