@@ -1,0 +1,174 @@
+"""`job.submitted` → a prompt (reused or freshly written) on the job → `prompt.ready`."""
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from faststream import AckPolicy
+
+from common.errors import JobError
+from common.events import JobStatus, JobSubmitted, PromptReady
+from common.jobs import ClaimOutcome, Job
+from common.metrics import PROMPT_REUSE, PROVIDER_CALLS, PROVIDER_COST, PROVIDER_SECONDS
+from common.storage import ObjectNotFound
+from common.worker import RetryLater, WorkerContext
+from prompt import photo_facts
+from prompt.config import PromptSettings
+from prompt.providers.base import (
+    PromptProvider,
+    PromptRequest,
+    PromptResult,
+    VideoOptions,
+    get_provider,
+)
+from prompt.reuse import PromptCache, reuse_key
+
+log = logging.getLogger(__name__)
+
+
+class PromptStage:
+    def __init__(
+        self, ctx: WorkerContext, settings: PromptSettings, provider: PromptProvider
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.provider = provider
+        self.cache = PromptCache(ctx.db)
+
+    async def handle(self, event: JobSubmitted) -> None:
+        ctx = self.ctx
+        claim = await ctx.repo.claim(
+            event.job_id,
+            ready=JobStatus.QUEUED,
+            working=(JobStatus.PROMPTING,),
+            progress=10,
+            lease_seconds=self.settings.lease_seconds,
+            holder=ctx.holder,
+        )
+        if claim.outcome is ClaimOutcome.BUSY:
+            raise RetryLater(claim.retry_in)
+        if claim.outcome is ClaimOutcome.DONE:
+            if claim.job is not None and claim.job["status"] == JobStatus.PROMPT_READY:
+                # The prompt may be stored without its announcement (a crash in between);
+                # announcing again is safe, the video stage drops duplicates.
+                await ctx.publishers.prompt_ready.publish(PromptReady(job_id=event.job_id))
+            return
+        assert claim.job is not None
+        prompt = await self.prompt_for(claim.job)
+        moved = await ctx.pipeline.advance(
+            event.job_id,
+            expected=[JobStatus.PROMPTING],
+            to=JobStatus.PROMPT_READY,
+            progress=30,
+            fields={"prompt": prompt},
+            unset=["lease"],
+        )
+        if moved is None:
+            log.info("the job left prompting while its prompt was written; dropped")
+            return
+        await ctx.publishers.prompt_ready.publish(PromptReady(job_id=event.job_id))
+
+    async def prompt_for(self, job: Job) -> dict[str, Any]:
+        """The job's `prompt` field: from the reuse cache, else from the provider."""
+        options = VideoOptions.from_job(job["options"])
+        key = reuse_key(
+            image_sha256=job["image"]["sha256"],
+            title=job["title"],
+            description=job["description"],
+            options=options,
+            template_version=self.settings.template_version,
+            provider=self.provider.name,
+            model=self.provider.model,
+        )
+        prompt = {"template_version": self.settings.template_version}
+        cached = await self.cache.lookup(key, job_id=job["_id"])
+        if cached is not None and cached.origin_job != job["_id"]:
+            PROMPT_REUSE.labels(result="hit").inc()
+            # Nothing was spent on this job: the cost was paid by the job that wrote it.
+            return {
+                **prompt,
+                "text": cached.text,
+                "source": "reused",
+                "model": cached.model,
+                "cost": 0.0,
+                "details": {**cached.details, "reuse_key": key, "reused_from": cached.origin_job},
+            }
+        if cached is not None:
+            # This job wrote it before a crash: keep it rather than paying again.
+            text, model, cost, details = cached.text, cached.model, cached.cost, cached.details
+        else:
+            PROMPT_REUSE.labels(result="miss").inc()
+            result = await self.call_provider(job, options)
+            await self.cache.store(
+                key, result=result, provider=self.provider.name, job_id=job["_id"]
+            )
+            text, model, cost, details = result.text, result.model, result.cost, result.details
+        return {
+            **prompt,
+            "text": text,
+            "source": "template" if self.provider.name == "template" else "llm",
+            "model": model,
+            "cost": cost,
+            "details": {**details, "reuse_key": key},
+        }
+
+    async def call_provider(self, job: Job, options: VideoOptions) -> PromptResult:
+        image = job["image"]
+        try:
+            data = await self.ctx.storage.get_bytes(image["key"])
+        except ObjectNotFound as e:
+            raise JobError("source_missing", "The uploaded photo is missing from storage.") from e
+        try:
+            facts = await asyncio.to_thread(photo_facts.describe, data)
+        except photo_facts.InvalidImage as e:
+            raise JobError("invalid_image", f"The uploaded photo cannot be read: {e}") from e
+        request = PromptRequest(
+            job_id=job["_id"],
+            title=job["title"],
+            description=job["description"],
+            options=options,
+            facts=facts,
+            image=data,
+            content_type=image.get("content_type", "application/octet-stream"),
+        )
+        name = self.provider.name
+        started = time.monotonic()
+        try:
+            result = await self.provider.write(request)
+        except JobError as e:
+            PROVIDER_CALLS.labels(provider=name, operation="prompt", outcome=e.code).inc()
+            raise
+        except Exception:
+            PROVIDER_CALLS.labels(provider=name, operation="prompt", outcome="error").inc()
+            raise
+        finally:
+            PROVIDER_SECONDS.labels(provider=name, operation="prompt").observe(
+                time.monotonic() - started
+            )
+        PROVIDER_CALLS.labels(provider=name, operation="prompt", outcome="ok").inc()
+        if result.cost:
+            PROVIDER_COST.labels(provider=name).inc(result.cost)
+        log.info("prompt written by %s (%s)", name, result.model)
+        return result
+
+
+def register(
+    ctx: WorkerContext, settings: PromptSettings, provider: PromptProvider | None = None
+) -> PromptStage:
+    """Subscribe the prompt stage to `prompt.jobs` on the worker's broker."""
+    stage = PromptStage(ctx, settings, provider or get_provider(settings))
+    work = ctx.topology.prompt_jobs
+
+    @ctx.broker.subscriber(
+        work.queue,
+        ctx.topology.exchange,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="prompt.jobs:consume",
+        description="Writes (or reuses) the job's video prompt, then publishes prompt.ready.",
+    )
+    @ctx.stage_handler("prompting", work)
+    async def on_job_submitted(event: JobSubmitted) -> None:
+        await stage.handle(event)
+
+    return stage

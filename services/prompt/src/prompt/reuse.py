@@ -1,0 +1,115 @@
+"""The prompt reuse cache (collection `prompts`): the same photo with the same
+text and options gets the prompt already written for it, without a provider call.
+
+The key covers everything that shapes the prompt: the photo's sha256, the title
+and description (normalised, so case and whitespace edits still reuse), the
+options, the template version and the provider's model.
+"""
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from common.jobs import now
+from prompt.providers.base import PromptResult, VideoOptions
+from prompt.text import normalise
+
+
+def reuse_key(
+    *,
+    image_sha256: str,
+    title: str,
+    description: str,
+    options: VideoOptions,
+    template_version: str,
+    provider: str,
+    model: str,
+) -> str:
+    material = {
+        "image_sha256": image_sha256.lower(),
+        "title": normalise(title),
+        "description": normalise(description),
+        "aspect_ratio": options.aspect_ratio,
+        "duration": options.duration,
+        "style": normalise(options.style) if options.style else None,
+        "template_version": template_version,
+        "provider": provider,
+        "model": model,
+    }
+    encoded = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedPrompt:
+    key: str
+    text: str
+    model: str
+    provider: str
+    cost: float
+    origin_job: str  # the job whose provider call wrote it
+    hits: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _cached(doc: dict[str, Any]) -> CachedPrompt:
+    return CachedPrompt(
+        key=doc["_id"],
+        text=doc["text"],
+        model=doc["model"],
+        provider=doc["provider"],
+        cost=float(doc.get("cost", 0.0)),
+        origin_job=doc["origin_job"],
+        hits=int(doc.get("hits", 0)),
+        details=doc.get("details") or {},
+    )
+
+
+class PromptCache:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.prompts = db["prompts"]
+
+    async def lookup(self, key: str, *, job_id: str) -> CachedPrompt | None:
+        """The cached prompt for `key`. A use by another job counts as a hit; the
+        job that wrote it (retrying after a crash) finds its own entry uncounted."""
+        doc = await self.prompts.find_one({"_id": key})
+        if doc is None:
+            return None
+        if doc["origin_job"] == job_id:
+            return _cached(doc)
+        stamp = now()
+        doc = await self.prompts.find_one_and_update(
+            {"_id": key},
+            {"$inc": {"hits": 1}, "$set": {"last_used_at": stamp}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _cached(doc)
+
+    async def store(self, key: str, *, result: PromptResult, provider: str, job_id: str) -> None:
+        """Remember a freshly written prompt; the first writer of a key wins."""
+        stamp = now()
+        # A concurrent writer may insert the same key first: its prompt is as good.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.prompts.update_one(
+                {"_id": key},
+                {
+                    "$setOnInsert": {
+                        "text": result.text,
+                        "model": result.model,
+                        "provider": provider,
+                        "cost": result.cost,
+                        "details": result.details,
+                        "origin_job": job_id,
+                        "hits": 0,
+                        "created_at": stamp,
+                        "last_used_at": stamp,
+                    }
+                },
+                upsert=True,
+            )

@@ -1,0 +1,137 @@
+"""The prompt worker through the real broker, SecantusDB and file storage."""
+
+from common.events import JobStatus, JobSubmitted
+from prompt.config import PromptSettings
+from prompt.handlers import PromptStage
+from prompt.providers.base import VideoOptions
+from prompt.reuse import PromptCache, reuse_key
+from services.prompt.tests.images import photo
+from services.prompt.tests.support import Worker
+
+NAVY_MUG = photo((600, 900), (250, 250, 250), product=(20, 30, 75))
+
+
+def steps(job: dict) -> list[tuple[int, str, int]]:
+    return [(h["seq"], h["status"], h["progress"]) for h in job["history"]]
+
+
+async def test_submitted_job_gets_a_template_prompt_and_prompt_ready(worker: Worker) -> None:
+    job = await worker.add_job(NAVY_MUG)
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=job["_id"]))
+
+    done = await worker.wait_for_status(job["_id"], "prompt_ready", "failed")
+    assert done["status"] == "prompt_ready" and done["progress"] == 30
+    prompt = done["prompt"]
+    assert prompt["source"] == "template" and prompt["model"] == "template-t1"
+    assert prompt["cost"] == 0 and prompt["template_version"] == "t1"
+    assert "Stoneware Mug" in prompt["text"] and "deep navy" in prompt["text"]
+    assert prompt["details"]["camera_move"] in prompt["text"]
+    assert steps(done) == [(1, "queued", 0), (2, "prompting", 10), (3, "prompt_ready", 30)]
+    assert "lease" not in done
+
+    messages = await worker.take_messages(worker.ctx.topology.video_jobs.queue, 1)
+    assert [(m["type"], m["job_id"]) for m in messages] == [("prompt.ready", job["_id"])]
+    assert worker.provider.calls == [job["_id"]]
+
+
+async def test_same_photo_and_text_reuses_the_prompt_without_a_provider_call(
+    worker: Worker,
+) -> None:
+    first = await worker.add_job(NAVY_MUG)
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=first["_id"]))
+    first = await worker.wait_for_status(first["_id"], "prompt_ready", "failed")
+
+    # Same bytes, same options; only case and whitespace of the text differ.
+    second = await worker.add_job(
+        NAVY_MUG, title="  stoneware MUG", description="Hand-thrown mug with a  speckled glaze."
+    )
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=second["_id"]))
+    second = await worker.wait_for_status(second["_id"], "prompt_ready", "failed")
+
+    assert second["prompt"]["source"] == "reused"
+    assert second["prompt"]["text"] == first["prompt"]["text"]
+    assert second["prompt"]["cost"] == 0
+    assert worker.provider.calls == [first["_id"]]
+    key = first["prompt"]["details"]["reuse_key"]
+    cached = await PromptCache(worker.ctx.db).prompts.find_one({"_id": key})
+    assert cached["hits"] == 1 and cached["origin_job"] == first["_id"]
+    assert cached["last_used_at"] > cached["created_at"]
+
+    # Another duration is another prompt: the provider is called again.
+    third = await worker.add_job(
+        NAVY_MUG, options={"aspect_ratio": "9:16", "duration": 8, "style": None}
+    )
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=third["_id"]))
+    third = await worker.wait_for_status(third["_id"], "prompt_ready", "failed")
+    assert third["prompt"]["source"] == "template"
+    assert worker.provider.calls == [first["_id"], third["_id"]]
+
+
+async def test_duplicated_submission_writes_one_prompt(worker: Worker) -> None:
+    job = await worker.add_job(NAVY_MUG)
+    event = JobSubmitted(job_id=job["_id"])
+    await worker.ctx.publishers.job_submitted.publish(event)
+    await worker.ctx.publishers.job_submitted.publish(event)
+
+    # The duplicate finds the job busy or done; either way it only re-announces the
+    # stored prompt, so two prompt.ready messages reach the video queue.
+    messages = await worker.take_messages(worker.ctx.topology.video_jobs.queue, 2)
+    assert [m["job_id"] for m in messages] == [job["_id"], job["_id"]]
+    stored = await worker.repo.get(job["_id"])
+    assert stored is not None and stored["status"] == "prompt_ready"
+    assert steps(stored) == [(1, "queued", 0), (2, "prompting", 10), (3, "prompt_ready", 30)]
+    assert stored["seq"] == 3
+    assert worker.provider.calls == [job["_id"]]
+
+
+async def test_missing_photo_fails_the_job_with_its_reason(worker: Worker) -> None:
+    job = await worker.add_job(None)
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=job["_id"]))
+    failed = await worker.wait_for_status(job["_id"], "failed", "prompt_ready")
+    assert failed["error"]["code"] == "source_missing"
+    assert failed["error"]["retryable"] is False
+    assert "prompt" not in failed and worker.provider.calls == []
+
+
+async def test_corrupt_photo_fails_the_job_as_invalid_image(worker: Worker) -> None:
+    job = await worker.add_job(b"\x89PNG\r\n\x1a\n truncated")
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=job["_id"]))
+    failed = await worker.wait_for_status(job["_id"], "failed", "prompt_ready")
+    assert failed["error"]["code"] == "invalid_image"
+    assert "cannot be read" in failed["error"]["message"]
+
+
+async def test_worker_that_died_after_writing_the_prompt_is_not_paid_twice(
+    worker: Worker,
+) -> None:
+    job = await worker.add_job(NAVY_MUG)
+    # A worker claimed the job, had its prompt written and cached, then died.
+    await worker.repo.claim(
+        job["_id"],
+        ready=JobStatus.QUEUED,
+        working=(JobStatus.PROMPTING,),
+        progress=10,
+        lease_seconds=0.5,
+        holder="prompt-dead",
+    )
+    stage = PromptStage(worker.ctx, PromptSettings(), worker.provider.inner)
+    lost = await stage.call_provider(job, VideoOptions.from_job(job["options"]))
+    key = reuse_key(
+        image_sha256=job["image"]["sha256"],
+        title=job["title"],
+        description=job["description"],
+        options=VideoOptions.from_job(job["options"]),
+        template_version="t1",
+        provider="template",
+        model="template-t1",
+    )
+    await stage.cache.store(key, result=lost, provider="template", job_id=job["_id"])
+
+    # The redelivered message waits for the dead worker's lease, then resumes the stage.
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=job["_id"]))
+    done = await worker.wait_for_status(job["_id"], "prompt_ready", "failed")
+    assert done["prompt"]["source"] == "template" and done["prompt"]["text"] == lost.text
+    assert worker.provider.calls == []
+    assert steps(done) == [(1, "queued", 0), (2, "prompting", 10), (3, "prompt_ready", 30)]
+    cached = await stage.cache.prompts.find_one({"_id": key})
+    assert cached["hits"] == 0
