@@ -1,0 +1,238 @@
+"""`prompt.ready` → a clip from the video provider → storage → `job.completed`.
+
+Idempotent: the stage is claimed with a lease (a duplicate finds it busy or done), the
+storage keys are fixed per job (a second upload overwrites, never adds a clip), and the
+stored `video` is saved before completing, so a crash after the upload finishes the job
+without rendering again.
+"""
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from faststream import AckPolicy
+
+from common.errors import JobError
+from common.events import JobStatus, PromptReady
+from common.jobs import ClaimOutcome, Job
+from common.media import InvalidMedia, probe_video
+from common.metrics import DUPLICATE_EVENTS, PROVIDER_CALLS, PROVIDER_SECONDS
+from common.storage import ObjectNotFound, poster_key, video_key
+from common.worker import RetryLater, WorkerContext
+from video.config import VideoSettings
+from video.lease import LeaseLost, holding_lease
+from video.poster import extract_poster, poster_time
+from video.progress import ProgressReporter
+from video.providers.base import VideoProvider, VideoRequest, get_provider
+from video.render.ffmpeg import FfmpegError, FfmpegTimeout
+from video.storage_io import storage_errors
+from video.validation import check_clip
+
+log = logging.getLogger(__name__)
+
+STAGE = "generating"
+
+
+def seed_for(job: Job, prompt: str) -> int:
+    """The same photo and prompt get the same seed, so a provider can repeat a clip."""
+    digest = hashlib.sha256(f"{job['image']['sha256']}\n{prompt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+class VideoStage:
+    def __init__(
+        self, ctx: WorkerContext, settings: VideoSettings, provider: VideoProvider
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.provider = provider
+
+    async def handle(self, event: PromptReady) -> None:
+        ctx = self.ctx
+        claim = await ctx.repo.claim(
+            event.job_id,
+            ready=JobStatus.PROMPT_READY,
+            working=(JobStatus.GENERATING, JobStatus.STORING),
+            progress=40,
+            lease_seconds=self.settings.lease_seconds,
+            holder=ctx.holder,
+        )
+        if claim.outcome is ClaimOutcome.BUSY:
+            raise RetryLater(claim.retry_in)
+        if claim.outcome is ClaimOutcome.DONE:
+            DUPLICATE_EVENTS.labels(stage=STAGE).inc()
+            status = claim.job["status"] if claim.job else "missing"
+            log.info("the job is %s: prompt.ready dropped as a duplicate", status)
+            return
+        assert claim.job is not None
+        job = claim.job
+        video = await self.stored_video(job)
+        if video is None:
+            try:
+                video = await holding_lease(
+                    ctx.repo,
+                    job["_id"],
+                    holder=ctx.holder,
+                    seconds=self.settings.lease_seconds,
+                    work=self.make_and_store(job),
+                )
+            except LeaseLost:
+                log.warning("another worker took the job over (our lease ran out); left to it")
+                return
+            if video is None:
+                return
+        else:
+            log.info("the clip was stored before a restart; completing the job")
+        done = await ctx.pipeline.advance(
+            job["_id"],
+            expected=[JobStatus.STORING],
+            to=JobStatus.COMPLETED,
+            progress=100,
+            fields={"video": video},
+            unset=["lease"],
+        )
+        if done is None:
+            log.info("the job left storing before it completed; dropped")
+            return
+        log.info(
+            "clip stored: %s (%.1fs, %d bytes)", video["key"], video["duration"], video["size"]
+        )
+
+    async def stored_video(self, job: Job) -> dict[str, Any] | None:
+        """The `video` of a job that crashed after its upload, if both objects are there."""
+        video = job.get("video")
+        if job["status"] != JobStatus.STORING or not video:
+            return None
+        with storage_errors("check the stored clip"):
+            stored = [await self.ctx.storage.exists(video[k]) for k in ("key", "poster_key")]
+        return video if all(stored) else None
+
+    async def make_and_store(self, job: Job) -> dict[str, Any] | None:
+        """Render, check and upload the clip and its poster; the job's `video` field, or
+        None when the job left the stage meanwhile (canceled, say)."""
+        ctx = self.ctx
+        job_id = job["_id"]
+        with tempfile.TemporaryDirectory(prefix="video-") as tmp:
+            workdir = Path(tmp)
+            request = await self.request_for(job, workdir)
+            clip = await self.generate(request, workdir)
+            try:
+                info = await asyncio.to_thread(probe_video, clip)
+            except InvalidMedia as e:
+                raise JobError("invalid_video", f"The generated clip cannot be read: {e}") from e
+            check_clip(info, request)
+            poster = await self.poster(clip, workdir / "poster.jpg", info.duration)
+
+            if job["status"] == JobStatus.GENERATING:
+                moved = await ctx.pipeline.advance(
+                    job_id, expected=[JobStatus.GENERATING], to=JobStatus.STORING, progress=90
+                )
+                if moved is None:
+                    log.info("the job left generating while its clip was made; dropped")
+                    return None
+            with storage_errors("store the clip"):
+                await ctx.storage.put_file(video_key(job_id), clip, "video/mp4")
+                await ctx.storage.put_file(poster_key(job_id), poster, "image/jpeg")
+            video = {
+                "key": video_key(job_id),
+                "poster_key": poster_key(job_id),
+                "duration": info.duration,
+                "width": info.width,
+                "height": info.height,
+                "size": clip.stat().st_size,
+                "codec": info.codec,
+            }
+        # Saved before completing: a crash from here on completes without a new render.
+        if not await ctx.repo.update_fields(job_id, holder=ctx.holder, fields={"video": video}):
+            raise LeaseLost(job_id)
+        return video
+
+    async def request_for(self, job: Job, workdir: Path) -> VideoRequest:
+        prompt = (job.get("prompt") or {}).get("text")
+        if not prompt:
+            raise JobError("prompt_missing", "The job has no video prompt to render.")
+        key = job["image"]["key"]
+        source = workdir / f"source{Path(key).suffix}"
+        with storage_errors("download the product photo"):
+            try:
+                await self.ctx.storage.download(key, source)
+            except ObjectNotFound as e:
+                raise JobError(
+                    "source_missing", "The product photo is missing from storage."
+                ) from e
+        options = job["options"]
+        return VideoRequest(
+            job_id=job["_id"],
+            image=source,
+            prompt=prompt,
+            title=job.get("title", ""),
+            aspect_ratio=str(options["aspect_ratio"]),
+            duration=int(options["duration"]),
+            seed=seed_for(job, prompt),
+            provider_job=job.get("provider_job"),
+        )
+
+    async def generate(self, request: VideoRequest, workdir: Path) -> Path:
+        """The provider's clip, with its call counted and timed."""
+        ctx = self.ctx
+        name = self.provider.name
+
+        async def checkpoint(data: dict[str, Any]) -> None:
+            fields = {"provider_job": {"provider": name, **data}}
+            if not await ctx.repo.update_fields(request.job_id, holder=ctx.holder, fields=fields):
+                raise LeaseLost(request.job_id)
+
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            clip = await self.provider.generate(
+                request, workdir, ProgressReporter(ctx.pipeline, request.job_id), checkpoint
+            )
+            outcome = "ok"
+        except JobError as e:
+            outcome = e.code
+            raise
+        finally:
+            PROVIDER_CALLS.labels(provider=name, operation="video", outcome=outcome).inc()
+            PROVIDER_SECONDS.labels(provider=name, operation="video").observe(
+                time.monotonic() - started
+            )
+        log.info("clip made by %s in %.1fs", name, time.monotonic() - started)
+        return clip
+
+    async def poster(self, clip: Path, out: Path, duration: float) -> Path:
+        try:
+            return await extract_poster(
+                clip, out, at=poster_time(duration), time_limit=self.settings.render_timeout_seconds
+            )
+        except FfmpegTimeout as e:
+            raise JobError(
+                "render_timeout", f"The poster took too long: {e}", retryable=True
+            ) from e
+        except FfmpegError as e:
+            raise JobError("invalid_video", f"No poster frame could be taken: {e}") from e
+
+
+def register(
+    ctx: WorkerContext, settings: VideoSettings, provider: VideoProvider | None = None
+) -> VideoStage:
+    """Subscribe the video stage to `video.jobs` on the worker's broker."""
+    stage = VideoStage(ctx, settings, provider or get_provider(settings))
+    work = ctx.topology.video_jobs
+
+    @ctx.broker.subscriber(
+        work.queue,
+        ctx.topology.exchange,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="video.jobs:consume",
+        description="Makes the job's clip and poster, stores them, then completes the job.",
+    )
+    @ctx.stage_handler(STAGE, work)
+    async def on_prompt_ready(event: PromptReady) -> None:
+        await stage.handle(event)
+
+    return stage

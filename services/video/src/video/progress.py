@@ -1,0 +1,29 @@
+"""Progress during generation, stored and announced now and then (40 → 85), not on
+every frame: each change is a database write and a `job.status` event."""
+
+import time
+
+from common.events import JobStatus
+from common.pipeline import Pipeline
+
+LOW, HIGH = 40, 85
+MIN_STEP = 5  # percentage points
+MIN_INTERVAL = 1.0  # seconds
+
+
+class ProgressReporter:
+    def __init__(self, pipeline: Pipeline, job_id: str) -> None:
+        self.pipeline = pipeline
+        self.job_id = job_id
+        self.reported = LOW
+        self.at = time.monotonic()
+
+    async def __call__(self, fraction: float) -> None:
+        progress = LOW + int((HIGH - LOW) * min(max(fraction, 0.0), 1.0))
+        now = time.monotonic()
+        if progress - self.reported < MIN_STEP or now - self.at < MIN_INTERVAL:
+            return
+        self.reported, self.at = progress, now
+        await self.pipeline.advance(
+            self.job_id, expected=[JobStatus.GENERATING], to=JobStatus.GENERATING, progress=progress
+        )

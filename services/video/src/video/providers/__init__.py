@@ -1,0 +1,1 @@
+"""Video providers: photo + prompt → an MP4 clip."""

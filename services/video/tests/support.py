@@ -1,0 +1,129 @@
+"""Helpers to drive the video worker in-process on the real broker, database and storage."""
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from common.events import JobStatus
+from common.jobs import Job, new_job_id
+from common.storage import upload_key
+from common.worker import WorkerContext
+from video.providers.base import CheckpointCallback, ProgressCallback, VideoProvider, VideoRequest
+
+
+@dataclass
+class CountingProvider:
+    """The real provider, counting the calls made to it."""
+
+    inner: VideoProvider
+    calls: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def generate(
+        self,
+        request: VideoRequest,
+        workdir: Path,
+        progress: ProgressCallback,
+        checkpoint: CheckpointCallback | None = None,
+    ) -> Path:
+        self.calls.append(request.job_id)
+        return await self.inner.generate(request, workdir, progress, checkpoint)
+
+
+PROMPT = "Slow zoom in on Stoneware Mug, a navy product shot on a light background."
+# The statuses a job passes on its way to prompt_ready, as the gateway and prompt worker store them.
+_BEFORE = ((JobStatus.PROMPTING, 10), (JobStatus.PROMPT_READY, 30))
+
+
+@dataclass
+class Worker:
+    ctx: WorkerContext
+    provider: CountingProvider
+
+    async def add_job(
+        self,
+        image: bytes | None,
+        *,
+        title: str = "Stoneware Mug",
+        options: dict[str, Any] | None = None,
+        prompt: str = PROMPT,
+    ) -> Job:
+        """A job at prompt_ready, its photo stored (unless `image` is None)."""
+        repo = self.ctx.repo
+        job_id = new_job_id()
+        key = upload_key(job_id, "png")
+        if image is not None:
+            await self.ctx.storage.put_bytes(key, image, "image/png")
+        await repo.create(
+            {
+                "_id": job_id,
+                "owner": "anon:127.0.0.1",
+                "client_ip": "127.0.0.1",
+                "title": title,
+                "description": "Hand-thrown mug with a speckled glaze.",
+                "options": options or {"aspect_ratio": "9:16", "duration": 4, "style": None},
+                "image": {
+                    "key": key,
+                    "sha256": hashlib.sha256(image or b"").hexdigest(),
+                    "width": 900,
+                    "height": 1200,
+                    "content_type": "image/png",
+                },
+            }
+        )
+        status = JobStatus.QUEUED
+        for to, progress in _BEFORE:
+            fields = (
+                {"prompt": {"text": prompt, "source": "template"}} if to == "prompt_ready" else {}
+            )
+            job = await repo.transition(
+                job_id, expected=[status], to=to, progress=progress, fields=fields
+            )
+            status = to
+        assert job is not None
+        return job
+
+    async def wait_for_status(self, job_id: str, *statuses: str, within: float = 30) -> Job:
+        return await eventually(
+            lambda: self.ctx.repo.get(job_id),
+            lambda job: job is not None and job["status"] in statuses,
+            within,
+        )
+
+    def stored(self, key: str) -> Path:
+        return self.ctx.settings.storage_root / key
+
+
+async def duplicates_dropped() -> float:
+    """prompt.ready messages the worker dropped as duplicates (this process's metric)."""
+    return REGISTRY.get_sample_value("pv_duplicate_events_total", {"stage": "generating"}) or 0.0
+
+
+async def eventually(
+    read: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], within: float
+) -> Any:
+    """Poll `read` until `done` says yes; fail with the last value after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met after {within}s; last value: {value!r}")
+        await asyncio.sleep(0.05)
+
+
+async def delete_topology(ctx: WorkerContext) -> None:
+    """This test's queues and exchange: the broker is shared with other sessions."""
+    for work in ctx.topology.work_queues:
+        for queue in (work.queue, work.dead_letter, *(q for _, q in work.retries)):
+            await (await ctx.broker.declare_queue(queue)).delete(if_unused=False, if_empty=False)
+    await (await ctx.broker.declare_exchange(ctx.topology.exchange)).delete()

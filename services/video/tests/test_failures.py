@@ -1,0 +1,88 @@
+"""How failures are sorted: storage trouble is retried, refusals are not, and a worker
+that lost its lease stops instead of finishing someone else's job."""
+
+import asyncio
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from common.errors import JobError
+from common.events import JobStatus
+from common.jobs import JobRepository, new_job_id
+from common.storage import ObjectNotFound
+from video.lease import LeaseLost, holding_lease
+from video.storage_io import storage_errors
+
+
+def client_error(status: int, code: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "PutObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "retryable"),
+    [
+        (EndpointConnectionError(endpoint_url="http://s3.local"), "storage_unavailable", True),
+        (client_error(503, "ServiceUnavailable"), "storage_unavailable", True),
+        (client_error(500, "InternalError"), "storage_unavailable", True),
+        (client_error(429, "TooManyRequests"), "storage_unavailable", True),
+        (client_error(503, "SlowDown"), "storage_unavailable", True),
+        (client_error(403, "AccessDenied"), "storage_refused", False),
+        (client_error(404, "NoSuchBucket"), "storage_refused", False),
+        (OSError(28, "No space left on device"), "storage_unavailable", True),
+    ],
+)
+def test_storage_errors_become_job_errors(error: Exception, code: str, retryable: bool) -> None:
+    with pytest.raises(JobError) as failure, storage_errors("store the clip"):
+        raise error
+    assert (failure.value.code, failure.value.retryable) == (code, retryable)
+    assert failure.value.message.startswith("Could not store the clip")
+
+
+def test_a_missing_object_is_left_to_the_caller() -> None:
+    with pytest.raises(ObjectNotFound), storage_errors("download the product photo"):
+        raise ObjectNotFound("uploads/x/source.png")
+
+
+async def test_losing_the_lease_stops_the_work(mongo_db: object) -> None:
+    repo = JobRepository(mongo_db)  # type: ignore[arg-type]
+    job_id = new_job_id()
+    await repo.create({"_id": job_id, "owner": "anon:127.0.0.1", "title": "t"})
+    await repo.transition(
+        job_id, expected=[JobStatus.QUEUED], to=JobStatus.PROMPT_READY, progress=30
+    )
+    claim = await repo.claim(
+        job_id,
+        ready=JobStatus.PROMPT_READY,
+        working=(JobStatus.GENERATING,),
+        progress=40,
+        lease_seconds=0.3,
+        holder="video-a",
+    )
+    assert claim.job is not None
+    stopped = asyncio.Event()
+
+    async def long_render() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            stopped.set()
+
+    # Worker b never held the lease (a stand-in for "a took it over after b's ran out").
+    with pytest.raises(LeaseLost):
+        await holding_lease(repo, job_id, holder="video-b", seconds=0.3, work=long_render())
+    assert stopped.is_set()
+
+    # The holder keeps its lease alive for as long as the work takes.
+    async def render() -> str:
+        await asyncio.sleep(0.5)
+        return "clip"
+
+    first_until = claim.job["lease"]["until"]
+    assert await holding_lease(repo, job_id, holder="video-a", seconds=0.3, work=render()) == "clip"
+    job = await repo.get(job_id)
+    # Renewed while the work ran past the lease's first end.
+    assert job is not None and job["lease"]["holder"] == "video-a"
+    assert job["lease"]["until"] > first_until
