@@ -1,0 +1,24 @@
+"""This replica's subscription to every `job.status` event."""
+
+from faststream import AckPolicy
+from faststream.rabbit import RabbitBroker
+
+from common.events import JobStatusChanged
+from common.topology import Topology
+from notifier.hub import Hub
+
+
+def subscribe_status(broker: RabbitBroker, topology: Topology, replica_id: str, hub: Hub) -> None:
+    """Bind this replica's own queue to `job.status` and feed the hub from it."""
+
+    # Acked even when a push fails: the next event of the job catches its sockets up,
+    # and a requeued event would only loop while the database is away.
+    @broker.subscriber(
+        topology.status_queue(replica_id),
+        topology.exchange,
+        ack_policy=AckPolicy.ACK,
+        title="notifier.status:consume",
+        description="Pushes the job's new history steps to the sockets watching it.",
+    )
+    async def on_job_status(event: JobStatusChanged) -> None:
+        await hub.on_status(event)

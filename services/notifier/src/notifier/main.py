@@ -1,0 +1,82 @@
+"""The notifier app: `uvicorn notifier.main:app --port 8001 --ws-per-message-deflate false`.
+
+A plain FastStream broker runs inside the FastAPI lifespan (the FastAPI plugin is
+deprecated); each replica consumes its own exclusive queue bound to `job.status`.
+"""
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+import common.db as database
+from common import metrics
+from common.errors import install_error_handlers
+from common.health import readiness
+from common.jobs import Job, JobRepository
+from common.logs import configure_logging
+from common.messaging import make_broker
+from common.storage import storage_from_settings
+from common.tokens import Signer
+from common.topology import Topology
+from common.views import public_job
+from notifier import ws
+from notifier.config import NotifierSettings
+from notifier.events import subscribe_status
+from notifier.hub import Hub
+
+
+def create_app(settings: NotifierSettings | None = None) -> FastAPI:
+    settings = settings or NotifierSettings()
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    replica_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = make_broker(settings)
+        topology = Topology(settings)
+        client, db = database.connect(settings)
+        storage = storage_from_settings(settings)
+        signer = Signer(settings)
+
+        async def view(job: Job) -> dict[str, Any]:
+            return await public_job(job, storage, signer)
+
+        hub = Hub(JobRepository(db), view)
+        subscribe_status(broker, topology, replica_id, hub)
+        app.state.session = ws.Session(settings=settings, hub=hub, signer=signer)
+        app.state.readiness = lambda: readiness(broker, db, storage)
+        await broker.start()
+        await topology.declare(broker)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await client.close()
+
+    app = FastAPI(title="Product Videos notifier", lifespan=lifespan, docs_url=None)
+    install_error_handlers(app)
+    app.include_router(ws.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        ok, checks = await request.app.state.readiness()
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_route() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return app
+
+
+app = create_app()

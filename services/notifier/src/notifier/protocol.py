@@ -1,0 +1,106 @@
+"""The WebSocket protocol at `/ws`: what clients send and what the server answers.
+
+Client → `subscribe` (job id, its job token, optional `after_seq`), `unsubscribe`,
+`ping`. Server → `snapshot`, `status`, `unsubscribed`, `pong`, `ping`
+(heartbeat) and `error`.
+"""
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+
+class Subscribe(BaseModel):
+    op: Literal["subscribe"]
+    job_id: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=1, max_length=1024)
+    # The last seq the client has seen; the server replays every later step.
+    after_seq: int | None = Field(default=None, ge=0)
+
+
+class Unsubscribe(BaseModel):
+    op: Literal["unsubscribe"]
+    job_id: str = Field(min_length=1, max_length=64)
+
+
+class ClientPing(BaseModel):
+    op: Literal["ping"]
+
+
+ClientOp = Annotated[Subscribe | Unsubscribe | ClientPing, Field(discriminator="op")]
+_CLIENT_OPS: TypeAdapter[ClientOp] = TypeAdapter(ClientOp)
+
+
+class BadRequest(Exception):
+    pass
+
+
+def parse_op(raw: str | bytes) -> Subscribe | Unsubscribe | ClientPing:
+    try:
+        return _CLIENT_OPS.validate_json(raw)
+    except ValidationError as e:
+        error = e.errors()[0]
+        if error["type"] == "json_invalid":
+            raise BadRequest("The message is not valid JSON.") from e
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found", "model_attributes_type"):
+            raise BadRequest("Expected an object with op subscribe, unsubscribe or ping.") from e
+        field = ".".join(str(p) for p in error["loc"][1:])
+        raise BadRequest(f"{field}: {error['msg']}" if field else error["msg"]) from e
+
+
+class Snapshot(BaseModel):
+    """The job as stored, sent first after a subscribe."""
+
+    type: Literal["snapshot"] = "snapshot"
+    job: dict[str, Any]
+
+
+class Status(BaseModel):
+    """One step of the job's history; the newest step also carries the whole job."""
+
+    type: Literal["status"] = "status"
+    job_id: str
+    seq: int
+    status: str
+    progress: int
+    at: str
+    job: dict[str, Any] | None = None
+
+
+class Unsubscribed(BaseModel):
+    type: Literal["unsubscribed"] = "unsubscribed"
+    job_id: str
+
+
+class Pong(BaseModel):
+    type: Literal["pong"] = "pong"
+
+
+class Heartbeat(BaseModel):
+    type: Literal["ping"] = "ping"
+
+
+ErrorCode = Literal[
+    "bad_request",
+    "invalid_token",
+    "forbidden",
+    "job_not_found",
+    "too_many_subscriptions",
+    "unavailable",  # the database did not answer; subscribing again later may work
+]
+
+
+class Error(BaseModel):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    job_id: str | None = None
+
+
+ServerMessage = Snapshot | Status | Unsubscribed | Pong | Heartbeat | Error
+
+
+def encode(message: ServerMessage) -> str:
+    data = message.model_dump(mode="json")
+    return json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
