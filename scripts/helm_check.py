@@ -1,0 +1,281 @@
+"""Lint and render the Helm chart for every important values combination, and validate
+every rendered object: Kubernetes kinds against the API schemas (kubernetes-validate,
+strict: unknown fields are errors), the custom resources it cannot know (KEDA, Prometheus
+Operator) against structural checks of our own, and every PromQL expression for balance.
+
+Run through `scripts/helm-check.sh` (which fetches helm first); tests/test_chart.py uses
+the same functions, so `make test` covers the chart too.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "product-videos"
+HELM = ROOT / ".bin" / "helm"
+KUBE_VERSION = "1.34.0"
+VALUES_FILES = ("values.yaml", "values-dev.yaml", "values-prod.yaml")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One `helm template` run: values files from the chart folder plus `--set` pairs."""
+
+    name: str
+    values: tuple[str, ...] = ()
+    set: tuple[str, ...] = ()
+
+
+CASES = (
+    Case("default"),
+    Case("dev", values=("values-dev.yaml",)),
+    Case("prod", values=("values-prod.yaml",)),
+    Case("ingress", set=("ingress.enabled=true", "ingress.tls.enabled=true")),
+    Case("autoscaling", set=("autoscaling.enabled=true",)),
+    Case("keda", set=("keda.enabled=true",)),
+    Case(
+        "network-policy",
+        set=(
+            "networkPolicy.enabled=true",
+            "keda.enabled=true",
+            "storage.type=s3",
+            "minio.enabled=true",
+        ),
+    ),
+    Case("monitoring", set=("serviceMonitor.enabled=true", "prometheusRule.enabled=true")),
+    Case("dashboards", set=("grafana.dashboards.enabled=true",)),
+    Case(
+        "existing-secret",
+        set=(
+            "secrets.existingSecret=pv-secrets",
+            "rabbitmq.enabled=false",
+            "mongodb.enabled=false",
+        ),
+    ),
+    Case(
+        "s3",
+        set=(
+            "storage.type=s3",
+            "storage.s3.endpointUrl=https://account.r2.cloudflarestorage.com",
+            "storage.s3.region=auto",
+        ),
+    ),
+    Case("minio", set=("storage.type=s3", "minio.enabled=true")),
+    Case(
+        "queue-prefix",
+        set=("config.AMQP_PREFIX=staging.", "keda.enabled=true", "prometheusRule.enabled=true"),
+    ),
+)
+
+
+class HelmError(Exception):
+    pass
+
+
+def helm(*args: str) -> str:
+    result = subprocess.run([str(HELM), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise HelmError(f"helm {' '.join(args)}\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def lint(values_file: str) -> str:
+    return helm("lint", "--strict", str(CHART), "-f", str(CHART / values_file))
+
+
+def template(
+    values: tuple[str, ...] = (), set_values: tuple[str, ...] = (), release: str = "pv"
+) -> list[dict[str, Any]]:
+    """The objects `helm template` renders (hooks included), in order."""
+    args = ["template", release, str(CHART), "--namespace", "videos"]
+    args += ["--kube-version", KUBE_VERSION]
+    for name in values:
+        args += ["-f", str(CHART / name)]
+    for pair in set_values:
+        args += ["--set", pair]
+    return [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+
+
+def render(case: Case) -> list[dict[str, Any]]:
+    return template(case.values, case.set)
+
+
+# --- custom resources: the fields their controllers need -------------------------------
+
+DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+
+
+def _require(obj: dict[str, Any], path: str) -> Any:
+    value: Any = obj
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ValueError(f"missing {path}")
+        value = value[part]
+    if value in (None, "", [], {}):
+        raise ValueError(f"empty {path}")
+    return value
+
+
+def promql_problems(expr: str) -> list[str]:
+    """Unbalanced brackets or quotes: what a broken template usually leaves behind."""
+    stripped = re.sub(r'"(\\.|[^"\\])*"', '""', expr)
+    if stripped.count('"') % 2:
+        return [f"unbalanced quotes in {expr!r}"]
+    stack: list[str] = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    for char in stripped:
+        if char in "([{":
+            stack.append(char)
+        elif char in pairs and (not stack or stack.pop() != pairs[char]):
+            return [f"unbalanced {char!r} in {expr!r}"]
+    return [f"unclosed {stack[-1]!r} in {expr!r}"] if stack else []
+
+
+def check_scaled_object(obj: dict[str, Any]) -> list[str]:
+    _require(obj, "spec.scaleTargetRef.name")
+    spec = obj["spec"]
+    if not 0 <= spec.get("minReplicaCount", 0) <= spec.get("maxReplicaCount", 100):
+        return ["minReplicaCount must not exceed maxReplicaCount"]
+    problems = []
+    for trigger in _require(obj, "spec.triggers"):
+        if not trigger.get("type") or not isinstance(trigger.get("metadata"), dict):
+            problems.append("a trigger needs a type and metadata")
+        elif not all(isinstance(v, str) for v in trigger["metadata"].values()):
+            problems.append("trigger metadata values must be strings")
+        if trigger.get("type") == "rabbitmq":
+            if not trigger["metadata"].get("queueName"):
+                problems.append("a rabbitmq trigger needs queueName")
+            if "authenticationRef" not in trigger and "host" not in trigger["metadata"]:
+                problems.append("a rabbitmq trigger needs a host or an authenticationRef")
+    return problems
+
+
+def check_trigger_authentication(obj: dict[str, Any]) -> list[str]:
+    refs = _require(obj, "spec.secretTargetRef")
+    return [
+        "secretTargetRef entries need parameter, name and key"
+        for ref in refs
+        if not all(ref.get(k) for k in ("parameter", "name", "key"))
+    ]
+
+
+def check_service_monitor(obj: dict[str, Any]) -> list[str]:
+    _require(obj, "spec.selector.matchLabels")
+    problems = []
+    for endpoint in _require(obj, "spec.endpoints"):
+        if not endpoint.get("port"):
+            problems.append("an endpoint needs a port name")
+        if not str(endpoint.get("path", "/")).startswith("/"):
+            problems.append("an endpoint path must start with /")
+        if "interval" in endpoint and not DURATION.match(str(endpoint["interval"])):
+            problems.append(f"bad interval {endpoint['interval']!r}")
+    return problems
+
+
+def check_prometheus_rule(obj: dict[str, Any]) -> list[str]:
+    problems = []
+    for group in _require(obj, "spec.groups"):
+        if not group.get("name") or not group.get("rules"):
+            problems.append("a rule group needs a name and rules")
+            continue
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule.get("record")
+            if not name or not isinstance(rule.get("expr"), str):
+                problems.append("a rule needs alert (or record) and an expr")
+                continue
+            problems += promql_problems(rule["expr"])
+            if "for" in rule and not DURATION.match(str(rule["for"])):
+                problems.append(f"{name}: bad 'for' {rule['for']!r}")
+            if rule.get("alert") and not rule.get("labels", {}).get("severity"):
+                problems.append(f"{name}: an alert needs a severity label")
+    return problems
+
+
+CUSTOM: dict[tuple[str, str], Callable[[dict[str, Any]], list[str]]] = {
+    ("keda.sh/v1alpha1", "ScaledObject"): check_scaled_object,
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): check_trigger_authentication,
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): check_service_monitor,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): check_prometheus_rule,
+}
+
+
+def dashboards(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(file name, parsed JSON) of every Grafana dashboard in the rendered ConfigMaps."""
+    for obj in objects:
+        if obj["kind"] == "ConfigMap" and obj["metadata"].get("labels", {}).get(
+            "grafana_dashboard"
+        ):
+            for name, text in obj["data"].items():
+                yield name, json.loads(text)
+
+
+def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def validate(obj: dict[str, Any]) -> list[str]:
+    """Problems with one rendered object (empty when it is valid)."""
+    key = (obj.get("apiVersion", ""), obj.get("kind", ""))
+    if key in CUSTOM:
+        try:
+            return CUSTOM[key](obj)
+        except ValueError as e:
+            return [str(e)]
+    try:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as e:
+        return [f"{'.'.join(str(p) for p in e.path)}: {e.message}"]
+    except kubernetes_validate.SchemaNotFoundError:
+        return [f"no schema for {key[0]} {key[1]}"]
+    return []
+
+
+def check_case(case: Case) -> list[str]:
+    """Render one case and return its problems, each prefixed with the object it is about."""
+    try:
+        objects = render(case)
+    except HelmError as e:
+        return [str(e)]
+    problems = []
+    for obj in objects:
+        where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        problems += [f"{where}: {p}" for p in validate(obj)]
+    for name, dashboard in dashboards(objects):
+        for panel in panels(dashboard):
+            for target in panel.get("targets", []):
+                where = f"{name} {panel['title']!r}"
+                problems += [f"{where}: {p}" for p in promql_problems(target["expr"])]
+    return problems
+
+
+def main() -> int:
+    failed = False
+    for values_file in VALUES_FILES:
+        try:
+            lint(values_file)
+            print(f"ok    lint --strict -f {values_file}")
+        except HelmError as e:
+            failed = True
+            print(f"FAIL  lint --strict -f {values_file}\n{e}")
+    for case in CASES:
+        problems = check_case(case)
+        failed |= bool(problems)
+        print(f"{'FAIL' if problems else 'ok  '}  template {case.name}")
+        for problem in problems:
+            print(f"      {problem}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
