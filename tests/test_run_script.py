@@ -1,0 +1,58 @@
+"""`make run`'s decisions that a person sees before anything starts (scripts/run.py).
+Starting everything for real is checked by hand: it takes the fixed ports 8000-8003."""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def run() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_script", ROOT / "scripts" / "run.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_process_gets_the_same_absolute_storage_folder(
+    run: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STORAGE_URL", raising=False)
+    assert run.storage_url() == f"file://{ROOT / '.data' / 'objects'}"
+    monkeypatch.setenv("STORAGE_URL", "file://elsewhere/objects")
+    assert run.storage_url() == f"file://{ROOT / 'elsewhere' / 'objects'}"
+    monkeypatch.setenv("STORAGE_URL", "s3://bucket")
+    assert run.storage_url() == "s3://bucket"
+
+
+def test_without_a_broker_it_says_how_to_get_one(
+    run: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AMQP_URL", raising=False)
+    monkeypatch.setattr(run, "port_open", lambda host, port: False)
+    monkeypatch.setattr(run.shutil, "which", lambda name: None)
+    with pytest.raises(run.Abort, match="apt-get install rabbitmq-server") as refused:
+        run.ensure_rabbitmq()
+    assert "AMQP_URL=" in str(refused.value)
+
+
+def test_a_taken_database_port_is_named(run: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MONGODB_URL", raising=False)
+    monkeypatch.setattr(run, "port_open", lambda host, port: port == run.MONGO_PORT)
+    with pytest.raises(run.Abort, match="port 27017 is taken") as refused, run.embedded_mongodb():
+        pass
+    assert "MONGODB_URL=mongodb://127.0.0.1:27017/" in str(refused.value)
+
+
+def test_given_urls_are_used_as_they_are(run: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMQP_URL", "amqp://u:p@rabbit:5672/")
+    monkeypatch.setenv("MONGODB_URL", "mongodb://mongo:27017/")
+    monkeypatch.setattr(run, "port_open", lambda host, port: pytest.fail("nothing to probe"))
+    assert run.ensure_rabbitmq() == "amqp://u:p@rabbit:5672/"
+    with run.embedded_mongodb() as url:
+        assert url == "mongodb://mongo:27017/"
