@@ -35,6 +35,10 @@ class PromptStage:
         self.settings = settings
         self.provider = provider
         self.cache = PromptCache(ctx.db)
+        # Series from the start, so the reuse and cost panels show 0 rather than nothing.
+        for result in ("hit", "miss"):
+            PROMPT_REUSE.labels(result=result)
+        PROVIDER_COST.labels(provider=provider.name)
 
     async def handle(self, event: JobSubmitted) -> None:
         ctx = self.ctx
@@ -131,6 +135,7 @@ class PromptStage:
             facts=facts,
             image=data,
             content_type=image.get("content_type", "application/octet-stream"),
+            image_key=image["key"],
         )
         name = self.provider.name
         started = time.monotonic()
@@ -157,7 +162,7 @@ def register(
     ctx: WorkerContext, settings: PromptSettings, provider: PromptProvider | None = None
 ) -> PromptStage:
     """Subscribe the prompt stage to `prompt.jobs` on the worker's broker."""
-    stage = PromptStage(ctx, settings, provider or get_provider(settings))
+    stage = PromptStage(ctx, settings, provider or get_provider(settings, ctx.storage))
     work = ctx.topology.prompt_jobs
 
     @ctx.broker.subscriber(

@@ -1,16 +1,18 @@
 """Settings of the video worker (environment variables, no prefix)."""
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from common.settings import CommonSettings
 
 
 class VideoSettings(CommonSettings):
     service_name: str = "video"
-    # Which provider makes clips: "local" (ffmpeg, offline); "openrouter" comes later.
-    video_provider: str = "local"
+    # Which provider makes clips: "local" (ffmpeg, offline) or "openrouter" (an
+    # image-to-video model). Unset: "openrouter" when OPENROUTER_API_KEY is set, else "local".
+    video_provider: str = ""
     # Clips in flight per worker: a local render keeps about two cores busy.
     prefetch: int = Field(default=2, ge=1)
     # How long a claim on a job's generating stage holds before another worker may take over;
@@ -21,3 +23,25 @@ class VideoSettings(CommonSettings):
     render_timeout_seconds: float = Field(default=180, gt=0)
     # The title card's font; by default DejaVu Sans Bold when installed, else Pillow's own.
     title_font_path: Path | None = None
+
+    # The OpenRouter provider: the model, and how its paid job is followed.
+    openrouter_video_model: str = "bytedance/seedance-2.0"
+    # Asked for when the model lists it (else the nearest it lists); the clip is scaled to
+    # the frame size of its aspect ratio either way.
+    openrouter_video_resolution: str = "720p"
+    # Polls start this far apart and spread out to the maximum as the job ages; each poll is
+    # one delivery (the message waits in a retry queue in between, holding no slot).
+    openrouter_poll_interval_seconds: float = Field(default=10, gt=0)
+    openrouter_poll_max_interval_seconds: float = Field(default=30, gt=0)
+    # A job OpenRouter has not finished this long after submission fails as provider_timeout.
+    openrouter_video_deadline_seconds: float = Field(default=1200, gt=0)
+    # How long the model list (GET /videos/models) is trusted before it is read again.
+    openrouter_models_ttl_seconds: float = Field(default=3600, ge=0)
+    # Per read/write of one call; downloads of the clip stream within it.
+    openrouter_video_timeout_seconds: float = Field(default=60, gt=0)
+
+    @model_validator(mode="after")
+    def _choose_provider(self) -> Self:
+        if not self.video_provider:
+            self.video_provider = "openrouter" if self.openrouter_api_key else "local"
+        return self

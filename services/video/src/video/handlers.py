@@ -20,14 +20,14 @@ from common.errors import JobError
 from common.events import JobStatus, PromptReady
 from common.jobs import ClaimOutcome, Job
 from common.media import InvalidMedia, probe_video
-from common.metrics import DUPLICATE_EVENTS, PROVIDER_CALLS, PROVIDER_SECONDS
+from common.metrics import DUPLICATE_EVENTS, PROVIDER_CALLS, PROVIDER_COST, PROVIDER_SECONDS
 from common.storage import ObjectNotFound, poster_key, video_key
 from common.worker import RetryLater, WorkerContext
 from video.config import VideoSettings
 from video.lease import LeaseLost, holding_lease
 from video.poster import extract_poster, poster_time
 from video.progress import ProgressReporter
-from video.providers.base import VideoProvider, VideoRequest, get_provider
+from video.providers.base import PollLater, VideoProvider, VideoRequest, get_provider
 from video.render.ffmpeg import FfmpegError, FfmpegTimeout
 from video.storage_io import storage_errors
 from video.validation import check_clip
@@ -50,6 +50,8 @@ class VideoStage:
         self.ctx = ctx
         self.settings = settings
         self.provider = provider
+        # A series from the start, so the cost panels show 0 rather than nothing.
+        PROVIDER_COST.labels(provider=provider.name)
 
     async def handle(self, event: PromptReady) -> None:
         ctx = self.ctx
@@ -81,8 +83,15 @@ class VideoStage:
                     work=self.make_and_store(job),
                 )
             except LeaseLost:
-                log.warning("another worker took the job over (our lease ran out); left to it")
+                log.warning("the job is no longer ours (canceled, timed out or taken over)")
+                await self.cancel_at_provider(job["_id"])
                 return
+            except PollLater as later:
+                # The provider's job still runs: hand the job back and look again later,
+                # from a retry queue, instead of holding a prefetch slot while it runs.
+                await ctx.repo.hand_back(job["_id"], holder=ctx.holder)
+                log.info("provider job %s; next poll in %.0fs", later.status, later.seconds)
+                raise RetryLater(later.seconds) from None
             if video is None:
                 return
         else:
@@ -102,6 +111,20 @@ class VideoStage:
             "clip stored: %s (%.1fs, %d bytes)", video["key"], video["duration"], video["size"]
         )
 
+    async def cancel_at_provider(self, job_id: str) -> None:
+        """A job that ended while its clip was being made: cancel the provider's job
+        where the provider can (`cancel(provider_job)`), so nobody pays for it."""
+        cancel = getattr(self.provider, "cancel", None)
+        job = await self.ctx.repo.get(job_id)
+        if cancel is None or job is None or not job.get("provider_job"):
+            return
+        if job["status"] not in (JobStatus.CANCELED, JobStatus.FAILED):
+            return  # taken over by another worker: the provider job is still wanted
+        try:
+            await cancel(job["provider_job"])
+        except Exception as e:  # best effort: the job is final either way
+            log.warning("could not cancel the provider job: %s: %s", type(e).__name__, e)
+
     async def stored_video(self, job: Job) -> dict[str, Any] | None:
         """The `video` of a job that crashed after its upload, if both objects are there."""
         video = job.get("video")
@@ -119,7 +142,7 @@ class VideoStage:
         with tempfile.TemporaryDirectory(prefix="video-") as tmp:
             workdir = Path(tmp)
             request = await self.request_for(job, workdir)
-            clip = await self.generate(request, workdir)
+            clip = await self.generate(request, workdir, reported=job["progress"])
             try:
                 info = await asyncio.to_thread(probe_video, clip)
             except InvalidMedia as e:
@@ -174,9 +197,10 @@ class VideoStage:
             duration=int(options["duration"]),
             seed=seed_for(job, prompt),
             provider_job=job.get("provider_job"),
+            image_key=key,
         )
 
-    async def generate(self, request: VideoRequest, workdir: Path) -> Path:
+    async def generate(self, request: VideoRequest, workdir: Path, *, reported: int) -> Path:
         """The provider's clip, with its call counted and timed."""
         ctx = self.ctx
         name = self.provider.name
@@ -190,9 +214,15 @@ class VideoStage:
         outcome = "error"
         try:
             clip = await self.provider.generate(
-                request, workdir, ProgressReporter(ctx.pipeline, request.job_id), checkpoint
+                request,
+                workdir,
+                ProgressReporter(ctx.pipeline, request.job_id, reported=reported),
+                checkpoint,
             )
             outcome = "ok"
+        except PollLater:
+            outcome = "polling"  # one poll of a job that still runs
+            raise
         except JobError as e:
             outcome = e.code
             raise
@@ -221,7 +251,7 @@ def register(
     ctx: WorkerContext, settings: VideoSettings, provider: VideoProvider | None = None
 ) -> VideoStage:
     """Subscribe the video stage to `video.jobs` on the worker's broker."""
-    stage = VideoStage(ctx, settings, provider or get_provider(settings))
+    stage = VideoStage(ctx, settings, provider or get_provider(settings, ctx.storage))
     work = ctx.topology.video_jobs
 
     @ctx.broker.subscriber(

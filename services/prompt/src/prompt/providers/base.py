@@ -1,8 +1,10 @@
 """The interface every prompt provider implements, and the choice of one from settings."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from common.storage import Storage
 from prompt.config import PromptSettings
 from prompt.photo_facts import PhotoFacts
 
@@ -32,6 +34,8 @@ class PromptRequest:
     # The photo itself, for providers that look at it (an LLM with image input).
     image: bytes = field(repr=False)
     content_type: str
+    # Its storage key, for providers that hand the model a link instead (S3).
+    image_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,30 @@ class PromptProvider(Protocol):
         ...
 
 
-def get_provider(settings: PromptSettings) -> PromptProvider:
+def _template(settings: PromptSettings, storage: Storage | None) -> PromptProvider:
     from prompt.providers.template import TemplateProvider
 
-    if settings.prompt_provider == "template":
-        return TemplateProvider(settings.template_version)
-    raise ValueError(f"PROMPT_PROVIDER must be 'template', not {settings.prompt_provider!r}")
+    return TemplateProvider(settings.template_version)
+
+
+def _openrouter(settings: PromptSettings, storage: Storage | None) -> PromptProvider:
+    from prompt.providers.openrouter import OpenRouterPromptProvider
+
+    return OpenRouterPromptProvider(settings, storage)
+
+
+PROVIDERS: dict[str, Callable[[PromptSettings, Storage | None], PromptProvider]] = {
+    "template": _template,
+    "openrouter": _openrouter,
+}
+
+
+def get_provider(settings: PromptSettings, storage: Storage | None = None) -> PromptProvider:
+    try:
+        factory = PROVIDERS[settings.prompt_provider]
+    except KeyError:
+        names = ", ".join(repr(n) for n in PROVIDERS)
+        raise ValueError(
+            f"PROMPT_PROVIDER must be one of {names}, not {settings.prompt_provider!r}"
+        ) from None
+    return factory(settings, storage)

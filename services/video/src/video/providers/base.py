@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from common.storage import Storage
 from video.config import VideoSettings
 
 # How far the clip is, from 0 to 1; providers that cannot tell may never call it.
@@ -24,6 +25,8 @@ class VideoRequest:
     seed: int
     # What an earlier attempt saved through `checkpoint` (the job's `provider_job`).
     provider_job: dict[str, Any] | None = field(default=None)
+    # The photo's storage key, for providers that hand the model a link instead (S3).
+    image_key: str | None = None
 
 
 class VideoProvider(Protocol):
@@ -41,16 +44,42 @@ class VideoProvider(Protocol):
         ...
 
 
-def _local(settings: VideoSettings) -> VideoProvider:
+class CancellableProvider(Protocol):
+    """Optional: a provider that can stop a job it runs implements `cancel`; the worker
+    calls it with the job's saved `provider_job` when the job is canceled or timed out."""
+
+    async def cancel(self, provider_job: dict[str, Any]) -> None: ...
+
+
+class PollLater(Exception):
+    """Not an error: the provider's job is still running; ask again after `seconds`. The
+    worker hands the job back and re-schedules its event, holding no slot meanwhile."""
+
+    def __init__(self, seconds: float, status: str = "") -> None:
+        super().__init__(f"{status or 'running'}; poll again in {seconds:.0f}s")
+        self.seconds = seconds
+        self.status = status
+
+
+def _local(settings: VideoSettings, storage: Storage | None) -> VideoProvider:
     from video.providers.local import LocalProvider
 
     return LocalProvider(settings)
 
 
-PROVIDERS: dict[str, Callable[[VideoSettings], VideoProvider]] = {"local": _local}
+def _openrouter(settings: VideoSettings, storage: Storage | None) -> VideoProvider:
+    from video.providers.openrouter import OpenRouterVideoProvider
+
+    return OpenRouterVideoProvider(settings, storage)
 
 
-def get_provider(settings: VideoSettings) -> VideoProvider:
+PROVIDERS: dict[str, Callable[[VideoSettings, Storage | None], VideoProvider]] = {
+    "local": _local,
+    "openrouter": _openrouter,
+}
+
+
+def get_provider(settings: VideoSettings, storage: Storage | None = None) -> VideoProvider:
     try:
         factory = PROVIDERS[settings.video_provider]
     except KeyError:
@@ -58,4 +87,4 @@ def get_provider(settings: VideoSettings) -> VideoProvider:
         raise ValueError(
             f"VIDEO_PROVIDER must be one of {names}, not {settings.video_provider!r}"
         ) from None
-    return factory(settings)
+    return factory(settings, storage)

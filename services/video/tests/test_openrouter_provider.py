@@ -1,0 +1,330 @@
+"""The OpenRouter video provider against a fake OpenRouter over real HTTP: one paid job per
+clip, its id saved before the first poll, one poll per delivery, the model's limits checked
+before anything is paid; then the video worker with it, on the real broker, database and
+storage."""
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from common.errors import JobError
+from common.events import PromptReady
+from common.jobs import now
+from common.media import probe_video
+from common.settings import CommonSettings
+from common.worker import WorkerContext
+from services.video.tests.images import mug
+from services.video.tests.support import Worker
+from tests.support.fake_openrouter import SEEDANCE, FakeOpenRouter, Fault, VideoPlan
+from video.config import VideoSettings
+from video.handlers import register
+from video.providers.base import PollLater, VideoRequest, get_provider
+from video.providers.openrouter import OpenRouterVideoProvider, choose_options
+
+
+def provider_for(fake: FakeOpenRouter, **changes: Any) -> OpenRouterVideoProvider:
+    settings = VideoSettings(
+        openrouter_api_key=fake.api_key,  # type: ignore[arg-type]
+        openrouter_base_url=fake.base_url,
+        openrouter_poll_interval_seconds=1,
+        **changes,
+    )
+    return OpenRouterVideoProvider(settings)
+
+
+class Calls:
+    """What the provider told the worker: checkpoints and progress."""
+
+    def __init__(self, fake: FakeOpenRouter) -> None:
+        self.fake = fake
+        self.saved: list[dict[str, Any]] = []
+        self.polls_before_save: list[int] = []
+        self.progress: list[int] = []
+
+    async def checkpoint(self, data: dict[str, Any]) -> None:
+        self.polls_before_save.append(len(self.fake.calls("GET /videos/{id}")))
+        self.saved.append({"provider": "openrouter", **data})
+
+    async def report(self, fraction: float) -> None:
+        self.progress.append(round(40 + 45 * fraction))
+
+
+@pytest.fixture
+def photo_file(tmp_path: Path) -> Path:
+    path = tmp_path / "source.png"
+    path.write_bytes(mug())
+    return path
+
+
+def request_for(photo: Path, **changes: Any) -> VideoRequest:
+    return replace(
+        VideoRequest(
+            job_id="job-1",
+            image=photo,
+            prompt="A slow push-in on the mug, soft light.",
+            title="Mug",
+            aspect_ratio="9:16",
+            duration=4,
+            seed=1234,
+        ),
+        **changes,
+    )
+
+
+def cost_metric() -> float:
+    return REGISTRY.get_sample_value("pv_provider_cost_usd_total", {"provider": "openrouter"}) or 0
+
+
+async def test_one_paid_job_saved_before_polling_then_one_poll_per_delivery(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path
+) -> None:
+    provider = provider_for(fake)
+    calls = Calls(fake)
+    request = request_for(photo_file)
+
+    with pytest.raises(PollLater) as later:
+        await provider.generate(request, tmp_path, calls.report, calls.checkpoint)
+    assert later.value.status == "pending" and later.value.seconds == 1
+    [post] = fake.calls("POST /videos")
+    body = post.json
+    assert {k: body[k] for k in ("model", "duration", "resolution", "aspect_ratio")} == {
+        "model": "bytedance/seedance-2.0",
+        "duration": 4,
+        "resolution": "720p",
+        "aspect_ratio": "9:16",
+    }
+    assert body["prompt"] == request.prompt and body["seed"] == 1234
+    assert body["generate_audio"] is False and "callback_url" not in body
+    [frame] = body["frame_images"]
+    assert frame["frame_type"] == "first_frame" and frame["type"] == "image_url"
+    assert frame["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    # The id was saved before the first poll.
+    [saved] = calls.saved
+    assert calls.polls_before_save == [0]
+    assert saved["id"] in fake.jobs and saved["polling_url"].endswith(saved["id"])
+    assert calls.progress == [45]
+
+    # Later deliveries resume that job: no second POST.
+    resumed = request_for(photo_file, provider_job=saved)
+    with pytest.raises(PollLater) as later:
+        await provider.generate(resumed, tmp_path, calls.report, calls.checkpoint)
+    assert later.value.status == "in_progress" and calls.progress == [45, 60]
+
+    spent = cost_metric()
+    clip = await provider.generate(resumed, tmp_path, calls.report, calls.checkpoint)
+    assert len(fake.calls("POST /videos")) == 1
+    assert len(fake.calls("GET /videos/{id}")) == 3
+    [download] = fake.calls("GET /videos/{id}/content")
+    assert download.query == {"index": "0"}
+    assert download.headers["authorization"] == f"Bearer {fake.api_key}"
+    # The model's 704x1248 is brought to the exact frame size of 9:16.
+    info = probe_video(clip)
+    assert (info.width, info.height, info.codec, info.pix_fmt) == (720, 1280, "h264", "yuv420p")
+    assert abs(info.duration - 4) < 0.1
+    assert calls.saved[-1]["status"] == "completed" and calls.saved[-1]["cost"] == 0.35
+    assert cost_metric() == pytest.approx(spent + 0.35)
+    assert len(fake.calls("GET /videos/models")) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        (
+            {"duration": 3},
+            "cannot make a 3-second clip (it makes 5 s, 10 s); choose one of those lengths.",
+        ),
+        ({"aspect_ratio": "1:1", "duration": 5}, "cannot make 1:1 clips (it makes 16:9, 9:16)."),
+    ],
+)
+async def test_a_request_the_model_cannot_honour_fails_before_anything_is_paid(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path, changes: dict, says: str
+) -> None:
+    fake.models = [
+        {**SEEDANCE, "supported_durations": [5, 10], "supported_aspect_ratios": ["16:9", "9:16"]}
+    ]
+    calls = Calls(fake)
+    with pytest.raises(JobError) as caught:
+        await provider_for(fake).generate(
+            request_for(photo_file, **changes), tmp_path, calls.report, calls.checkpoint
+        )
+    assert (caught.value.code, caught.value.retryable) == ("unsupported_options", False)
+    assert caught.value.message == f"OpenRouter: bytedance/seedance-2.0 {says}"
+    assert fake.calls("POST /videos") == [] and calls.saved == []
+
+
+async def test_an_unknown_model_fails_before_anything_is_paid(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path
+) -> None:
+    calls = Calls(fake)
+    with pytest.raises(JobError) as caught:
+        await provider_for(fake, openrouter_video_model="acme/nothing").generate(
+            request_for(photo_file), tmp_path, calls.report, calls.checkpoint
+        )
+    assert caught.value.code == "unsupported_model" and not caught.value.retryable
+    assert fake.calls("POST /videos") == []
+
+
+def test_the_resolution_falls_back_to_the_nearest_listed(photo_file: Path) -> None:
+    request = request_for(photo_file)
+    model = {**SEEDANCE, "supported_resolutions": ["480p", "1080p"]}
+    assert choose_options(model, request, "720p")["resolution"] == "1080p"
+    model = {**SEEDANCE, "supported_resolutions": ["360p", "480p"]}
+    assert choose_options(model, request, "720p")["resolution"] == "480p"
+
+
+@pytest.mark.parametrize("outcome", ["failed", "cancelled", "expired"])
+async def test_a_job_that_ends_badly_fails_with_the_providers_words(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path, outcome: str
+) -> None:
+    fake.video_plan = VideoPlan(polls=(), outcome=outcome, error="Content policy violation")
+    calls = Calls(fake)
+    with pytest.raises(JobError) as caught:
+        await provider_for(fake).generate(
+            request_for(photo_file), tmp_path, calls.report, calls.checkpoint
+        )
+    assert caught.value.message == f"OpenRouter: Content policy violation ({outcome})"
+    assert (caught.value.code, caught.value.retryable) == (f"provider_{outcome}", False)
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "retryable"),
+    [
+        (Fault(400, message="prompt is too long"), "provider_bad_request", False),
+        (Fault(402), "insufficient_credits", False),
+        (Fault(429, retry_after=2), "provider_rate_limited", True),
+        (Fault(500), "provider_unavailable", True),
+        (Fault(503), "provider_unavailable", True),
+    ],
+)
+async def test_submission_failures_are_sorted(
+    fake: FakeOpenRouter,
+    photo_file: Path,
+    tmp_path: Path,
+    fault: Fault,
+    code: str,
+    retryable: bool,
+) -> None:
+    fake.fail("POST /videos", fault)
+    calls = Calls(fake)
+    with pytest.raises(JobError) as caught:
+        await provider_for(fake).generate(
+            request_for(photo_file), tmp_path, calls.report, calls.checkpoint
+        )
+    assert (caught.value.code, caught.value.retryable) == (code, retryable)
+    assert caught.value.retry_after == fault.retry_after
+    assert len(fake.calls("POST /videos")) == 1 and calls.saved == []
+
+
+async def test_a_failing_poll_waits_for_the_next_one_and_the_deadline_ends_it(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path
+) -> None:
+    provider = provider_for(fake, openrouter_video_deadline_seconds=600)
+    calls = Calls(fake)
+    with pytest.raises(PollLater):
+        await provider.generate(request_for(photo_file), tmp_path, calls.report, calls.checkpoint)
+    resumed = request_for(photo_file, provider_job=calls.saved[0])
+
+    # A 502 while following a paid job is not a failed attempt: poll again later.
+    fake.fail("GET /videos/{id}", Fault(502, retry_after=5))
+    with pytest.raises(PollLater) as later:
+        await provider.generate(resumed, tmp_path, calls.report, calls.checkpoint)
+    assert later.value.seconds == 5
+
+    # Past the deadline a running job fails, for good.
+    late = {**calls.saved[0], "submitted_at": now() - timedelta(minutes=11)}
+    with pytest.raises(JobError) as caught:
+        await provider.generate(
+            request_for(photo_file, provider_job=late), tmp_path, calls.report, calls.checkpoint
+        )
+    assert (caught.value.code, caught.value.retryable) == ("provider_timeout", False)
+    assert "not ready 11 minutes after it was submitted" in caught.value.message
+    assert len(fake.calls("POST /videos")) == 1
+
+
+async def test_webhook_mode_asks_for_a_callback(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path
+) -> None:
+    provider = provider_for(fake, openrouter_webhook_url="https://shop.example/api/v1/webhooks/x")
+    calls = Calls(fake)
+    with pytest.raises(PollLater):
+        await provider.generate(request_for(photo_file), tmp_path, calls.report, calls.checkpoint)
+    assert fake.calls("POST /videos")[0].json["callback_url"].startswith("https://shop.example")
+
+
+def test_the_key_chooses_the_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VIDEO_PROVIDER", raising=False)
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    assert VideoSettings().video_provider == "local"
+    keyed = VideoSettings(openrouter_api_key="sk-or-1")  # type: ignore[arg-type]
+    assert keyed.video_provider == "openrouter"
+    assert get_provider(keyed).name == "openrouter"
+    assert VideoSettings(openrouter_api_key="sk-or-1", video_provider="local").video_provider == (  # type: ignore[arg-type]
+        "local"
+    )
+
+
+@pytest.fixture
+async def openrouter_worker(
+    settings: CommonSettings, fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Worker]:
+    for key, value in fake.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("VIDEO_PROVIDER", raising=False)
+    video_settings = VideoSettings()
+    ctx = WorkerContext.create(video_settings)
+    stage = register(ctx, video_settings)
+    await ctx.broker.start()
+    await ctx.start()
+    try:
+        yield Worker(ctx, stage.provider)  # type: ignore[arg-type]
+    finally:
+        await ctx.broker.stop()
+        await ctx.broker.connect()
+        await ctx.topology.delete(ctx.broker)
+        await ctx.broker.stop()
+        await ctx.client.drop_database(video_settings.mongodb_database)
+        await ctx.stop()
+
+
+async def test_the_worker_polls_through_retry_queues_and_stores_the_clip(
+    openrouter_worker: Worker, fake: FakeOpenRouter
+) -> None:
+    worker = openrouter_worker
+    fake.video_plan = VideoPlan(polls=("pending", "in_progress", "in_progress"))
+    job = await worker.add_job(mug())
+    await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+    done = await worker.wait_for_status(job["_id"], "completed", "failed", within=60)
+    assert done["status"] == "completed", done.get("error")
+
+    assert len(fake.calls("POST /videos")) == 1
+    assert len(fake.calls("GET /videos/{id}")) == 4
+    provider_job = done["provider_job"]
+    assert provider_job["provider"] == "openrouter" and provider_job["id"] in fake.jobs
+    assert provider_job["cost"] == 0.35 and provider_job["status"] == "completed"
+    assert provider_job["submitted_at"] <= provider_job["completed_at"]
+    progress = [h["progress"] for h in done["history"] if h["status"] == "generating"]
+    assert progress == [40, 45, 60, 80], "one step per status, none repeated per poll"
+    assert (done["video"]["width"], done["video"]["height"]) == (720, 1280)
+    assert worker.stored(done["video"]["key"]).is_file()
+    assert "lease" not in done and done["attempts"] == 0
+
+
+async def test_the_worker_fails_the_job_with_the_providers_reason(
+    openrouter_worker: Worker, fake: FakeOpenRouter
+) -> None:
+    worker = openrouter_worker
+    fake.video_plan = VideoPlan(polls=("pending",), outcome="expired", error="Job expired")
+    job = await worker.add_job(mug())
+    await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+    done = await worker.wait_for_status(job["_id"], "completed", "failed", within=60)
+    assert done["error"] == {
+        "code": "provider_expired",
+        "message": "OpenRouter: Job expired (expired)",
+        "retryable": False,
+    }
+    assert len(fake.calls("POST /videos")) == 1
