@@ -1,5 +1,6 @@
-"""What a user's browser does, in code: make a photo, submit it over HTTP,
-follow the job over the WebSocket, download the clip."""
+"""What a user's browser does, in code: sign in with the code from the email,
+make a photo, submit it over HTTP, follow the job over the WebSocket, download
+the clip."""
 
 import asyncio
 import io
@@ -7,6 +8,8 @@ import json
 import math
 import random
 import time
+import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ import websockets
 from PIL import Image, ImageDraw, ImageFilter
 
 from common.media import VideoInfo, probe_video
+from tests.support.mail import MailSink, shared_sink
 
 API = "/api/v1"
 FINAL = ("completed", "failed", "canceled")
@@ -57,6 +61,38 @@ def product_photo(seed: int, size: tuple[int, int] = (800, 600)) -> bytes:
     return out.getvalue()
 
 
+# The session each client signed in with (a client that was never signed in gets one
+# on its first submission, so every test that submits works through the real sign-in).
+_SESSIONS: "weakref.WeakKeyDictionary[httpx.AsyncClient, str]" = weakref.WeakKeyDictionary()
+
+
+def new_email() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def sign_in(
+    client: httpx.AsyncClient, email: str | None = None, *, mail: MailSink | None = None
+) -> str:
+    """What a user does: ask for a code, read it from the email, verify it.
+    Returns the session token (also remembered for this client's submissions)."""
+    email = email or new_email()
+    inbox = mail or shared_sink()
+    seen = len(inbox.to(email))
+    asked = await client.post(f"{API}/auth/email", json={"email": email})
+    assert asked.status_code == 202, f"{asked.status_code}: {asked.text}"
+    code = await inbox.next_code(email, seen=seen)
+    verified = await client.post(f"{API}/auth/verify", json={"email": email, "code": code})
+    assert verified.status_code == 200, f"{verified.status_code}: {verified.text}"
+    token: str = verified.json()["token"]
+    _SESSIONS[client] = token
+    return token
+
+
+async def session_of(client: httpx.AsyncClient) -> str:
+    """The client's session token, signing in with a new address if it has none."""
+    return _SESSIONS.get(client) or await sign_in(client)
+
+
 async def submit(
     client: httpx.AsyncClient,
     photo: bytes,
@@ -67,7 +103,11 @@ async def submit(
     duration: int = 3,
     filename: str = "photo.jpg",
     content_type: str = "image/jpeg",
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
+    """Submit as the client's signed-in user (unless `headers` or the client say otherwise)."""
+    if headers is None:
+        headers = {} if "authorization" in client.headers else auth(await session_of(client))
     return await client.post(
         f"{API}/jobs",
         files={"image": (filename, photo, content_type)},
@@ -77,6 +117,7 @@ async def submit(
             "aspect_ratio": aspect_ratio,
             "duration": str(duration),
         },
+        headers=headers,
     )
 
 

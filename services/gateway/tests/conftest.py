@@ -17,6 +17,7 @@ from common.topology import Topology
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 from gateway.main import create_app
+from tests.support import client as user
 
 
 def photo(
@@ -44,6 +45,20 @@ class Gateway:
         self.app = app
         self.client = client
         self.amqp = amqp
+        self.session: str | None = None  # the default user's session token
+        self.email: str | None = None
+
+    async def sign_in(self, email: str | None = None) -> str:
+        """Sign in through the real flow (the code arrives at the test's SMTP server);
+        returns the session token. Without `email`, as a new user."""
+        return await user.sign_in(self.client, email or user.new_email())
+
+    async def auth(self) -> dict[str, str]:
+        """The default user's Authorization header (signed in on first use)."""
+        if self.session is None:
+            self.email = user.new_email()
+            self.session = await self.sign_in(self.email)
+        return user.auth(self.session)
 
     @property
     def services(self) -> Services:
@@ -70,6 +85,8 @@ class Gateway:
         data = {"title": "Red mug", "description": "A sturdy red mug.", **fields}
         data = {k: v for k, v in data.items() if v is not None}
         files = {"image": (filename, image if image is not None else photo(), content_type)}
+        # As the default signed-in user, unless the test says who it is.
+        headers = {**await self.auth(), **(headers or {})}
         return await self.client.post("/api/v1/jobs", data=data, files=files, headers=headers)
 
     async def job_count(self) -> int:

@@ -48,7 +48,7 @@ async def test_submit_stores_the_job_and_the_photo_and_queues_it(gateway, make_p
     assert view["image"] == {"width": 800, "height": 600, "content_type": "image/jpeg"}
 
     stored = await gateway.services.db["jobs"].find_one({"_id": job_id})
-    assert stored["owner"] == "anon:127.0.0.1" and stored["client_ip"] == "127.0.0.1"
+    assert stored["owner"] == gateway.email and stored["client_ip"] == "127.0.0.1"
     assert stored["image"]["key"] == f"uploads/{job_id}/source.jpg"
     assert stored["image"]["sha256"] == hashlib.sha256(upload).hexdigest()
     assert stored["request_fingerprint"] and "idempotency_key" not in stored
@@ -193,7 +193,7 @@ async def test_oversized_uploads_are_refused(start_gateway, make_photo):
         response = await gateway.client.post(
             "/api/v1/jobs",
             content=stream(),
-            headers={"Content-Type": "multipart/form-data; boundary=b"},
+            headers={"Content-Type": "multipart/form-data; boundary=b", **await gateway.auth()},
         )
         assert_error(response, 413, "upload_too_large")
 

@@ -26,9 +26,10 @@ async def start_notifier(settings: CommonSettings) -> AsyncIterator[StartNotifie
     returns each one's base URL (http://127.0.0.1:port)."""
     running = []
 
-    async def start(**overrides: Any) -> str:
+    async def start(server_options: dict[str, Any] | None = None, **overrides: Any) -> str:
         port = free_port()
-        running.append(await start_server(create_app(NotifierSettings(**overrides)), port))
+        app = create_app(NotifierSettings(**overrides))
+        running.append(await start_server(app, port, **(server_options or {})))
         return f"http://127.0.0.1:{port}"
 
     yield start

@@ -40,12 +40,12 @@ class Driver:
     pipeline: Pipeline
     signer: Signer
 
-    async def new_job(self) -> Job:
+    async def new_job(self, owner: str = "owner@example.com") -> Job:
         job_id = new_job_id()
         job, _ = await self.repo.create(
             {
                 "_id": job_id,
-                "owner": "anon:127.0.0.1",
+                "owner": owner,
                 "client_ip": "127.0.0.1",
                 "title": "Stoneware Mug",
                 "description": "Hand-thrown mug.",
@@ -98,14 +98,19 @@ class Driver:
         return moved
 
 
-async def start_server(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+async def start_server(
+    app: Any, port: int, **options: Any
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """`options`: more uvicorn settings (e.g. `ws_ping_interval`)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
         ws_per_message_deflate=False,
+        ws_max_size=65536,
         log_config=None,
         lifespan="on",
+        **options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

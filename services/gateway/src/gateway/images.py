@@ -1,13 +1,16 @@
 """Upload validation and normalisation of product photos (Pillow).
 
 The type is decided from the bytes alone; the size is checked from the header
-before any pixel is decoded; what is stored is a re-encoded, upright, metadata-free
-RGB JPEG (or an RGBA PNG when the photo has transparency).
+before any pixel is decoded; a file must end where its image ends (anything
+appended — a ZIP, HTML, a script — makes it a polyglot, refused); what is stored
+is a re-encoded, upright, metadata-free RGB JPEG (or an RGBA PNG when the photo
+has transparency), so nothing hidden inside the original is ever served.
 """
 
 import hashlib
 import io
 import warnings
+import zlib
 from dataclasses import dataclass
 
 from fastapi import UploadFile
@@ -127,6 +130,87 @@ def _open(data: bytes, fmt: str, limits: ImageLimits) -> Image.Image:
     return img
 
 
+class _Malformed(Exception):
+    pass
+
+
+def _u16(data: bytes, at: int) -> int:
+    if at + 2 > len(data):
+        raise _Malformed
+    return int.from_bytes(data[at : at + 2], "big")
+
+
+def _jpeg_end(data: bytes) -> int:
+    """Where the JPEG's EOI marker ends, walking its segments and entropy-coded data."""
+    i, n = 2, len(data)
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            raise _Malformed
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker == 0xD9:  # EOI
+            return i + 2
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        i += 2 + _u16(data, i + 2)
+        if marker == 0xDA:  # SOS: entropy-coded data up to the next real marker
+            while i + 1 < n and not (
+                data[i] == 0xFF
+                and data[i + 1] not in (0x00, 0xFF)
+                and not 0xD0 <= data[i + 1] <= 0xD7
+            ):
+                i += 1
+    raise _Malformed
+
+
+def _png_end(data: bytes) -> int:
+    """Where the IEND chunk ends; every chunk's CRC must match (Pillow skips IDAT's)."""
+    i = 8
+    while i + 12 <= len(data):
+        length = int.from_bytes(data[i : i + 4], "big")
+        end = i + 12 + length
+        if end > len(data):
+            raise _Malformed
+        crc = int.from_bytes(data[end - 4 : end], "big")
+        if zlib.crc32(data[i + 4 : end - 4]) != crc:
+            raise _Malformed
+        if data[i + 4 : i + 8] == b"IEND":
+            return end
+        i = end
+    raise _Malformed
+
+
+def _webp_end(data: bytes) -> int:
+    size = int.from_bytes(data[4:8], "little")
+    return 8 + size + (size & 1)
+
+
+_ENDS = {"JPEG": _jpeg_end, "PNG": _png_end, "WEBP": _webp_end}
+
+
+def _motion_photo(trailer: bytes) -> bool:
+    """Phones append the clip of a "motion photo" (an MP4) after the JPEG: a known,
+    harmless trailer, dropped by the re-encoding like everything else."""
+    return len(trailer) >= 12 and trailer[4:8] == b"ftyp"
+
+
+def check_single_image(data: bytes, fmt: str) -> None:
+    """400 unless the file ends where its image ends (polyglots, smuggled payloads)."""
+    try:
+        end = _ENDS[fmt](data)
+    except _Malformed:
+        raise _invalid("its structure is damaged") from None
+    trailer = data[end:]
+    if trailer.strip(b"\x00") and not (fmt == "JPEG" and _motion_photo(trailer)):
+        raise _invalid(
+            f"it carries {len(trailer):,} bytes of other data after the image "
+            "(only plain photos are accepted)"
+        )
+
+
 def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         img.mode == "P" and "transparency" in img.info
@@ -157,6 +241,7 @@ def normalize_image(data: bytes, limits: ImageLimits) -> NormalizedImage:
         raise too_large(limits.max_bytes)
     fmt = sniff_format(data)
     img = _open(data, fmt, limits)
+    check_single_image(data, fmt)
     if min(img.size) < limits.min_side:
         raise ApiError(
             422,

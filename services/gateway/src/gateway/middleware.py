@@ -1,9 +1,9 @@
-"""Plain ASGI middleware: request metrics, security headers, the upload size cap.
+"""Plain ASGI middleware: security headers, the upload size cap (request metrics are
+common.request_metrics, shared with the notifier).
 
 Pure ASGI (not BaseHTTPMiddleware) so file responses keep streaming.
 """
 
-import time
 from urllib.parse import urlparse
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -12,40 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import error_body
-from common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from gateway.images import too_large
-
-
-class RequestMetrics:
-    """Count and time requests by route template (never the raw path: ids would
-    make a time series per job)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path_format", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(route=template, method=method, status=str(status)).inc()
-            HTTP_SECONDS.labels(route=template, method=method).observe(
-                time.perf_counter() - started
-            )
 
 
 def _origin(url: str) -> str | None:
@@ -78,6 +45,7 @@ def content_security_policy(ws_url: str, extra_media_origins: list[str]) -> str:
 
 # FastAPI's own documentation pages load Swagger UI / ReDoc from a CDN with inline scripts.
 _DOCS_PATHS = ("/docs", "/redoc")
+_AUTH_PATH = "/api/v1/auth/"
 
 
 class SecurityHeaders:
@@ -89,6 +57,7 @@ class SecurityHeaders:
             "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY",
             "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+            "Cross-Origin-Opener-Policy": "same-origin",
         }
         self.csp = csp
 
@@ -97,6 +66,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         with_csp = not scope["path"].startswith(_DOCS_PATHS)
+        # Answers that carry session tokens must never sit in a cache.
+        no_store = scope["path"].startswith(_AUTH_PATH)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -105,6 +76,8 @@ class SecurityHeaders:
                     headers.setdefault(name, value)
                 if with_csp:
                     headers.setdefault("Content-Security-Policy", self.csp)
+                if no_store:
+                    headers["Cache-Control"] = "no-store"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -120,22 +93,37 @@ class UploadTooLarge(HTTPException):
 
 
 class UploadSizeLimit:
-    """Caps the request body of uploads: at once from Content-Length, else while it
-    streams in, so an oversized upload is never spooled to disk whole."""
+    """Caps request bodies: at once from Content-Length, else while they stream in, so
+    an oversized upload is never spooled to disk whole. Uploads to `path` get
+    `max_upload_bytes` (plus the form's overhead); every other body gets
+    `other_bodies_max_bytes`."""
 
-    def __init__(self, app: ASGIApp, *, path: str, max_upload_bytes: int, overhead: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        path: str,
+        max_upload_bytes: int,
+        overhead: int,
+        other_bodies_max_bytes: int,
+    ) -> None:
         self.app = app
         self.path = path
         self.max_upload_bytes = max_upload_bytes
-        self.limit = max_upload_bytes + overhead  # the form's text fields and boundaries
+        self.upload_limit = max_upload_bytes + overhead  # the form's text fields and boundaries
+        self.other_limit = other_bodies_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "POST" and scope["path"] == self.path:
+            limit, stated = self.upload_limit, self.max_upload_bytes
+        else:
+            limit = stated = self.other_limit
         declared = Headers(scope=scope).get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.limit:
-            error = too_large(self.max_upload_bytes)
+        if declared and declared.isdigit() and int(declared) > limit:
+            error = too_large(stated)
             response = JSONResponse(
                 error_body(error.code, error.message, error.details),
                 status_code=413,
@@ -150,8 +138,8 @@ class UploadSizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise UploadTooLarge(self.max_upload_bytes)
+                if received > limit:
+                    raise UploadTooLarge(stated)
             return message
 
         await self.app(scope, receive_capped, send)

@@ -129,3 +129,43 @@ class ErrorResponse(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries documenting the error shape for these statuses."""
     return {status: {"model": ErrorResponse} for status in statuses}
+
+
+class EmailSignIn(BaseModel):
+    email: str = Field(
+        max_length=320,
+        description="Where the one-time code is sent.",
+        json_schema_extra={"format": "email"},
+    )
+
+
+class CodeSent(BaseModel):
+    email: str
+    expires_in: int = Field(description="Seconds the code stays valid.")
+    resend_after: int = Field(description="Seconds before another code may be asked for.")
+
+
+class CodeVerification(BaseModel):
+    email: str = Field(max_length=320, json_schema_extra={"format": "email"})
+    code: str = Field(pattern=r"^[0-9]{6}$", description="The 6-digit code from the email.")
+
+
+class SessionPublic(BaseModel):
+    token: str = Field(description="The session token: `Authorization: Bearer <token>`.")
+    email: str
+    expires_at: str
+
+
+class Me(BaseModel):
+    email: str
+
+
+class JobListed(JobPublic):
+    token: str = Field(description="The job token, for links to share or play this one job.")
+
+
+class JobsPublic(BaseModel):
+    jobs: list[JobListed] = Field(description="The caller's jobs, newest first.")
+    next_cursor: str | None = Field(
+        description="Pass it as `cursor` for the next page; null on the last page."
+    )

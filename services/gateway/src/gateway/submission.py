@@ -1,24 +1,29 @@
 """Submitting a job: validate the fields, store the photo, create the job, publish.
 
 A refused request stores nothing; a job is only announced after it is stored;
-the same Idempotency-Key from the same owner never makes a second job.
+the same Idempotency-Key from the same owner never makes a second job. A new job
+takes one unit of its owner's and its IP's free-tier allowance (a replay takes
+none), given back if the job cannot be made after all.
 """
 
 import asyncio
 import hashlib
 import json
 import logging
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from common.errors import ApiError
 from common.events import JobSubmitted
 from common.jobs import Job, new_job_id
+from common.logs import job_id_var
 from common.metrics import JOBS_SUBMITTED
 from common.storage import upload_key
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 from gateway.images import NormalizedImage
+from gateway.limits import Limit, Taken
 from gateway.models import JobCreate, JobOptions
 
 log = logging.getLogger(__name__)
@@ -27,7 +32,8 @@ log = logging.getLogger(__name__)
 def _text_field(
     name: str, value: str | None, max_length: int, *, required: bool
 ) -> tuple[str | None, dict[str, str] | None]:
-    """Strip surrounding whitespace only: everything else the user typed is kept exactly."""
+    """Strip surrounding whitespace only: everything else the user typed is kept exactly
+    (any script, emoji, combining marks); only invisible control characters are refused."""
     text = (value or "").strip()
     if not text:
         return None, ({"field": name, "message": "This field is required."} if required else None)
@@ -36,6 +42,8 @@ def _text_field(
             "field": name,
             "message": f"At most {max_length} characters (got {len(text)}).",
         }
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
+        return None, {"field": name, "message": "Control characters are not allowed."}
     return text, None
 
 
@@ -126,7 +134,48 @@ async def submit_job(
         if existing is not None:
             return _replay(existing, fingerprint)
 
+    taken = await _take_allowance(services, owner=owner, client_ip=client_ip)
+    try:
+        submission = await _store_and_announce(
+            services,
+            owner=owner,
+            client_ip=client_ip,
+            create=create,
+            image=image,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
+    except BaseException:
+        await services.limiter.give_back(taken)
+        raise
+    if not submission.created:
+        await services.limiter.give_back(taken)
+    return submission
+
+
+async def _take_allowance(services: Services, *, owner: str, client_ip: str) -> Taken:
+    s = services.settings
+    await services.limiter.check_running(owner, s.free_running_jobs_per_email)
+    return await services.limiter.take(
+        [
+            Limit("jobs_per_ip", client_ip, s.free_jobs_per_ip),
+            Limit("jobs_per_email", owner, s.free_jobs_per_email),
+        ]
+    )
+
+
+async def _store_and_announce(
+    services: Services,
+    *,
+    owner: str,
+    client_ip: str,
+    create: JobCreate,
+    image: NormalizedImage,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Submission:
     job_id = new_job_id()
+    job_id_var.set(job_id)  # on every later line of this request, its access log too
     key = upload_key(job_id, image.ext)
     await services.storage.put_bytes(key, image.data, image.content_type)
     document: dict[str, Any] = {

@@ -4,6 +4,7 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
 
 from common.events import JobStatusChanged
+from common.logs import job_id_var
 from common.topology import Topology
 from notifier.hub import Hub
 
@@ -21,4 +22,8 @@ def subscribe_status(broker: RabbitBroker, topology: Topology, replica_id: str, 
         description="Pushes the job's new history steps to the sockets watching it.",
     )
     async def on_job_status(event: JobStatusChanged) -> None:
-        await hub.on_status(event)
+        token = job_id_var.set(event.job_id)  # the pushes' log lines name the job
+        try:
+            await hub.on_status(event)
+        finally:
+            job_id_var.reset(token)

@@ -15,11 +15,13 @@ from fastapi.responses import JSONResponse
 
 import common.db as database
 from common import metrics
+from common.auth import SessionStore
 from common.errors import install_error_handlers
 from common.health import readiness
 from common.jobs import Job, JobRepository
 from common.logs import configure_logging
 from common.messaging import make_broker
+from common.request_metrics import RequestMetrics
 from common.storage import storage_from_settings
 from common.tokens import Signer
 from common.topology import Topology
@@ -48,7 +50,9 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
         hub = Hub(JobRepository(db), view)
         subscribe_status(broker, topology, replica_id, hub)
-        app.state.session = ws.Session(settings=settings, hub=hub, signer=signer)
+        app.state.session = ws.Session(
+            settings=settings, hub=hub, signer=signer, sessions=SessionStore(db, signer)
+        )
         app.state.readiness = lambda: readiness(broker, db, storage)
         await broker.start()
         await topology.declare(broker)
@@ -60,6 +64,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Product Videos notifier", lifespan=lifespan, docs_url=None)
     install_error_handlers(app)
+    app.add_middleware(RequestMetrics)
     app.include_router(ws.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,6 +1,7 @@
 """The WebSocket protocol at `/ws`: what clients send and what the server answers.
 
-Client → `subscribe` (job id, its job token, optional `after_seq`), `unsubscribe`,
+Client → `subscribe` (job id, the owner's session token or the job's token,
+optional `after_seq`), `unsubscribe`,
 `ping`. Server → `snapshot`, `status`, `unsubscribed`, `pong`, `ping`
 (heartbeat) and `error`.
 """
@@ -87,6 +88,7 @@ ErrorCode = Literal[
     "forbidden",
     "job_not_found",
     "too_many_subscriptions",
+    "rate_limited",  # more messages than the socket may send; it is closed (1008)
     "unavailable",  # the database did not answer; subscribing again later may work
 ]
 

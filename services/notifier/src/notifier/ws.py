@@ -1,15 +1,23 @@
-"""The `/ws` endpoint: reads client ops, checks job tokens, and hands
+"""The `/ws` endpoint: reads client ops, checks who may watch which job, and hands
 subscriptions to the hub. One reader loop per socket, so a socket's ops are
-handled in the order they were sent."""
+handled in the order they were sent.
+
+A subscription carries the owner's session token (any of their jobs) or the job's
+own token (that job only). Sockets that flood, send oversized or malformed frames,
+or sit idle watching nothing are closed; half-open ones are found by uvicorn's
+protocol pings (`--ws-ping-interval` / `--ws-ping-timeout`, 20 s each by default).
+"""
 
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pymongo.errors import PyMongoError
 
+from common.auth import SessionStore
 from common.metrics import WS_CONNECTIONS
 from common.tokens import InvalidToken, Signer
 from notifier.config import NotifierSettings
@@ -32,6 +40,7 @@ router = APIRouter()
 
 # Refused requests (bad JSON, bad tokens) a socket may send before it is closed.
 MAX_REFUSALS = 10
+CLOSE_NORMAL = 1000
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
 
@@ -43,6 +52,7 @@ class Session:
     settings: NotifierSettings
     hub: Hub
     signer: Signer
+    sessions: SessionStore
 
 
 class Refused(Exception):
@@ -58,19 +68,43 @@ async def _heartbeat(conn: Connection, every: float) -> None:
             await conn.send(Heartbeat())
 
 
-async def _subscribe(session: Session, conn: Connection, op: Subscribe) -> None:
+async def _authorize(session: Session, op: Subscribe) -> None:
+    """Refuses unless the token is the job's own or a session of the job's owner."""
     try:
-        granted = session.signer.job_from_token(op.token)
+        principal = await session.sessions.resolve(op.token)
     except InvalidToken as e:
         raise Refused(Error(code="invalid_token", message=str(e), job_id=op.job_id)) from e
-    if granted != op.job_id:
+    if principal.job_id is not None:
+        if principal.job_id != op.job_id:
+            raise Refused(
+                Error(
+                    code="forbidden",
+                    message="This token does not grant access to this job.",
+                    job_id=op.job_id,
+                )
+            )
+        return
+    job = await session.hub.repo.get(op.job_id)
+    # Someone else's job and a missing one look the same, as in the REST API.
+    if job is None or not principal.can_read(job):
         raise Refused(
+            Error(code="job_not_found", message="You have no such job.", job_id=op.job_id)
+        )
+
+
+async def _subscribe(session: Session, conn: Connection, op: Subscribe) -> None:
+    try:
+        await _authorize(session, op)
+    except PyMongoError as e:
+        log.warning("cannot check a subscription to job %s: %s", op.job_id, e)
+        await conn.send(
             Error(
-                code="forbidden",
-                message="This token does not grant access to this job.",
+                code="unavailable",
+                message="The job cannot be read right now; subscribe again shortly.",
                 job_id=op.job_id,
             )
         )
+        return
     limit = session.settings.max_subscriptions_per_socket
     if op.job_id not in conn.watching and len(conn.watching) >= limit:
         raise Refused(
@@ -83,7 +117,9 @@ async def _subscribe(session: Session, conn: Connection, op: Subscribe) -> None:
     try:
         found = await session.hub.subscribe(conn, op.job_id, op.after_seq)
     except PyMongoError as e:
-        log.warning("cannot read job %s for a subscription: %s", op.job_id, e)
+        log.warning(
+            "cannot read job %s for a subscription: %s", op.job_id, e, extra={"job_id": op.job_id}
+        )
         await conn.send(
             Error(
                 code="unavailable",
@@ -98,11 +134,38 @@ async def _subscribe(session: Session, conn: Connection, op: Subscribe) -> None:
         )
 
 
+class MessageRate:
+    """A token bucket: `rate` messages a second on average, bursts of up to twice that."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = 2 * rate
+        self.tokens = self.capacity
+        self.at = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 async def _serve(websocket: WebSocket, session: Session, conn: Connection) -> None:
-    limit = session.settings.max_message_bytes
+    settings = session.settings
+    limit = settings.max_message_bytes
+    rate = MessageRate(settings.max_messages_per_second)
     refusals = 0
     while True:
-        message = await websocket.receive()
+        # A socket that watches nothing has nothing to wait for: it may idle only so long.
+        idle_limit = None if conn.watching else settings.idle_timeout_seconds
+        try:
+            message = await asyncio.wait_for(websocket.receive(), idle_limit)
+        except TimeoutError:
+            await websocket.close(CLOSE_NORMAL, "idle: no subscription")
+            return
         if message["type"] == "websocket.disconnect":
             return
         raw = message.get("text")
@@ -112,6 +175,15 @@ async def _serve(websocket: WebSocket, session: Session, conn: Connection) -> No
                 Error(code="bad_request", message=f"Messages are limited to {limit} bytes.")
             )
             await websocket.close(CLOSE_TOO_BIG, "message too big")
+            return
+        if not rate.allow():
+            await conn.send(
+                Error(
+                    code="rate_limited",
+                    message=f"At most {settings.max_messages_per_second:g} messages a second.",
+                )
+            )
+            await websocket.close(CLOSE_POLICY_VIOLATION, "too many messages")
             return
         try:
             op = parse_op(data)

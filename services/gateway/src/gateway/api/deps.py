@@ -5,9 +5,11 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from common.auth import Principal
 from common.errors import ApiError
 from common.jobs import Job
 from common.tokens import InvalidToken
+from gateway.client_ip import client_ip
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 
@@ -29,52 +31,90 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def get_client_ip(request: Request) -> str:
-    # The peer address; X-Forwarded-For is only to be trusted behind a known proxy.
-    return request.client.host if request.client else "unknown"
+    """The peer address, or what X-Forwarded-For says when the peer is a trusted proxy."""
+    settings: GatewaySettings = request.app.state.settings
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.getlist("x-forwarded-for")
+    return client_ip(peer, forwarded, settings.trusted_proxies)
 
 
 ClientIpDep = Annotated[str, Depends(get_client_ip)]
-
-
-def owner_of(client_ip: str) -> str:
-    return f"anon:{client_ip}"
 
 
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-_bearer = HTTPBearer(auto_error=False, description="The token returned when the job was made.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A session token (from `POST /api/v1/auth/verify`) or, for reading one "
+    "job, the job token returned when it was made.",
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def get_job_token(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def _resolve(services: Services, token: str) -> Principal:
+    try:
+        return await services.sessions.resolve(token)
+    except InvalidToken as e:
+        raise _unauthorized(f"The token is not accepted: {e}.") from e
+
+
+async def get_session(credentials: BearerDep, services: ServicesDep) -> Principal:
+    """A signed-in user (session token in the Authorization header)."""
+    if not (credentials and credentials.credentials):
+        raise _unauthorized("Sign in first (Authorization: Bearer <session token>).")
+    principal = await _resolve(services, credentials.credentials)
+    if not principal.signed_in:
+        raise _unauthorized("This needs a signed-in session; a job token only reads its job.")
+    return principal
+
+
+SessionDep = Annotated[Principal, Depends(get_session)]
+
+
+async def get_reader(
+    credentials: BearerDep,
+    services: ServicesDep,
     token: Annotated[
         str | None,
-        Query(description="The job token, for links a browser opens (else use Bearer)."),
+        Query(
+            max_length=2048,
+            description="The job token, for links a browser opens (else use Bearer).",
+        ),
     ] = None,
-) -> str:
+) -> Principal:
+    """The owner's session (header only) or a job token (header or `?token=`)."""
     if credentials and credentials.credentials:
-        return credentials.credentials
+        return await _resolve(services, credentials.credentials)
     if token:
-        return token
-    raise _unauthorized("A job token is required (Authorization: Bearer <token>).")
+        principal = await _resolve(services, token)
+        if principal.signed_in:  # a URL ends up in logs and histories: never a session there
+            raise _unauthorized("Session tokens belong in the Authorization header, not the URL.")
+        return principal
+    raise _unauthorized("Sign in, or pass the job token (Authorization: Bearer <token>).")
 
 
-async def get_authorized_job(
-    job_id: Annotated[str, Path(description="The job id.")],
-    token: Annotated[str, Depends(get_job_token)],
-    services: ServicesDep,
-) -> Job:
-    """The job the token grants; 404 alike for another job's token and a missing job."""
-    try:
-        granted = services.signer.job_from_token(token)
-    except InvalidToken as e:
-        raise _unauthorized(f"The job token is not accepted: {e}.") from e
-    job = await services.repo.get(job_id) if granted == job_id else None
-    if job is None:
-        raise ApiError(404, "job_not_found", "No such job.")
+ReaderDep = Annotated[Principal, Depends(get_reader)]
+JobIdPath = Annotated[str, Path(max_length=64, description="The job id.")]
+_NO_SUCH_JOB = ("job_not_found", "No such job.")
+
+
+async def get_authorized_job(job_id: JobIdPath, reader: ReaderDep, services: ServicesDep) -> Job:
+    """The job, if the caller may read it; 404 alike for other people's jobs and missing ones."""
+    job = await services.repo.get(job_id)
+    if job is None or not reader.can_read(job):
+        raise ApiError(404, *_NO_SUCH_JOB)
+    return job
+
+
+async def get_owned_job(job_id: JobIdPath, session: SessionDep, services: ServicesDep) -> Job:
+    """The job, if the signed-in caller owns it: changing a job takes its owner's session."""
+    job = await services.repo.get(job_id)
+    if job is None or not session.owns(job):
+        raise ApiError(404, *_NO_SUCH_JOB)
     return job
 
 
 AuthorizedJobDep = Annotated[Job, Depends(get_authorized_job)]
+OwnedJobDep = Annotated[Job, Depends(get_owned_job)]

@@ -1,10 +1,25 @@
 """Gateway settings: the common ones plus upload limits and what the web client needs."""
 
-from pydantic import Field
+import json
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from common.settings import CommonSettings
 
 MIB = 1024 * 1024
+
+
+def _list_from_env(value: Any) -> Any:
+    """A JSON list, or the friendlier comma-separated form (`10.0.0.0/8, 192.168.0.0/16`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class GatewaySettings(CommonSettings):
@@ -23,3 +38,44 @@ class GatewaySettings(CommonSettings):
 
     # Where browsers open the notifier's WebSocket (absolute, or a path on this host).
     public_ws_url: str = "ws://localhost:8001/ws"
+
+    # Sign-in: a one-time code by email, then a session token.
+    session_ttl_seconds: int = Field(default=30 * 24 * 3600, gt=0)
+    code_ttl_seconds: int = Field(default=600, gt=0)
+    code_max_attempts: int = Field(default=5, ge=1)
+    code_resend_seconds: int = Field(default=60, ge=0)
+    # Without SMTP_HOST the code is written to the gateway's log (development).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: bool = False  # implicit TLS (usually port 465)
+    smtp_starttls: bool | None = None  # None: upgrade when the server offers it
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_from: str = "Product Videos <no-reply@localhost>"
+
+    # Free tier, counted per window (a day unless FREE_WINDOW_SECONDS says otherwise).
+    free_window_seconds: int = Field(default=24 * 3600, gt=0)
+    free_jobs_per_ip: int = Field(default=100, ge=0)
+    free_jobs_per_email: int = Field(default=50, ge=0)
+    free_running_jobs_per_email: int = Field(default=5, ge=0)
+    # Sign-in codes asked for, per window: against mail bombing and code guessing.
+    free_codes_per_ip: int = Field(default=50, ge=0)
+    free_codes_per_email: int = Field(default=10, ge=0)
+
+    # X-Forwarded-For is believed only from these networks (the load balancer's).
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+    # Origins allowed to call the API from a browser (CORS); empty: same origin only.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> Any:
+        return [ip_network(n, strict=False) for n in _list_from_env(value)]
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        return _list_from_env(value)

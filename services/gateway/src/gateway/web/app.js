@@ -1,12 +1,24 @@
-// Product Videos web client: upload a photo, then watch the job live over the
-// notifier's WebSocket. Plain ES module, no build step. Every text that came from a
-// user or the server is set with textContent, never parsed as HTML.
+// Product Videos web client: sign in with a code sent by email, upload a photo, then
+// watch the job live over the notifier's WebSocket; list my earlier videos. Plain ES
+// module, no build step. Every text that came from a user or the server is set with
+// textContent, never parsed as HTML.
 
 const STEPS = ["queued", "prompting", "prompt_ready", "generating", "storing", "completed"];
 const FINAL = new Set(["completed", "failed", "canceled"]);
 // Errors after which watching this job cannot succeed: forget it.
 const FATAL_CODES = new Set(["unauthorized", "forbidden", "job_not_found", "not_found", "invalid_token"]);
 const LAST_JOB_KEY = "productVideos.lastJob";
+const SESSION_KEY = "productVideos.session";
+const STATUS_LABELS = {
+  queued: "Queued",
+  prompting: "Writing the prompt",
+  prompt_ready: "Prompt ready",
+  generating: "Generating",
+  storing: "Saving",
+  completed: "Done",
+  failed: "Failed",
+  canceled: "Canceled",
+};
 const FIELD_LABELS = {
   image: "Photo",
   title: "Title",
@@ -27,6 +39,12 @@ let config = {
 };
 let watcher = null;
 let previewUrl = null;
+// The signed-in user: { token, email }, kept in localStorage across visits.
+let session = null;
+// The address a code was sent to, while the code is being typed.
+let pendingEmail = null;
+// Where the next page of "My videos" starts (null: no more).
+let jobsCursor = null;
 // One key per distinct submission: a retry after a network error can never make a second job.
 let pendingKey = null;
 
@@ -81,6 +99,51 @@ function remembered() {
   }
 }
 
+function loadSession() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(SESSION_KEY) || "null");
+    return saved && typeof saved.token === "string" && typeof saved.email === "string" ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+function saveSession(value) {
+  session = value;
+  try {
+    if (value) localStorage.setItem(SESSION_KEY, JSON.stringify(value));
+    else localStorage.removeItem(SESSION_KEY);
+  } catch {
+    // Without storage the session lasts as long as the page.
+  }
+}
+
+function authHeaders() {
+  return session ? { Authorization: `Bearer ${session.token}` } : {};
+}
+
+async function postJson(path, data, headers = {}) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: JSON.stringify(data),
+  });
+  const body = await response.json().catch(() => null);
+  return { response, body };
+}
+
+function errorMessage(response, body) {
+  const error = body && body.error;
+  if (!error) return `The server answered ${response.status}.`;
+  if (response.status === 429) {
+    const after = Number(response.headers.get("Retry-After"));
+    if (after > 0 && !(error.details && error.details.resets_at)) {
+      return `${error.message} (You can try again in ${after < 90 ? `${after} s` : `${Math.ceil(after / 60)} min`}.)`;
+    }
+  }
+  return error.message;
+}
+
 function show(element, visible) {
   element.hidden = !visible;
 }
@@ -115,6 +178,173 @@ async function loadConfig() {
       input.checked = input.value === (config.default_aspect_ratio || "9:16");
     }
   }
+}
+
+// ---------- signing in ----------
+
+function showSigninError(message) {
+  const box = $("signin-error");
+  setText(box, message);
+  show(box, Boolean(message));
+}
+
+function showEmailStep() {
+  pendingEmail = null;
+  show($("email-form"), true);
+  show($("code-form"), false);
+  $("email").focus();
+}
+
+function showCodeStep(sent) {
+  pendingEmail = sent.email;
+  const minutes = Math.round(sent.expires_in / 60);
+  setText($("code-sent"), `We sent a 6-digit code to ${sent.email}. It is valid for ${minutes} minutes.`);
+  $("code").value = "";
+  show($("email-form"), false);
+  show($("code-form"), true);
+  $("code").focus();
+}
+
+async function askForCode(email) {
+  showSigninError("");
+  const { response, body } = await postJson("/api/v1/auth/email", { email });
+  if (response.status === 202 && body) {
+    showCodeStep(body);
+    return;
+  }
+  showSigninError(errorMessage(response, body));
+}
+
+async function onEmailSubmit(event) {
+  event.preventDefault();
+  const email = $("email").value.trim();
+  if (!email || !email.includes("@")) {
+    showSigninError("Enter your email address.");
+    return;
+  }
+  const button = $("email-submit");
+  button.disabled = true;
+  try {
+    await askForCode(email);
+  } catch {
+    showSigninError("Could not reach the server. Check your connection and try again.");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function onCodeSubmit(event) {
+  event.preventDefault();
+  const code = $("code").value.replace(/\s+/g, "");
+  if (!/^[0-9]{6}$/.test(code)) {
+    showSigninError("The code has 6 digits.");
+    return;
+  }
+  const button = $("code-submit");
+  button.disabled = true;
+  try {
+    const { response, body } = await postJson("/api/v1/auth/verify", { email: pendingEmail, code });
+    if (response.ok && body) {
+      saveSession({ token: body.token, email: body.email });
+      showSigninError("");
+      signedIn();
+      return;
+    }
+    showSigninError(errorMessage(response, body));
+  } catch {
+    showSigninError("Could not reach the server. Check your connection and try again.");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function signedIn() {
+  show($("signin"), false);
+  setText($("account-email"), session.email);
+  show($("account"), true);
+  if ($("watch").hidden) show($("create"), true);
+  loadMyJobs();
+}
+
+function showSignin(message = "") {
+  show($("account"), false);
+  show($("create"), false);
+  show($("my-jobs"), false);
+  show($("signin"), true);
+  showEmailStep();
+  showSigninError(message);
+}
+
+function signedOut(message = "") {
+  stopWatching();
+  forget();
+  saveSession(null);
+  show($("watch"), false);
+  $("jobs-list").replaceChildren();
+  showSignin(message);
+}
+
+async function signOut() {
+  const headers = authHeaders();
+  signedOut();
+  try {
+    // Revokes the token on the server too; the page has forgotten it already.
+    await fetch("/api/v1/auth/logout", { method: "POST", headers });
+  } catch {
+    // Offline: the token expires on its own.
+  }
+}
+
+// ---------- my videos ----------
+
+function jobItem(job) {
+  const item = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "job-link";
+  button.dataset.status = job.status;
+  const title = document.createElement("span");
+  title.className = "job-title";
+  title.dir = "auto";
+  title.textContent = job.title;
+  const meta = document.createElement("span");
+  meta.className = "job-meta";
+  const when = new Date(job.created_at);
+  meta.textContent = `${STATUS_LABELS[job.status] || job.status} · ${when.toLocaleDateString()} ${when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+  button.append(title, meta);
+  button.addEventListener("click", () => {
+    const opened = { id: job.id, token: job.token };
+    remember(opened);
+    startWatching(opened, job);
+    $("watch").scrollIntoView?.({ block: "start", behavior: "smooth" });
+  });
+  item.append(button);
+  return item;
+}
+
+async function loadMyJobs(more = false) {
+  if (!session) return;
+  const params = new URLSearchParams({ limit: "10" });
+  if (more && jobsCursor) params.set("cursor", jobsCursor);
+  let response;
+  try {
+    response = await fetch(`/api/v1/jobs?${params}`, { headers: authHeaders() });
+  } catch {
+    return; // offline: the list stays as it was
+  }
+  if (response.status === 401) {
+    signedOut("Your session has ended; please sign in again.");
+    return;
+  }
+  if (!response.ok) return;
+  const body = await response.json();
+  const list = $("jobs-list");
+  if (!more) list.replaceChildren();
+  for (const job of body.jobs) list.append(jobItem(job));
+  jobsCursor = body.next_cursor;
+  show($("more-jobs"), Boolean(jobsCursor));
+  show($("no-jobs"), list.children.length === 0);
+  show($("my-jobs"), true);
 }
 
 // ---------- the form ----------
@@ -202,12 +432,16 @@ async function onSubmit(event) {
     const response = await fetch("/api/v1/jobs", {
       method: "POST",
       body: data,
-      headers: { "Idempotency-Key": pendingKey },
+      headers: { "Idempotency-Key": pendingKey, ...authHeaders() },
     });
     const body = await response.json().catch(() => null);
+    if (response.status === 401) {
+      signedOut("Your session has ended; please sign in again.");
+      return;
+    }
     if (!response.ok) {
       const error = body && body.error;
-      showFormError(error ? error.message : `The server answered ${response.status}.`, (error && Array.isArray(error.details) && error.details) || []);
+      showFormError(errorMessage(response, body), (error && Array.isArray(error.details) && error.details) || []);
       if (response.status === 409 || response.status === 503) pendingKey = null;
       return;
     }
@@ -215,6 +449,7 @@ async function onSubmit(event) {
     const job = { id: body.id, token: body.token };
     remember(job);
     startWatching(job, body.job);
+    loadMyJobs();
   } catch {
     showFormError("Could not reach the server. Check your connection and press “Create video” again.");
   } finally {
@@ -464,6 +699,7 @@ function startWatching(job, initialView = null) {
   function finish() {
     current.stop();
     setConnection("");
+    loadMyJobs();
   }
   watcher = current;
   if (initialView) {
@@ -495,7 +731,7 @@ function newJob() {
   player.removeAttribute("src");
   player.load();
   show($("watch"), false);
-  show($("create"), true);
+  show($("create"), Boolean(session));
   $("job-form").reset();
   show($("preview"), false);
   setText($("duration-value"), $("duration").value);
@@ -521,7 +757,18 @@ async function main() {
     updateCounter($(input), $(counter));
   }
   $("new-job").addEventListener("click", newJob);
+  $("email-form").addEventListener("submit", onEmailSubmit);
+  $("code-form").addEventListener("submit", onCodeSubmit);
+  $("code-resend").addEventListener("click", () => pendingEmail && askForCode(pendingEmail));
+  $("code-other-email").addEventListener("click", showEmailStep);
+  $("sign-out").addEventListener("click", signOut);
+  $("more-jobs").addEventListener("click", () => loadMyJobs(true));
 
+  session = loadSession();
+  if (session) signedIn();
+  else showSignin();
+
+  // A job shared by its link token, or the last one watched, opens without signing in.
   const saved = remembered();
   if (saved) await resume(saved);
 }

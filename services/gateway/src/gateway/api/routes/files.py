@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse
 from itsdangerous import SignatureExpired
 
 from common.errors import ApiError
-from common.storage import FileStorage
+from common.logs import job_id_var
+from common.storage import FileStorage, job_id_of_key
 from common.tokens import InvalidToken
 from common.views import API_PREFIX
 from gateway.api.deps import ServicesDep
@@ -46,6 +47,7 @@ async def get_file(
         if isinstance(e.__cause__, SignatureExpired):
             raise ApiError(403, "link_expired", "This download link has expired.") from e
         raise ApiError(403, "invalid_link", "This download link is not valid.") from e
+    job_id_var.set(job_id_of_key(key))  # the download's log lines name its job
     storage = services.storage
     if not isinstance(storage, FileStorage):
         raise _NOT_FOUND

@@ -1,6 +1,10 @@
-"""Jobs: submit a photo, read a job, fetch its clip and poster."""
+"""Jobs: submit a photo, list and read jobs, fetch a clip and its poster."""
 
 import asyncio
+import base64
+import binascii
+import json
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
@@ -14,8 +18,8 @@ from gateway.api.deps import (
     AuthorizedJobDep,
     ClientIpDep,
     ServicesDep,
+    SessionDep,
     SettingsDep,
-    owner_of,
 )
 from gateway.core.services import Services
 from gateway.downloads import download_name
@@ -29,6 +33,7 @@ from gateway.models import (
     JobAccepted,
     JobOptions,
     JobPublic,
+    JobsPublic,
     error_responses,
 )
 from gateway.submission import submit_job, validate_fields, validate_idempotency_key
@@ -43,11 +48,14 @@ router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
     summary="Submit a product photo",
     responses={
         200: {"model": JobAccepted, "description": "A replay of an earlier Idempotency-Key."},
-        **error_responses(400, 409, 413, 415, 422, 503),
+        **error_responses(400, 401, 409, 413, 415, 422, 429, 503),
     },
+    description="Needs a signed-in session. Over a free-tier limit the answer is 429 with "
+    "`Retry-After`, and the error's `details` say which limit and when it resets.",
 )
 async def create_job(
     services: ServicesDep,
+    session: SessionDep,
     settings: SettingsDep,
     client_ip: ClientIpDep,
     response: Response,
@@ -86,7 +94,7 @@ async def create_job(
     normalized = await asyncio.to_thread(normalize_image, data, limits)
     submission = await submit_job(
         services,
-        owner=owner_of(client_ip),
+        owner=str(session.email),
         client_ip=client_ip,
         create=create,
         image=normalized,
@@ -103,11 +111,65 @@ async def create_job(
     }
 
 
+def _encode_cursor(job: Job) -> str:
+    position = {"t": job["created_at"].isoformat(), "id": job["_id"]}
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(position["t"]), str(position["id"])
+    except (binascii.Error, ValueError, KeyError, TypeError) as e:
+        raise ApiError(
+            422,
+            "validation_error",
+            "The request is not valid.",
+            details=[{"field": "cursor", "message": "Not a cursor this API returned."}],
+        ) from e
+
+
+@router.get(
+    "",
+    response_model=JobsPublic,
+    summary="List my jobs, newest first",
+    responses=error_responses(401, 422),
+)
+async def list_jobs(
+    services: ServicesDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=300, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> dict[str, Any]:
+    query: dict[str, Any] = {"owner": session.email}
+    if cursor is not None:
+        created_at, job_id = _decode_cursor(cursor)
+        query["$or"] = [
+            {"created_at": {"$lt": created_at}},
+            {"created_at": created_at, "_id": {"$lt": job_id}},
+        ]
+    found = services.repo.jobs.find(query).sort([("created_at", -1), ("_id", -1)])
+    jobs = [job async for job in found.limit(limit + 1)]
+    page = jobs[:limit]
+    return {
+        "jobs": [
+            {
+                **await public_job(job, services.storage, services.signer),
+                "token": services.signer.job_token(job["_id"]),
+            }
+            for job in page
+        ],
+        "next_cursor": _encode_cursor(page[-1]) if len(jobs) > limit else None,
+    }
+
+
 @router.get(
     "/{job_id}",
     response_model=JobPublic,
     summary="Read a job",
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 422),
 )
 async def read_job(job: AuthorizedJobDep, services: ServicesDep) -> dict[str, Any]:
     return await public_job(job, services.storage, services.signer)
@@ -133,7 +195,7 @@ async def _redirect_to_file(
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     302: {"description": "Redirect to an expiring link to the file."},
-    **error_responses(401, 404, 409),
+    **error_responses(401, 404, 409, 422),
 }
 DownloadFlag = Annotated[
     bool, Query(description="Save as `<title>.<ext>` instead of playing inline.")

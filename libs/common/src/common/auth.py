@@ -1,0 +1,93 @@
+"""Who is asking: a signed-in user (a session token) or the holder of one job's
+read token. Shared by the gateway (REST) and the notifier (WebSocket), so both
+grant exactly the same access.
+
+A session is a signed token plus its record in `sessions` (TTL index on
+`expires_at`): signing out deletes the record, which revokes the token at once
+in every replica of every service.
+"""
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from itsdangerous import SignatureExpired
+from pymongo.asynchronous.database import AsyncDatabase
+
+from common.jobs import Job
+from common.tokens import InvalidToken, Signer
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A signed-in user (`email`, `session_id`) or one job's token holder (`job_id`)."""
+
+    email: str | None = None
+    session_id: str | None = None
+    job_id: str | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.email is not None
+
+    def can_read(self, job: Job) -> bool:
+        """The owner reads all of their jobs; a job token reads its one job."""
+        if self.email is not None:
+            return bool(job.get("owner") == self.email)
+        return job["_id"] == self.job_id
+
+    def owns(self, job: Job) -> bool:
+        """Changing a job (cancel, retry) takes its owner's session, never a shared job token."""
+        return self.email is not None and job.get("owner") == self.email
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    email: str
+    token: str
+    expires_at: datetime
+
+
+class SessionStore:
+    def __init__(self, db: AsyncDatabase, signer: Signer) -> None:
+        self.sessions = db["sessions"]
+        self.signer = signer
+
+    async def ensure_indexes(self) -> None:
+        await self.sessions.create_index("expires_at", expireAfterSeconds=0, name="expires")
+
+    async def create(self, email: str, ttl_seconds: int) -> Session:
+        session_id = secrets.token_urlsafe(18)
+        now = datetime.now(UTC)
+        expires_at = now + timedelta(seconds=ttl_seconds)
+        await self.sessions.insert_one(
+            {"_id": session_id, "email": email, "created_at": now, "expires_at": expires_at}
+        )
+        token = self.signer.session_token(session_id, email, expires_at.timestamp())
+        return Session(session_id, email, token, expires_at)
+
+    async def revoke(self, session_id: str) -> None:
+        await self.sessions.delete_one({"_id": session_id})
+
+    async def resolve(self, token: str) -> Principal:
+        """The principal a token stands for; InvalidToken when it grants nothing.
+        Job tokens are checked first: they need no database read."""
+        try:
+            return Principal(job_id=self.signer.job_from_token(token))
+        except InvalidToken as e:
+            job_error = e
+        try:
+            session_id, email = self.signer.session_from_token(token, now=time.time())
+        except InvalidToken as session_error:
+            # A genuine job token that is too old says so; anything else is a bad session.
+            expired_job_token = isinstance(job_error.__cause__, SignatureExpired)
+            raise (job_error if expired_job_token else session_error) from None
+        # The TTL monitor deletes expired records only about once a minute: check the time too.
+        record = await self.sessions.find_one(
+            {"_id": session_id, "email": email, "expires_at": {"$gt": datetime.now(UTC)}}
+        )
+        if record is None:
+            raise InvalidToken("the session has ended; sign in again")
+        return Principal(email=email, session_id=session_id)

@@ -1,0 +1,32 @@
+"""Which address is the client's, for every shape of X-Forwarded-For."""
+
+from ipaddress import ip_network
+
+import pytest
+
+from gateway.client_ip import client_ip
+
+TRUSTED = [ip_network("10.0.0.0/8"), ip_network("fd00::/8")]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.5", ["1.2.3.4"], "203.0.113.5"),  # untrusted peer: header ignored
+        ("10.0.0.2", [], "10.0.0.2"),  # our proxy, no header: the proxy itself
+        ("10.0.0.2", ["203.0.113.5"], "203.0.113.5"),
+        ("10.0.0.2", ["6.6.6.6, 203.0.113.5"], "203.0.113.5"),  # spoofed left part ignored
+        ("10.0.0.2", ["6.6.6.6", "203.0.113.5, 10.0.0.9"], "203.0.113.5"),  # two headers
+        ("10.0.0.2", ["10.0.0.8, 10.0.0.9"], "10.0.0.8"),  # only our proxies
+        ("10.0.0.2", ["garbage, 203.0.113.5"], "203.0.113.5"),
+        ("10.0.0.2", ["203.0.113.5, garbage"], "10.0.0.2"),  # a broken chain stops there
+        ("fd00::1", ["2001:db8::7"], "2001:db8::7"),
+        (None, ["1.2.3.4"], "unknown"),
+    ],
+)
+def test_client_ip(peer, forwarded, expected):
+    assert client_ip(peer, forwarded, TRUSTED) == expected
+
+
+def test_nothing_trusted_means_the_peer():
+    assert client_ip("10.0.0.2", ["203.0.113.5"], []) == "10.0.0.2"

@@ -1,0 +1,147 @@
+"""Who may watch a job over the WebSocket, and sockets that misbehave: the owner's
+session or the job's token opens it, nothing else; floods, idle and half-open
+sockets are closed."""
+
+import asyncio
+import base64
+import os
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from common.auth import SessionStore
+from common.events import JobStatus
+from common.tokens import Signer
+from services.notifier.tests.conftest import StartNotifier
+from services.notifier.tests.support import Client, Driver
+
+
+@pytest.fixture
+def sessions(mongo_db: Any, driver: Driver) -> SessionStore:
+    return SessionStore(mongo_db, driver.signer)
+
+
+async def test_the_owners_session_watches_every_one_of_their_jobs(
+    client: Client, driver: Driver, sessions: SessionStore
+) -> None:
+    alice = await sessions.create("alice@example.com", 3600)
+    jobs = [await driver.new_job("alice@example.com") for _ in range(2)]
+    for job in jobs:
+        await client.subscribe(job["_id"], alice.token)
+        snapshot = await client.next()
+        assert snapshot["type"] == "snapshot" and snapshot["job"]["id"] == job["_id"]
+
+
+async def test_nobody_else_watches_a_job(
+    client: Client, driver: Driver, sessions: SessionStore
+) -> None:
+    job = await driver.new_job("alice@example.com")
+    mallory = await sessions.create("mallory@example.com", 3600)
+    await client.subscribe(job["_id"], mallory.token)
+    refused = await client.next()
+    assert refused["type"] == "error" and refused["code"] == "job_not_found"
+    assert refused["job_id"] == job["_id"] and "job" not in refused
+    # The same answer as for a job that does not exist.
+    await client.subscribe("0" * 32, mallory.token)
+    assert (await client.next())["code"] == "job_not_found"
+
+    # The job moves on; Mallory's socket hears nothing of it.
+    await driver.step(job["_id"], JobStatus.PROMPTING, 10)
+    await client.send(op="ping")
+    assert await client.next() == {"type": "pong"}
+
+
+async def test_a_revoked_or_forged_session_is_refused(
+    client: Client, driver: Driver, sessions: SessionStore, settings: Any
+) -> None:
+    job = await driver.new_job("alice@example.com")
+    alice = await sessions.create("alice@example.com", 3600)
+    await sessions.revoke(alice.session_id)
+    await client.subscribe(job["_id"], alice.token)
+    assert (await client.next())["code"] == "invalid_token"
+
+    forger = Signer(settings.model_copy(update={"signing_key": SecretStr("someone-else")}))
+    forged = forger.session_token("x", "alice@example.com", 4_000_000_000)
+    await client.subscribe(job["_id"], forged)
+    assert (await client.next())["code"] == "invalid_token"
+    # The job's own token still shares it.
+    await client.subscribe(job["_id"], driver.token(job["_id"]))
+    assert (await client.next())["type"] == "snapshot"
+
+
+async def test_a_message_flood_closes_the_socket(start_notifier: StartNotifier) -> None:
+    url = await start_notifier(max_messages_per_second=5)
+    async with connect(url.replace("http", "ws") + "/ws") as ws:
+        for _ in range(40):
+            await ws.send('{"op":"ping"}')
+        replies = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                replies.append(await asyncio.wait_for(ws.recv(), 5))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert '"code":"rate_limited"' in replies[-1]
+    assert 1 <= len(replies) - 1 <= 12  # a burst of twice the rate was answered
+
+
+async def test_too_many_subscriptions_are_refused(
+    start_notifier: StartNotifier, driver: Driver
+) -> None:
+    url = await start_notifier(max_subscriptions_per_socket=2)
+    jobs = [await driver.new_job() for _ in range(3)]
+    async with connect(url.replace("http", "ws") + "/ws") as ws:
+        client = Client(ws)
+        for job in jobs[:2]:
+            await client.subscribe(job["_id"], driver.token(job["_id"]))
+            assert (await client.next())["type"] == "snapshot"
+        await client.subscribe(jobs[2]["_id"], driver.token(jobs[2]["_id"]))
+        assert (await client.next())["code"] == "too_many_subscriptions"
+
+
+async def test_an_idle_socket_is_closed_but_a_watching_one_is_not(
+    start_notifier: StartNotifier, driver: Driver
+) -> None:
+    url = await start_notifier(idle_timeout_seconds=0.3, heartbeat_seconds=60)
+    async with connect(url.replace("http", "ws") + "/ws") as idle:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(idle.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+
+    job = await driver.new_job()
+    async with connect(url.replace("http", "ws") + "/ws") as ws:
+        watcher = Client(ws)
+        await watcher.subscribe(job["_id"], driver.token(job["_id"]))
+        assert (await watcher.next())["type"] == "snapshot"
+        await asyncio.sleep(0.6)  # twice the idle limit, in silence
+        await driver.step(job["_id"], JobStatus.PROMPTING, 10)
+        assert (await watcher.next())["seq"] == 2
+
+
+async def test_a_half_open_socket_is_dropped_by_the_protocol_ping(
+    start_notifier: StartNotifier,
+) -> None:
+    """A peer that vanished without closing never answers the server's pings."""
+    url = await start_notifier(
+        server_options={"ws_ping_interval": 0.2, "ws_ping_timeout": 0.2},
+        idle_timeout_seconds=60,
+        heartbeat_seconds=60,
+    )
+    port = int(url.rsplit(":", 1)[1])
+    key = base64.b64encode(os.urandom(16)).decode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    assert b"101" in await reader.readline()
+    # Read what the server sends (its pings) and never answer: it must hang up.
+    async with asyncio.timeout(5):
+        while await reader.read(1024):
+            pass
+    writer.close()
