@@ -1,19 +1,20 @@
 """Fixtures shared by every test: the real backing services and settings that
 isolate one test session (its own queue prefix, database and storage)."""
 
-import asyncio
-import json
-import threading
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from faststream.rabbit import RabbitBroker
 
 from common.settings import CommonSettings
-from common.topology import Topology
-from tests.support import backends
+from tests.support import backends, mail
+from tests.support.fake_openrouter import FakeOpenRouter
+
+# Every settings object and service process of the tests dead-letters at-most-once: see
+# `amqp_dead_letter_strategy` in common/settings.py for why.
+os.environ.setdefault("AMQP_DEAD_LETTER_STRATEGY", "at-most-once")
 
 
 @pytest.fixture(scope="session")
@@ -39,29 +40,37 @@ def s3_env() -> Iterator[dict[str, str]]:
         yield env
 
 
-def _delete_topology(env: dict[str, str]) -> None:
-    """Remove a test's queues: left-over quorum queues exhaust the broker's file handles."""
-
-    async def delete() -> None:
-        settings = CommonSettings(
-            amqp_url=env["AMQP_URL"],
-            amqp_prefix=env["AMQP_PREFIX"],
-            retry_delays=json.loads(env["RETRY_DELAYS"]),
-            amqp_queue_expires_seconds=int(env["AMQP_QUEUE_EXPIRES_SECONDS"]),
-        )
-        broker = RabbitBroker(settings.amqp_url, logger=None)
-        async with broker:
-            await broker.connect()
-            await Topology(settings).delete(broker)
-
-    # In a thread of its own: asyncio.run must not touch the tests' event loop.
-    worker = threading.Thread(target=asyncio.run, args=(delete(),))
-    worker.start()
-    worker.join(30)
+@pytest.fixture(scope="session")
+def mail_sink() -> Iterator[mail.MailSink]:
+    """A real SMTP server that every gateway under test sends its sign-in codes to."""
+    yield mail.shared_sink()
+    mail.stop_shared_sink()
 
 
 @pytest.fixture
-def service_env(amqp_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def fake() -> Iterator[FakeOpenRouter]:
+    """A fake OpenRouter (chat and video API) speaking its HTTP protocol; scripted per test."""
+    with FakeOpenRouter.running() as server:
+        yield server
+
+
+# Free-tier limits no test suite reaches unless it sets its own (tests of the limits do).
+UNLIMITED = {
+    name: "100000"
+    for name in (
+        "FREE_JOBS_PER_IP",
+        "FREE_JOBS_PER_EMAIL",
+        "FREE_RUNNING_JOBS_PER_EMAIL",
+        "FREE_CODES_PER_IP",
+        "FREE_CODES_PER_EMAIL",
+    )
+}
+
+
+@pytest.fixture
+def service_env(
+    amqp_url: str, mongodb_url: str, tmp_path: Path, mail_sink: mail.MailSink
+) -> Iterator[dict[str, str]]:
     """Environment for services under test: a fresh prefix, database and folder per test."""
     run = uuid.uuid4().hex[:8]
     env = {
@@ -74,9 +83,12 @@ def service_env(amqp_url: str, mongodb_url: str, tmp_path: Path) -> Iterator[dic
         "LOG_FORMAT": "text",
         "RETRY_DELAYS": "[1,2,3]",
         "AMQP_QUEUE_EXPIRES_SECONDS": "900",
+        # Sign-in codes go to the test's SMTP server, where the test helpers read them.
+        **mail_sink.env,
+        **UNLIMITED,
     }
     yield env
-    _delete_topology(env)
+    backends.delete_topology(env)
 
 
 @pytest.fixture

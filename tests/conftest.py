@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from common.settings import CommonSettings
 from common.storage import S3Storage
+from tests.support import client as user
 from tests.support import processes
 
 SYSTEM_KEY = pytest.StashKey[processes.System]()
@@ -96,7 +97,9 @@ async def _client(system: processes.System) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def api(system: processes.System) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the gateway, signed in (through a real email code) as a new user."""
     async for client in _client(system):
+        client.headers["Authorization"] = f"Bearer {await user.sign_in(client)}"
         yield client
 
 

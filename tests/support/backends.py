@@ -5,11 +5,14 @@ else a testcontainers container when Docker answers, else the local one
 In CI (`CI=true`) a service that cannot be had is a failure, never a skip.
 """
 
+import asyncio
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +20,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from faststream.rabbit import RabbitBroker
+
+from common.settings import CommonSettings
+from common.topology import Topology
 
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -185,3 +192,24 @@ def s3_server() -> Iterator[dict[str, str]]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def delete_topology(env: dict[str, str]) -> None:
+    """Remove a test's queues: left-over quorum queues exhaust the broker's file handles."""
+
+    async def delete() -> None:
+        settings = CommonSettings(
+            amqp_url=env["AMQP_URL"],
+            amqp_prefix=env["AMQP_PREFIX"],
+            retry_delays=json.loads(env["RETRY_DELAYS"]),
+            amqp_queue_expires_seconds=int(env["AMQP_QUEUE_EXPIRES_SECONDS"]),
+        )
+        broker = RabbitBroker(settings.amqp_url, logger=None)
+        async with broker:
+            await broker.connect()
+            await Topology(settings).delete(broker)
+
+    # In a thread of its own: asyncio.run must not touch the tests' event loop.
+    worker = threading.Thread(target=asyncio.run, args=(delete(),))
+    worker.start()
+    worker.join(30)

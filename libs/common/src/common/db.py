@@ -24,3 +24,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await jobs.create_index([("owner", 1), ("created_at", -1)], name="owner_created")
     await jobs.create_index([("status", 1), ("updated_at", 1)], name="status_updated")
     await db["prompts"].create_index([("created_at", 1)], name="created")
+    # The OpenRouter webhook finds a job by its provider job's id, and drops callbacks it
+    # has seen (by their idempotency key, the _id) for a week.
+    await jobs.create_index([("provider_job.id", 1)], name="provider_job_id", sparse=True)
+    await db["webhook_events"].create_index(
+        [("received_at", 1)], name="received_ttl", expireAfterSeconds=7 * 24 * 3600
+    )

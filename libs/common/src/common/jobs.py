@@ -179,14 +179,15 @@ class JobRepository:
         code: str,
         message: str,
         retryable: bool = False,
+        expected: Iterable[JobStatus] | None = None,
     ) -> Job | None:
-        """Fail a job that is not final yet, saying why."""
+        """Fail a job that is not final yet (or only in one of `expected`), saying why."""
         active = [s for s in JobStatus if s not in FINAL_STATUSES]
         job = await self.get(job_id)
         progress = job["progress"] if job else 0
         return await self.transition(
             job_id,
-            expected=active,
+            expected=active if expected is None else expected,
             to=JobStatus.FAILED,
             progress=progress,
             fields={"error": {"code": code, "message": message, "retryable": retryable}},
@@ -205,3 +206,51 @@ class JobRepository:
             return_document=ReturnDocument.AFTER,
         )
         return int(job["attempts"]) if job else 0
+
+    async def schedule_retry(self, job_id: str, *, seconds: float) -> None:
+        """Note when a delayed retry is due, so the reconciler leaves the job alone
+        until then (its event waits in a retry queue, it is not lost)."""
+        await self.jobs.update_one(
+            {"_id": job_id}, {"$set": {"retry_at": now() + timedelta(seconds=seconds)}}
+        )
+
+    async def hand_back(self, job_id: str, *, holder: str) -> bool:
+        """Give up our lease at once (a worker shutting down mid-job), so the
+        redelivered event is taken over without waiting for the lease to run out."""
+        result = await self.jobs.update_one(
+            {"_id": job_id, "lease.holder": holder}, {"$unset": {"lease": ""}}
+        )
+        return result.modified_count == 1
+
+    async def cancel(self, job_id: str) -> Job | None:
+        """Cancel a job that is not final yet; None when it is (or does not exist).
+        Dropping the lease makes a worker still busy with it stop at its next renewal."""
+        active = [s for s in JobStatus if s not in FINAL_STATUSES]
+        job = await self.get(job_id)
+        return await self.transition(
+            job_id,
+            expected=active,
+            to=JobStatus.CANCELED,
+            progress=job["progress"] if job else 0,
+            fields={"canceled_at": now()},
+            unset=["lease", "retry_at"],
+        )
+
+    async def retry(self, job_id: str) -> Job | None:
+        """Restart a failed job from the stage that failed, keeping what is done: with
+        a stored prompt it goes back to `prompt_ready`, else to `queued`. `history` and
+        `seq` go on; the error, the attempt count and an unfinished provider job are reset
+        (a retry the user asks for is a new attempt). None unless the job has failed."""
+        job = await self.get(job_id)
+        if job is None or job["status"] != JobStatus.FAILED.value:
+            return None
+        has_prompt = bool((job.get("prompt") or {}).get("text"))
+        to, progress = (JobStatus.PROMPT_READY, 30) if has_prompt else (JobStatus.QUEUED, 0)
+        return await self.transition(
+            job_id,
+            expected=[JobStatus.FAILED],
+            to=to,
+            progress=progress,
+            fields={"attempts": 0, "retried_at": now()},
+            unset=["error", "last_error", "lease", "retry_at", "provider_job", "video"],
+        )

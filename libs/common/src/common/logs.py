@@ -6,7 +6,22 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from starlette.requests import Request
+
 job_id_var: ContextVar[str | None] = ContextVar("job_id", default=None)
+# What FastStream passes with its lines ("Received", "Processed"): which message, where.
+BROKER_CONTEXT = ("exchange", "queue", "message_id")
+# FastStream's consumer log lines go through the root handler (one format) under this name.
+BROKER_LOGGER = logging.getLogger("faststream.access.rabbit")
+
+
+async def bind_job_id(request: Request) -> None:
+    """A FastAPI dependency: the request's `job_id` path parameter goes on every log line
+    of the request, its access log line included. Async, so it runs in the request's own
+    task and the context variable stays set for the rest of the request."""
+    job_id = request.path_params.get("job_id")
+    if job_id:
+        job_id_var.set(str(job_id))
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,6 +40,9 @@ class JsonFormatter(logging.Formatter):
         job_id = getattr(record, "job_id", None) or job_id_var.get()
         if job_id:
             entry["job_id"] = job_id
+        for key in BROKER_CONTEXT:
+            if value := getattr(record, key, None):
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
@@ -34,7 +52,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         job_id = getattr(record, "job_id", None) or job_id_var.get()
-        return f"{line} job_id={job_id}" if job_id else line
+        fields = [f"job_id={job_id}"] if job_id else []
+        fields += [f"{k}={v}" for k in BROKER_CONTEXT[1:] if (v := getattr(record, k, None))]
+        return " ".join([line, *fields])
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:

@@ -20,6 +20,7 @@ from common.events import (
     PromptReady,
     RoutingKey,
 )
+from common.logs import BROKER_LOGGER
 from common.settings import CommonSettings
 from common.topology import Topology
 
@@ -32,6 +33,8 @@ def make_broker(settings: CommonSettings) -> RabbitBroker:
         ),
         graceful_timeout=settings.graceful_timeout,
         app_id=settings.service_name,
+        # Not FastStream's own coloured handler: the lines go out in the service's format.
+        logger=BROKER_LOGGER,
         middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name=settings.service_name)],
         description="Product Videos events: ids only, everything else is in MongoDB.",
     )

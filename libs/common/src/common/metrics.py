@@ -41,6 +41,11 @@ DUPLICATE_EVENTS = Counter(
     "Work events dropped because their job was already past the stage.",
     ["stage"],
 )
+RECONCILER_ACTIONS = Counter(
+    "pv_reconciler_actions_total",
+    "Jobs the reconciler failed on a deadline or drove on again, by their status.",
+    ["action", "status"],
+)
 PROVIDER_CALLS = Counter(
     "pv_provider_calls_total",
     "Calls to prompt and video providers.",

@@ -4,7 +4,14 @@ moves a job, so no transition can forget its `job.status` event or metrics."""
 from collections.abc import Iterable
 from typing import Any
 
-from common.events import JobCompleted, JobFailed, JobStatus
+from common.events import (
+    JobCompleted,
+    JobFailed,
+    JobStatus,
+    JobSubmitted,
+    PromptReady,
+    RoutingKey,
+)
 from common.jobs import Job, JobRepository, now
 from common.messaging import Publishers
 from common.metrics import JOB_SECONDS, JOBS_FINISHED
@@ -46,13 +53,44 @@ class Pipeline:
         code: str,
         message: str,
         retryable: bool = False,
+        expected: Iterable[JobStatus] | None = None,
     ) -> Job | None:
-        job = await self.repo.fail(job_id, code=code, message=message, retryable=retryable)
+        job = await self.repo.fail(
+            job_id, code=code, message=message, retryable=retryable, expected=expected
+        )
         if job is not None:
             await self.announce(job)
             self._count_final(job)
             await self.publishers.job_failed.publish(JobFailed(job_id=job_id, error_code=code))
         return job
+
+    async def cancel(self, job_id: str) -> Job | None:
+        """Cancel the job (any non-final status) and announce it; None if it was final."""
+        job = await self.repo.cancel(job_id)
+        if job is not None:
+            await self.announce(job)
+            self._count_final(job)
+        return job
+
+    async def retry(self, job_id: str) -> Job | None:
+        """Restart a failed job from its failed stage and publish that stage's work event."""
+        job = await self.repo.retry(job_id)
+        if job is not None:
+            await self.announce(job)
+            await self.redrive(job)
+        return job
+
+    async def redrive(self, job: Job) -> bool:
+        """Publish the work event that moves the job on from where it stands (the
+        handlers are idempotent, so a second one is harmless); False when none applies."""
+        event = redrive_event(job["status"])
+        if event is None:
+            return False
+        if event is RoutingKey.JOB_SUBMITTED:
+            await self.publishers.job_submitted.publish(JobSubmitted(job_id=job["_id"]))
+        else:
+            await self.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+        return True
 
     @staticmethod
     def _count_final(job: Job) -> None:
@@ -61,3 +99,18 @@ class Pipeline:
         JOB_SECONDS.labels(status=job["status"]).observe(
             (now() - job["created_at"]).total_seconds()
         )
+
+
+# The work event that drives a job on from each non-final status: the stage that takes
+# it from there (or resumes it when its worker died) listens for it.
+_REDRIVE = {
+    JobStatus.QUEUED: RoutingKey.JOB_SUBMITTED,
+    JobStatus.PROMPTING: RoutingKey.JOB_SUBMITTED,
+    JobStatus.PROMPT_READY: RoutingKey.PROMPT_READY,
+    JobStatus.GENERATING: RoutingKey.PROMPT_READY,
+    JobStatus.STORING: RoutingKey.PROMPT_READY,
+}
+
+
+def redrive_event(status: str) -> RoutingKey | None:
+    return _REDRIVE.get(JobStatus(status))

@@ -27,6 +27,11 @@ class CommonSettings(BaseSettings):
     # Unused queues vanish after this long (x-expires); tests set it so that queues
     # left by a killed test run cannot pile up on a shared broker.
     amqp_queue_expires_seconds: int | None = Field(default=None, ge=1)
+    # How quorum queues dead-letter (retries coming back, poison messages to the DLQ).
+    # at-least-once survives a broker crash mid-move; the test suites use at-most-once
+    # because RabbitMQ 3.10's at-least-once dead-letter workers crashed under the churn of
+    # hundreds of queues declared and deleted per run (the reconciler re-drives a lost one).
+    amqp_dead_letter_strategy: Literal["at-least-once", "at-most-once"] = "at-least-once"
     prefetch: int = Field(default=4, ge=1)
     graceful_timeout: float = Field(default=30.0, gt=0)
 
@@ -46,10 +51,33 @@ class CommonSettings(BaseSettings):
 
     openrouter_api_key: SecretStr | None = None
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    # Attribution headers sent to OpenRouter (HTTP-Referer, X-Title); optional.
+    openrouter_referer: str | None = None
+    openrouter_title: str | None = "Product Videos"
+    # Webhook mode (optional): OpenRouter calls this URL (the gateway's
+    # /api/v1/webhooks/openrouter) when a video job ends, signed with the secret.
+    openrouter_webhook_url: str | None = None
+    openrouter_webhook_secret: SecretStr | None = None
 
     # Delayed redelivery tiers for retryable failures, in seconds; one retry queue each.
     retry_delays: list[int] = [5, 30, 120]
     max_attempts: int = Field(default=4, ge=1)
+
+    # The reconciler (common/reconciler.py, run by every worker, one replica acting at a
+    # time): how often it looks, and after how long without a change a non-final job
+    # whose event may be lost is driven on again.
+    reconcile_enabled: bool = True
+    reconcile_interval_seconds: float = Field(default=15.0, gt=0)
+    reconcile_stale_seconds: float = Field(default=300.0, gt=0)
+    # The longest a job may stay in each non-final status; past it the job fails as
+    # `timeout` ("timed out in <status>").
+    stage_deadlines: dict[str, float] = {
+        "queued": 3600.0,
+        "prompting": 900.0,
+        "prompt_ready": 3600.0,
+        "generating": 3600.0,
+        "storing": 900.0,
+    }
 
     @cached_property
     def exchange_name(self) -> str:

@@ -29,6 +29,12 @@ def poster_key(job_id: str) -> str:
     return f"videos/{job_id}/poster.jpg"
 
 
+def job_id_of_key(key: str) -> str | None:
+    """The job a storage key belongs to (`uploads/{job_id}/...`, `videos/{job_id}/...`)."""
+    parts = key.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] in ("uploads", "videos") else None
+
+
 class ObjectNotFound(Exception):
     pass
 

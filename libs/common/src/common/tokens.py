@@ -1,4 +1,4 @@
-"""Signed tokens: per-job read tokens and expiring download links.
+"""Signed tokens: per-job read tokens, session tokens and expiring download links.
 
 One signing key (`SIGNING_KEY`) shared by the gateway and the notifier; each
 kind of token uses its own salt so one can never be replayed as another.
@@ -18,6 +18,7 @@ class Signer:
         key = settings.signing_key.get_secret_value()
         self._jobs = URLSafeTimedSerializer(key, salt="job-read")
         self._files = URLSafeTimedSerializer(key, salt="file-download")
+        self._sessions = URLSafeTimedSerializer(key, salt="session")
         self.job_token_ttl = settings.job_token_ttl_seconds
         self.download_ttl = settings.download_url_ttl_seconds
 
@@ -45,3 +46,20 @@ class Signer:
             raise InvalidToken("the download link has expired") from e
         except BadSignature as e:
             raise InvalidToken("the download link is not valid") from e
+
+    def session_token(self, session_id: str, email: str, expires_at: float) -> str:
+        """A signed-in user's token. It carries its own expiry (Unix time) so every
+        service can check it; revocation is the session's record in the database."""
+        return self._sessions.dumps({"sid": session_id, "email": email, "exp": int(expires_at)})
+
+    def session_from_token(self, token: str, *, now: float) -> tuple[str, str]:
+        """(session id, email) of a session token; InvalidToken when forged or expired."""
+        try:
+            data = self._sessions.loads(token)
+        except BadSignature as e:
+            raise InvalidToken("the session token is not valid") from e
+        if not isinstance(data, dict) or not {"sid", "email", "exp"} <= set(data):
+            raise InvalidToken("the session token is not valid")
+        if data["exp"] <= now:
+            raise InvalidToken("the session has expired; sign in again")
+        return str(data["sid"]), str(data["email"])

@@ -64,6 +64,10 @@ class Topology:
     def _work_queue(self, name: str, routing_key: RoutingKey) -> WorkQueue:
         full = self.settings.queue_name(name)
         expires = self.settings.amqp_queue_expires_seconds
+        strategy: dict[str, Any] = {"x-dead-letter-strategy": "at-most-once"}
+        if self.settings.amqp_dead_letter_strategy == "at-least-once":
+            # RabbitMQ only moves dead letters at-least-once with reject-publish overflow.
+            strategy = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
         dead_letter = _quorum(f"{full}.dlq", {}, expires_seconds=expires)
         # Expired retries go back to the work queue through the default exchange.
         retries = tuple(
@@ -75,8 +79,7 @@ class Topology:
                         "x-message-ttl": delay * 1000,
                         "x-dead-letter-exchange": "",
                         "x-dead-letter-routing-key": full,
-                        "x-dead-letter-strategy": "at-least-once",
-                        "x-overflow": "reject-publish",
+                        **strategy,
                     },
                     expires_seconds=expires,
                 ),
@@ -88,8 +91,7 @@ class Topology:
             {
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": dead_letter.name,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
+                **strategy,
                 "x-delivery-limit": DELIVERY_LIMIT,
             },
             routing_key=routing_key.value,

@@ -7,6 +7,8 @@ retry queue (no sleep in the handler, so no prefetch slot is held), a permanent
 one fails the job with its reason, a bug fails it as `internal_error`.
 """
 
+import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -30,7 +32,9 @@ from common.logs import configure_logging, job_id_var
 from common.messaging import Publishers, make_broker
 from common.metrics import JOB_RETRIES, STAGE_SECONDS
 from common.pipeline import Pipeline
+from common.reconciler import Reconciler
 from common.settings import CommonSettings
+from common.shutdown import exit_zero_after_sigterm
 from common.storage import Storage, storage_from_settings
 from common.topology import Topology, WorkQueue
 
@@ -69,6 +73,8 @@ class WorkerContext:
     storage: Storage
     # Identifies this process as the holder of a job's lease.
     holder: str
+    # The reconciler loop, while it runs (started after the broker, stopped before it).
+    background: asyncio.Task[None] | None = None
 
     @classmethod
     def create(cls, settings: CommonSettings) -> "WorkerContext":
@@ -94,6 +100,16 @@ class WorkerContext:
     async def start(self) -> None:
         await self.topology.declare(self.broker)
         await database.ensure_indexes(self.db)
+        if self.settings.reconcile_enabled:
+            reconciler = Reconciler(self.settings, self.repo, self.pipeline, self.holder)
+            self.background = asyncio.create_task(reconciler.run(), name="reconciler")
+
+    async def stop_background(self) -> None:
+        if self.background is not None:
+            self.background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.background
+            self.background = None
 
     async def stop(self) -> None:
         await self.client.close()
@@ -105,7 +121,8 @@ class WorkerContext:
             self.broker,
             asgi_routes=worker_routes(self.broker, self.db, self.storage),
             after_startup=[self.start],
-            after_shutdown=[self.stop],
+            on_shutdown=[self.stop_background],
+            after_shutdown=[self.stop, exit_zero_after_sigterm],
         )
 
     async def _delay(
@@ -114,7 +131,15 @@ class WorkerContext:
         """Send the event back to its work queue after a delay, via a TTL retry queue."""
         delay, queue = work.retry_tier(attempt, at_least)
         await self.broker.publish(event, queue=queue.name, persist=True, mandatory=True)
+        with contextlib.suppress(PyMongoError):  # only a hint for the reconciler
+            await self.repo.schedule_retry(event.job_id, seconds=delay)
         return delay
+
+    async def _hand_back(self, job_id: str) -> None:
+        """On shutdown mid-job: drop our lease so the redelivered event is taken over at
+        once (the message itself goes back to the queue unacked)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.repo.hand_back(job_id, holder=self.holder), 3)
 
     async def _on_error(self, event: E, error: JobError, stage: str, work: WorkQueue) -> None:
         if not error.retryable:
@@ -151,21 +176,27 @@ class WorkerContext:
                 started = time.monotonic()
                 try:
                     await handler(event)
+                except asyncio.CancelledError:
+                    # The grace period ran out while stopping: hand the job back.
+                    await asyncio.shield(self._hand_back(event.job_id))
+                    raise
                 except RetryLater as busy:
                     await self._delay(event, work, at_least=busy.seconds)
                 except JobError as error:
                     await self._on_error(event, error, stage, work)
                 except INFRASTRUCTURE_ERRORS as e:
-                    await self._on_error(
-                        event,
-                        JobError(
-                            "infrastructure_unavailable",
-                            f"{stage}: {type(e).__name__}: {e}",
-                            retryable=True,
-                        ),
-                        stage,
-                        work,
+                    unavailable = JobError(
+                        "infrastructure_unavailable",
+                        f"{stage}: {type(e).__name__}: {e}",
+                        retryable=True,
                     )
+                    try:
+                        await self._on_error(event, unavailable, stage, work)
+                    except PyMongoError:
+                        # The database is down, so the attempt cannot be counted: retry
+                        # later without it rather than nack into a redelivery loop that
+                        # would dead-letter the event within seconds.
+                        await self._delay(event, work, attempt=1)
                 except Exception as e:
                     log.exception("%s crashed", stage)
                     await self.pipeline.fail(

@@ -8,18 +8,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from common.errors import error_body, install_error_handlers
 from common.logs import configure_logging
+from common.request_metrics import RequestMetrics
 from common.views import API_PREFIX
-from gateway import images
+from gateway import images, openapi, redaction
 from gateway.api.main import api_router
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 from gateway.middleware import (
-    RequestMetrics,
     SecurityHeaders,
     UploadSizeLimit,
     UploadTooLarge,
@@ -29,15 +30,19 @@ from gateway.middleware import (
 WEB_DIR = Path(__file__).parent / "web"
 # Room for the form's text fields and multipart boundaries beside the photo.
 FORM_OVERHEAD_BYTES = 64 * 1024
+# Every other request body is a small JSON document.
+OTHER_BODY_MAX_BYTES = 1024 * 1024
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
+    # Before uvicorn's first line, so every line of the process has the one format.
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    redaction.install()
     images.set_pixel_limit(settings.max_image_pixels)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.service_name, settings.log_level, settings.log_format)
         services = await Services.start(settings)
         app.state.services = services
         try:
@@ -68,6 +73,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
 
     app.include_router(api_router)
+    openapi.install(app)
     # Last: everything no route claims is a file of the web client.
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
@@ -79,10 +85,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         path=f"{API_PREFIX}/jobs",
         max_upload_bytes=settings.max_upload_bytes,
         overhead=FORM_OVERHEAD_BYTES,
+        other_bodies_max_bytes=OTHER_BODY_MAX_BYTES,
     )
     app.add_middleware(
         SecurityHeaders, csp=content_security_policy(settings.public_ws_url, media_origins)
     )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
     app.add_middleware(RequestMetrics)
     return app
 

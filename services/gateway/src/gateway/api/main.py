@@ -1,12 +1,17 @@
 """Every route of the API. Each router carries its full path prefix, so a route's
 `path` is its whole template (metrics label requests by it)."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from gateway.api.routes import files, jobs, meta
+from common.logs import bind_job_id
+from gateway.api.routes import auth, files, job_actions, jobs, meta, webhooks
 
-api_router = APIRouter()
+# A route with a `{job_id}` logs it on every line (common.logs).
+api_router = APIRouter(dependencies=[Depends(bind_job_id)])
+api_router.include_router(auth.router)
 api_router.include_router(jobs.router)
+api_router.include_router(job_actions.router)
 api_router.include_router(files.router)
+api_router.include_router(webhooks.router)
 api_router.include_router(meta.config_router)
 api_router.include_router(meta.probes_router)

@@ -7,6 +7,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 import common.db as database
+from common.auth import SessionStore
 from common.jobs import JobRepository
 from common.messaging import Publishers, make_broker
 from common.pipeline import Pipeline
@@ -14,6 +15,9 @@ from common.storage import S3Storage, Storage, storage_from_settings
 from common.tokens import Signer
 from common.topology import Topology
 from gateway.core.config import GatewaySettings
+from gateway.limits import Limiter
+from gateway.mail import mailer_from_settings
+from gateway.users import SignIn
 
 
 @dataclass
@@ -28,6 +32,9 @@ class Services:
     pipeline: Pipeline
     storage: Storage
     signer: Signer
+    sessions: SessionStore
+    limiter: Limiter
+    sign_in: SignIn
 
     @classmethod
     async def start(cls, settings: GatewaySettings) -> "Services":
@@ -37,10 +44,17 @@ class Services:
         publishers = Publishers(broker, topology)
         client, db = database.connect(settings)
         storage = storage_from_settings(settings)
+        signer = Signer(settings)
+        sessions = SessionStore(db, signer)
+        limiter = Limiter(db, settings.free_window_seconds)
+        sign_in = SignIn(db, settings, mailer_from_settings(settings), limiter, sessions)
         try:
             await broker.start()
             await topology.declare(broker)
             await database.ensure_indexes(db)
+            await sessions.ensure_indexes()
+            await limiter.ensure_indexes()
+            await sign_in.ensure_indexes()
             if isinstance(storage, S3Storage):
                 await storage.ensure_bucket()
         except BaseException:
@@ -58,7 +72,10 @@ class Services:
             repo=repo,
             pipeline=Pipeline(repo, publishers),
             storage=storage,
-            signer=Signer(settings),
+            signer=signer,
+            sessions=sessions,
+            limiter=limiter,
+            sign_in=sign_in,
         )
 
     async def stop(self) -> None:

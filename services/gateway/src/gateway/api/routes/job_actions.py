@@ -1,0 +1,64 @@
+"""Acting on a job: cancel it, or retry it after it failed.
+
+Only the job's owner may act, with their session (`OwnedJobDep`); the job token
+that shares a job is read-only.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from common.errors import ApiError
+from common.events import JobStatus
+from common.views import API_PREFIX, public_job
+from gateway.api.deps import OwnedJobDep, ServicesDep
+from gateway.models import JobPublic, error_responses
+
+router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
+
+
+def _conflict(code: str, message: str, status: str) -> ApiError:
+    return ApiError(409, code, message, details={"status": status})
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    summary="Cancel a job",
+    description="Stops the work on a job that is not final yet; the job ends `canceled`. "
+    "A worker busy with it stops at its next check, and a provider job is cancelled "
+    "where the provider allows it.",
+    responses=error_responses(401, 404, 409),
+)
+async def cancel_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
+    canceled = await services.pipeline.cancel(job["_id"])
+    if canceled is None:
+        current = await services.repo.get(job["_id"]) or job
+        raise _conflict("job_final", f"The job is already {current['status']}.", current["status"])
+    return await public_job(canceled, services.storage, services.signer)
+
+
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobPublic,
+    summary="Retry a failed job",
+    description="Restarts a failed job from the stage that failed, keeping what is done: "
+    "a job with a prompt goes on to the video, else it starts over. Its history goes on.",
+    responses=error_responses(401, 404, 409),
+)
+async def retry_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
+    if job["status"] != JobStatus.FAILED:
+        raise _conflict(
+            "job_not_failed",
+            f"Only a failed job can be retried; this one is {job['status']}.",
+            job["status"],
+        )
+    retried = await services.pipeline.retry(job["_id"])
+    if retried is None:  # it changed in between (retried twice at once, say)
+        current = await services.repo.get(job["_id"]) or job
+        raise _conflict(
+            "job_not_failed",
+            f"Only a failed job can be retried; this one is {current['status']}.",
+            current["status"],
+        )
+    return await public_job(retried, services.storage, services.signer)

@@ -1,0 +1,114 @@
+"""Delayed retries on the real broker: a retryable storage failure sends the event
+through the TTL retry queues (RETRY_DELAYS [1, 2, 3] in tests) with the attempt count
+on the job; it completes once storage works again, and fails with the reason after
+MAX_ATTEMPTS."""
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.events import PromptReady
+from common.settings import CommonSettings
+from common.storage import Storage
+from common.worker import WorkerContext
+from services.video.tests.images import mug
+from services.video.tests.support import CountingProvider, Worker, delete_topology
+from video.config import VideoSettings
+from video.handlers import register
+from video.providers.local import LocalProvider
+
+CHEAP = {"aspect_ratio": "1:1", "duration": 3, "style": None}
+
+
+@dataclass
+class FailingWrites:
+    """The real storage, whose clip uploads fail the first `failures` times."""
+
+    inner: Storage
+    failures: int
+    tries: list[float] = field(default_factory=list)
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> Any:
+        if key.endswith(".mp4"):
+            self.tries.append(time.monotonic())
+            if len(self.tries) <= self.failures:
+                raise OSError(5, "Input/output error")
+        return await self.inner.put_file(key, path, content_type)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def flaky(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+@pytest.fixture
+async def flaky_worker(
+    settings: CommonSettings, monkeypatch: pytest.MonkeyPatch, flaky: int
+) -> AsyncIterator[tuple[Worker, FailingWrites]]:
+    monkeypatch.setenv("RENDER_FPS", "10")
+    monkeypatch.setenv("MAX_ATTEMPTS", "3")
+    video_settings = VideoSettings()
+    ctx = WorkerContext.create(video_settings)
+    storage = FailingWrites(ctx.storage, failures=flaky)
+    ctx.storage = storage  # type: ignore[assignment]
+    provider = CountingProvider(LocalProvider(video_settings))
+    register(ctx, video_settings, provider)
+    await ctx.broker.start()
+    await ctx.start()
+    try:
+        yield Worker(ctx, provider), storage
+    finally:
+        await ctx.broker.stop()
+        await ctx.broker.connect()
+        await delete_topology(ctx)
+        await ctx.broker.stop()
+        await ctx.client.drop_database(video_settings.mongodb_database)
+        await ctx.stop()
+
+
+@pytest.mark.parametrize("flaky", [2], indirect=True)
+async def test_storage_failing_twice_is_retried_with_delay_and_completes(
+    flaky_worker: tuple[Worker, FailingWrites],
+) -> None:
+    worker, storage = flaky_worker
+    job = await worker.add_job(mug(), options=CHEAP)
+    await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+
+    done = await worker.wait_for_status(job["_id"], "completed", "failed", within=60)
+
+    assert done["status"] == "completed", done.get("error")
+    assert done["attempts"] == 2
+    assert done["last_error"]["code"] == "storage_unavailable"
+    assert "Input/output error" in done["last_error"]["message"]
+    assert worker.stored(done["video"]["key"]).stat().st_size > 10_000
+    # Each try came back from a retry queue after its tier's delay (1 s, then 2 s), not
+    # from an immediate redelivery.
+    first, second, third = storage.tries
+    assert second - first >= 1.0 and third - second >= 2.0
+    assert len(worker.provider.calls) == 3  # a local render is remade, it costs nothing
+
+
+@pytest.mark.parametrize("flaky", [100], indirect=True)
+async def test_storage_failing_every_time_fails_the_job_after_max_attempts(
+    flaky_worker: tuple[Worker, FailingWrites],
+) -> None:
+    worker, storage = flaky_worker
+    job = await worker.add_job(mug(), options=CHEAP)
+    await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+
+    failed = await worker.wait_for_status(job["_id"], "completed", "failed", within=60)
+
+    assert failed["status"] == "failed"
+    assert failed["attempts"] == 3 == len(storage.tries)
+    error = failed["error"]
+    assert error["code"] == "storage_unavailable" and error["retryable"] is True
+    assert error["message"].startswith("Could not store the clip")
+    assert error["message"].endswith("(gave up after 3 attempts)")
+    assert "lease" not in failed
