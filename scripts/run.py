@@ -50,8 +50,14 @@ class Service:
 
 
 SERVICES = (
-    Service("gateway", "gateway.main:app", 8000),
-    Service("notifier", "notifier.main:app", 8001, ("--ws-per-message-deflate", "false")),
+    # The gateway believes X-Forwarded-For only from TRUSTED_PROXIES (docs/security.md).
+    Service("gateway", "gateway.main:app", 8000, ("--no-proxy-headers",)),
+    Service(
+        "notifier",
+        "notifier.main:app",
+        8001,
+        ("--ws-per-message-deflate", "false", "--ws-max-size", "65536"),
+    ),
     Service("prompt", "prompt.main:app", 8002),
     Service("video", "video.main:app", 8003),
 )
@@ -217,6 +223,11 @@ def announce_when_healthy(manager: Manager, stopping: threading.Event) -> None:
         return
     line("all four services answer /healthz")
     line("Open http://localhost:8000   (Ctrl-C stops everything; data stays in .data/)")
+    if not os.environ.get("SMTP_HOST"):
+        line(
+            "Sign-in codes: no SMTP_HOST is set, so the gateway prints each code in its log "
+            "above (a `gateway | ... sign-in code for <email>: <code>` line)"
+        )
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -2,6 +2,7 @@
 what an operator installing it would notice (hardened pods, probes, routing, switches,
 dashboards, alerts) and that every metric it charts is one the code exports."""
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from scripts import helm_check
+from scripts import run as run_script
 from scripts.helm_check import CASES, CHART, HelmError, template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,14 +136,27 @@ def test_a_config_change_rolls_the_pods() -> None:
     assert checksum("INFO") != checksum("DEBUG")
 
 
-def test_secrets_stay_out_of_the_config_map() -> None:
-    with pytest.raises(HelmError, match="OPENROUTER_API_KEY"):
-        template(set_values=("config.OPENROUTER_API_KEY=sk-or-leak",))
-    objects = template(set_values=("secrets.OPENROUTER_API_KEY=sk-or-real",))
+@pytest.mark.parametrize(
+    "key", ["OPENROUTER_API_KEY", "SMTP_PASSWORD", "OPENROUTER_WEBHOOK_SECRET"]
+)
+def test_secrets_stay_out_of_the_config_map(key: str) -> None:
+    with pytest.raises(HelmError, match=key):
+        template(set_values=(f"config.{key}=leaked",))
+    objects = template(set_values=(f"secrets.{key}=s3cret-value",))
     secret = of_kind(objects, "Secret")["pv-product-videos"]["stringData"]
-    assert secret["OPENROUTER_API_KEY"] == "sk-or-real"
+    assert secret[key] == "s3cret-value"
     assert len(secret["SIGNING_KEY"]) >= 32  # generated, never the development default
-    assert "sk-or-real" not in yaml.safe_dump(of_kind(objects, "ConfigMap"))
+    assert "s3cret-value" not in yaml.safe_dump(of_kind(objects, "ConfigMap"))
+
+
+def test_free_tier_and_proxy_settings_reach_the_gateway() -> None:
+    objects = template(values=("values-prod.yaml",))
+    config = next(iter(of_kind(objects, "ConfigMap").values()))["data"]
+    assert config["TRUSTED_PROXIES"] == "10.0.0.0/8"
+    assert config["FREE_JOBS_PER_EMAIL"] == "10"
+    assert config["SMTP_STARTTLS"] == "true"
+    with pytest.raises(HelmError, match="OPENROUTER_WEBHOOK_URL"):
+        template(set_values=("config.OPENROUTER_WEBHOOK_URL=http://plain.example/hook",))
 
 
 def test_production_values_use_the_operators_secret_and_external_services() -> None:
@@ -264,4 +279,8 @@ def test_dockerfiles_agree_with_the_chart() -> None:
         assert f'"{name}.main:app"' in dockerfile
         assert f"--package {name}" in dockerfile
         assert "--locked" in dockerfile and "--no-dev" in dockerfile
-    assert "--ws-per-message-deflate" in (ROOT / "services/notifier/Dockerfile").read_text()
+    # The images start each service exactly as `make run` and the tests do.
+    for service in run_script.SERVICES:
+        dockerfile = (ROOT / "services" / service.name / "Dockerfile").read_text()
+        cmd = json.loads(dockerfile.rsplit("CMD ", 1)[1])
+        assert cmd == ["uvicorn", service.app, *service.extra_args], service.name

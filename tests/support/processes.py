@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from scripts import run as run_script
 from tests.support.backends import free_port
 
 STARTUP_TIMEOUT = 90.0
@@ -30,12 +31,8 @@ class Spec:
     extra_args: tuple[str, ...] = ()
 
 
-SPECS = {
-    "gateway": Spec("gateway", "gateway.main:app"),
-    "notifier": Spec("notifier", "notifier.main:app", ("--ws-per-message-deflate", "false")),
-    "prompt": Spec("prompt", "prompt.main:app"),
-    "video": Spec("video", "video.main:app"),
-}
+# The same commands `make run` uses (and the Dockerfiles, checked by tests/test_chart.py).
+SPECS = {s.name: Spec(s.name, s.app, s.extra_args) for s in run_script.SERVICES}
 ALL = tuple(SPECS)
 
 
