@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/src/notifier \
 	services/prompt/src/prompt services/video/src/video
 
-.PHONY: help install run test lint format clean clean-data helm helm-check images dlq asyncapi dev
+.PHONY: help install browser run test lint format clean clean-data helm helm-check images dlq asyncapi dev
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,8 +26,11 @@ install: $(if $(findstring .venv-tools,$(UV)),.venv-tools/bin/uv) ## Install uv 
 run: install ## Start RabbitMQ (if needed), SecantusDB and the four services; web client on http://localhost:8000
 	$(UV) run --no-sync python scripts/run.py
 
-test: install ## Run every test (unit, service and end-to-end) against the real broker, database and storage
+test: install browser ## Run every test (unit, service, end-to-end, browser) against the real broker, database and storage
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+
+browser: install ## A Chromium for the web client tests (already there, Debian's, or Playwright's)
+	UV=$(UV) bash scripts/ensure-browser.sh
 
 DLQ_ARGS ?= list
 dlq: install ## Inspect or replay dead-lettered events: make dlq DLQ_ARGS="replay video --job ID"
@@ -36,6 +39,10 @@ dlq: install ## Inspect or replay dead-lettered events: make dlq DLQ_ARGS="repla
 .PHONY: smoke-openrouter
 smoke-openrouter: install ## One real clip through both OpenRouter providers (needs OPENROUTER_API_KEY; else says what it would do)
 	$(UV) run --no-sync python scripts/smoke_openrouter.py
+
+.PHONY: fake-openrouter
+fake-openrouter: install ## A fake OpenRouter on :8090 for trying the OpenRouter providers offline with make run
+	$(UV) run --no-sync python -m tests.support.fake_openrouter
 
 REGISTRY ?=
 TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/product-videos/Chart.yaml)

@@ -5,7 +5,8 @@ starts SecantusDB as the embedded MongoDB, then runs the four services under
 honcho (one coloured, prefixed log stream). Ctrl-C or SIGTERM stops them all;
 the data stays in `.data/`.
 
-Set AMQP_URL, MONGODB_URL or STORAGE_URL to use servers of your own instead.
+Set AMQP_URL, MONGODB_URL or STORAGE_URL to use servers of your own instead, and
+RUN_BASE_PORT to move the four services off 8000-8003 (gateway on it, the rest after it).
 """
 
 import os
@@ -21,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -65,6 +66,14 @@ SERVICES = (
 
 class Abort(Exception):
     """A reason not to start, said to the user as it is."""
+
+
+def services_on(base_port: str) -> tuple[Service, ...]:
+    """The services with the gateway on `base_port` and the others on the ports after it."""
+    if not base_port.isdigit() or not 1024 <= int(base_port) <= 65532:
+        raise Abort(f"RUN_BASE_PORT must be a port number from 1024 to 65532, not {base_port!r}")
+    shift = int(base_port) - SERVICES[0].port
+    return tuple(replace(s, port=s.port + shift) for s in SERVICES)
 
 
 def say(message: str) -> None:
@@ -179,19 +188,22 @@ def storage_url() -> str:
     return f"file://{(ROOT / path).resolve()}"
 
 
-def service_env(amqp_url: str, mongodb_url: str) -> dict[str, str]:
+def service_env(amqp_url: str, mongodb_url: str, notifier: Service) -> dict[str, str]:
     env = dict(os.environ)
     env.update(AMQP_URL=amqp_url, MONGODB_URL=mongodb_url, STORAGE_URL=storage_url())
     env.setdefault("LOG_FORMAT", "text")
-    env.setdefault("PUBLIC_WS_URL", "ws://localhost:8001/ws")
+    env.setdefault("PUBLIC_WS_URL", f"ws://localhost:{notifier.port}/ws")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def check_ports_free() -> None:
-    taken = [f"{s.name} ({s.port})" for s in SERVICES if port_open("127.0.0.1", s.port)]
+def check_ports_free(services: tuple[Service, ...]) -> None:
+    taken = [f"{s.name} ({s.port})" for s in services if port_open("127.0.0.1", s.port)]
     if taken:
-        raise Abort(f"ports already in use: {', '.join(taken)}. Is `make run` running already?")
+        raise Abort(
+            f"ports already in use: {', '.join(taken)}. Is `make run` running already?\n"
+            "  Or move the services: RUN_BASE_PORT=9000 make run"
+        )
 
 
 def healthy(service: Service) -> bool:
@@ -204,13 +216,15 @@ def healthy(service: Service) -> bool:
         return False
 
 
-def announce_when_healthy(manager: Manager, stopping: threading.Event) -> None:
+def announce_when_healthy(
+    manager: Manager, stopping: threading.Event, services: tuple[Service, ...]
+) -> None:
     """Tell the user where to go once every service answers /healthz."""
 
     def line(text: str) -> None:
         manager.events.put(Message("line", text + "\n", datetime.now(), "run", None))
 
-    pending = list(SERVICES)
+    pending = list(services)
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while pending and not stopping.is_set() and time.monotonic() < deadline:
         pending = [s for s in pending if not healthy(s)]
@@ -222,7 +236,8 @@ def announce_when_healthy(manager: Manager, stopping: threading.Event) -> None:
         line(f"still no answer on /healthz from {names} after {STARTUP_TIMEOUT:.0f}s")
         return
     line("all four services answer /healthz")
-    line("Open http://localhost:8000   (Ctrl-C stops everything; data stays in .data/)")
+    url = f"http://localhost:{services[0].port}"
+    line(f"Open {url}   (Ctrl-C stops everything; data stays in .data/)")
     if not os.environ.get("SMTP_HOST"):
         line(
             "Sign-in codes: no SMTP_HOST is set, so the gateway prints each code in its log "
@@ -238,20 +253,21 @@ def main() -> int:
     # Until honcho takes over the signals, SIGTERM unwinds like Ctrl-C (stopping the database).
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        check_ports_free()
+        services = services_on(os.environ.get("RUN_BASE_PORT", str(SERVICES[0].port)))
+        check_ports_free(services)
         amqp_url = ensure_rabbitmq()
         with embedded_mongodb() as mongodb_url:
-            env = service_env(amqp_url, mongodb_url)
+            env = service_env(amqp_url, mongodb_url, services[1])
             say(
                 f"broker {urlparse(amqp_url).hostname}:{urlparse(amqp_url).port or 5672}, "
                 f"storage {env['STORAGE_URL']}"
             )
             manager = Manager()
-            for service in SERVICES:
+            for service in services:
                 manager.add_process(service.name, service.command(), env=env, cwd=str(ROOT))
             stopping = threading.Event()
             watcher = threading.Thread(
-                target=announce_when_healthy, args=(manager, stopping), daemon=True
+                target=announce_when_healthy, args=(manager, stopping, services), daemon=True
             )
             watcher.start()
             try:

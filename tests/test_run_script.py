@@ -1,5 +1,5 @@
 """`make run`'s decisions that a person sees before anything starts (scripts/run.py).
-Starting everything for real is checked by hand: it takes the fixed ports 8000-8003."""
+Starting everything for real is tests/test_make_run.py."""
 
 import importlib.util
 from pathlib import Path
@@ -56,3 +56,17 @@ def test_given_urls_are_used_as_they_are(run: ModuleType, monkeypatch: pytest.Mo
     assert run.ensure_rabbitmq() == "amqp://u:p@rabbit:5672/"
     with run.embedded_mongodb() as url:
         assert url == "mongodb://mongo:27017/"
+
+
+def test_run_base_port_moves_all_four_services(run: ModuleType) -> None:
+    moved = run.services_on("9000")
+    assert [(s.name, s.port) for s in moved] == [
+        ("gateway", 9000),
+        ("notifier", 9001),
+        ("prompt", 9002),
+        ("video", 9003),
+    ]
+    with pytest.raises(run.Abort, match="RUN_BASE_PORT must be a port number"):
+        run.services_on("80")
+    with pytest.raises(run.Abort, match="RUN_BASE_PORT must be a port number"):
+        run.services_on("eighty")

@@ -12,15 +12,20 @@ signed webhooks), scriptable per test and recording every request it gets.
 
 It runs in a thread of its own (its own event loop), so it answers while a test blocks.
 Clips for `/content` are real MP4s rendered with ffmpeg at first use.
+
+`make fake-openrouter` runs it on its own, to try the OpenRouter path of `make run` offline.
 """
 
+import argparse
 import asyncio
 import contextlib
 import hashlib
 import hmac
 import json
 import re
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -223,7 +228,7 @@ class FakeOpenRouter:
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls) -> Iterator["FakeOpenRouter"]:
+    def running(cls, port: int = 0) -> Iterator["FakeOpenRouter"]:
         with tempfile.TemporaryDirectory(prefix="fake-openrouter-") as tmp:
             fake = cls(Path(tmp))
             started = threading.Event()
@@ -234,7 +239,7 @@ class FakeOpenRouter:
                 app.router.add_route("*", PREFIX + "/{tail:.*}", fake._handle)
                 runner = web.AppRunner(app, access_log=None)
                 await runner.setup()
-                site = web.TCPSite(runner, "127.0.0.1", 0)
+                site = web.TCPSite(runner, "127.0.0.1", port)
                 await site.start()
                 server = site._server
                 assert server is not None and server.sockets
@@ -507,3 +512,22 @@ def default_prompt(body: dict[str, Any]) -> dict[str, str]:
         "camera_motion": "slow push-in",
         "mood": "warm and inviting",
     }
+
+
+def main() -> None:
+    """Serve until Ctrl-C; every job completes after a poll or two with a real clip."""
+    parser = argparse.ArgumentParser(description="A fake OpenRouter for trying make run offline.")
+    parser.add_argument("--port", type=int, default=8090)
+    port = parser.parse_args().port
+    # Blocked before the server thread starts, so only this thread takes them (sigwait).
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    with FakeOpenRouter.running(port) as fake:
+        print(f"fake OpenRouter on {fake.base_url}; in another terminal:", flush=True)
+        print(f"  OPENROUTER_API_KEY={fake.api_key} OPENROUTER_BASE_URL={fake.base_url} make run")
+        sys.stdout.flush()
+        signal.sigwait(stop_signals)
+
+
+if __name__ == "__main__":
+    main()
