@@ -1,6 +1,7 @@
 """Free-tier limits (counters in MongoDB, shared by every replica) and the client IP
 they count by: X-Forwarded-For only from trusted proxies."""
 
+import asyncio
 from ipaddress import ip_network
 
 import httpx
@@ -82,6 +83,21 @@ async def test_running_jobs_per_email_limit(start_gateway):
             first, expected=[JobStatus.QUEUED], to=JobStatus.FAILED, progress=0
         )
         assert (await gateway.submit()).status_code == 202
+
+
+async def test_racing_submissions_on_two_replicas_never_pass_the_running_limit(start_gateway):
+    async with (
+        start_gateway(free_running_jobs_per_email=2) as one,
+        start_gateway(free_running_jobs_per_email=2) as other,
+    ):
+        await one.auth()
+        other.session = one.session  # the same user on both replicas
+        answers = await asyncio.gather(*(g.submit() for g in [one, other] * 4))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [202, 202] + [429] * 6, codes
+        for refused in (a for a in answers if a.status_code == 429):
+            assert refused.json()["error"]["details"]["limit"] == "running_jobs_per_email"
+        assert await one.job_count() == 2
 
 
 async def test_refusals_and_replays_take_no_allowance(start_gateway, make_photo):

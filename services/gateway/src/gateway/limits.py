@@ -5,11 +5,18 @@ taken with one atomic conditional upsert: `count < max` matches and increments, 
 full counter does not match, and the upsert then collides with the existing `_id`
 (DuplicateKeyError) — so two replicas can never both take the last unit. Windows
 are fixed (a day by default); a TTL index removes old counters.
+
+Running jobs are counted from the jobs themselves; an owner's submissions take turns
+(a lock document in the same collection) so racing requests cannot all count the same
+jobs and pass together.
 """
 
+import asyncio
 import math
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,6 +29,10 @@ from common.events import FINAL_STATUSES
 
 # A running job has no known end: the client is told to look again after this long.
 RUNNING_RETRY_AFTER_SECONDS = 30
+# An owner's submission holds its turn this long at most (a gateway that died holding it
+# gives it up then); the next one waits this long at most for its turn.
+TURN_SECONDS = 30.0
+TURN_WAIT_SECONDS = 20.0
 
 _DESCRIPTIONS = {
     "jobs_per_ip": "videos from this network address",
@@ -116,11 +127,42 @@ class Limiter:
             await self.counters.update_one({"_id": counter_id}, {"$inc": {"count": -1}})
         taken.ids.clear()
 
-    async def check_running(self, owner: str, maximum: int) -> None:
-        """At most `maximum` unfinished jobs per owner. Counted from the jobs themselves
-        (the truth), so two requests racing each other can overshoot by one at most."""
+    @asynccontextmanager
+    async def running_slot(self, owner: str, maximum: int) -> AsyncIterator[None]:
+        """Room for one more unfinished job of `owner` (at most `maximum`), held until the
+        block has stored the job: the owner's submissions take turns across replicas."""
         if maximum <= 0:
+            yield
             return
+        turn = {"_id": f"submitting:{owner}", "holder": uuid.uuid4().hex}
+        await self._take_turn(turn)
+        try:
+            await self._check_running(owner, maximum)
+            yield
+        finally:  # only our own turn: one that outlived TURN_SECONDS may be another's now
+            await self.counters.delete_one(turn)
+
+    async def _take_turn(self, turn: dict[str, str]) -> None:
+        waited_until = time.monotonic() + TURN_WAIT_SECONDS
+        while True:
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            expires_at = datetime.fromtimestamp(self.clock() + TURN_SECONDS, UTC)
+            try:
+                await self.counters.insert_one({**turn, "expires_at": expires_at})
+                return
+            except DuplicateKeyError:
+                # Taken: by a live request (wait), or by a dead one (its turn has expired).
+                await self.counters.delete_one({"_id": turn["_id"], "expires_at": {"$lt": now}})
+            if time.monotonic() > waited_until:
+                raise ApiError(
+                    503,
+                    "busy",
+                    "Another of your videos is being submitted right now; try again shortly.",
+                    headers={"Retry-After": "5"},
+                )
+            await asyncio.sleep(0.02)
+
+    async def _check_running(self, owner: str, maximum: int) -> None:
         running = await self.jobs.count_documents(
             {"owner": owner, "status": {"$nin": [s.value for s in FINAL_STATUSES]}}
         )

@@ -23,7 +23,7 @@ from common.storage import upload_key
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 from gateway.images import NormalizedImage
-from gateway.limits import Limit, Taken
+from gateway.limits import Limit
 from gateway.models import JobCreate, JobOptions
 
 log = logging.getLogger(__name__)
@@ -134,34 +134,30 @@ async def submit_job(
         if existing is not None:
             return _replay(existing, fingerprint)
 
-    taken = await _take_allowance(services, owner=owner, client_ip=client_ip)
-    try:
-        submission = await _store_and_announce(
-            services,
-            owner=owner,
-            client_ip=client_ip,
-            create=create,
-            image=image,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
+    s = services.settings
+    async with services.limiter.running_slot(owner, s.free_running_jobs_per_email):
+        taken = await services.limiter.take(
+            [
+                Limit("jobs_per_ip", client_ip, s.free_jobs_per_ip),
+                Limit("jobs_per_email", owner, s.free_jobs_per_email),
+            ]
         )
-    except BaseException:
-        await services.limiter.give_back(taken)
-        raise
+        try:
+            submission = await _store_and_announce(
+                services,
+                owner=owner,
+                client_ip=client_ip,
+                create=create,
+                image=image,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+            )
+        except BaseException:
+            await services.limiter.give_back(taken)
+            raise
     if not submission.created:
         await services.limiter.give_back(taken)
     return submission
-
-
-async def _take_allowance(services: Services, *, owner: str, client_ip: str) -> Taken:
-    s = services.settings
-    await services.limiter.check_running(owner, s.free_running_jobs_per_email)
-    return await services.limiter.take(
-        [
-            Limit("jobs_per_ip", client_ip, s.free_jobs_per_ip),
-            Limit("jobs_per_email", owner, s.free_jobs_per_email),
-        ]
-    )
 
 
 async def _store_and_announce(
