@@ -26,6 +26,7 @@ async def test_security_headers_on_pages_and_api(gateway):
         assert headers["x-frame-options"] == "DENY"
         assert headers["referrer-policy"] == "no-referrer"
         assert headers["cross-origin-opener-policy"] == "same-origin"
+        assert headers["strict-transport-security"] == "max-age=31536000"
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
     signed_in = await gateway.client.post(f"{API}/auth/email", json={"email": "a@example.com"})
     assert signed_in.headers["cache-control"] == "no-store"

@@ -58,6 +58,8 @@ class SecurityHeaders:
             "X-Frame-Options": "DENY",
             "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
             "Cross-Origin-Opener-Policy": "same-origin",
+            # HTTPS only from now on (browsers ignore it on plain HTTP, e.g. make run).
+            "Strict-Transport-Security": "max-age=31536000",
         }
         self.csp = csp
 
