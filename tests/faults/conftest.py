@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.conftest import _run
-from tests.faults.harness import FAULT_ENV
+from tests.faults.harness import FAULT_ENV, REPORTED
 from tests.support import processes
 
 
@@ -22,3 +22,11 @@ def fault_system(
 async def fault_api(fault_system: processes.System) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=fault_system.gateway.url, timeout=30) as client:
         yield client
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures of every fault scenario that ran, passed or failed."""
+    if REPORTED:
+        terminalreporter.section("fault injection: figures")
+        for figures in REPORTED:
+            terminalreporter.line(figures.line())

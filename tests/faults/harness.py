@@ -1,5 +1,6 @@
 """What every fault scenario shares: N jobs submitted and watched over the WebSocket
-while faults are injected, then every job checked, and the figures printed.
+while faults are injected, then every job checked, and the figures reported at the end
+of the test run.
 
 The local renderer is kept cheap (1:1, 3 s, 10 fps) so that N = 20 jobs fit in well
 under a minute on two cores; leases and the reconciler are short so that recovery from
@@ -28,6 +29,8 @@ FAULT_ENV = {
     "MAX_ATTEMPTS": "8",
 }
 ACTIVE = ("queued", "prompting", "prompt_ready", "generating", "storing")
+# Every scenario's figures, shown at the end of the run (conftest.pytest_terminal_summary).
+REPORTED: list["Figures"] = []
 
 
 @dataclass
@@ -144,5 +147,5 @@ async def check(
             figures.problems.append(
                 f"{job_id}: watcher ended at {seen.final_status}, job is {job['status']}"
             )
-    print(figures.line())
+    REPORTED.append(figures)
     return figures
