@@ -14,7 +14,7 @@ TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/s
 .PHONY: help install browser run test lint format clean clean-data helm helm-check images dlq asyncapi dev
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .venv-tools/bin/uv:
 	$(PYTHON) -m venv .venv-tools
