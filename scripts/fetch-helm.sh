@@ -15,10 +15,13 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# pip: this Python's, else a throwaway one run by uv (from PATH, else the Makefile's copy).
 if python3 -m pip --version >/dev/null 2>&1; then
   pip=(python3 -m pip)
 else
-  pip=(uvx pip)
+  uv="${UV:-$(command -v uv || echo "$ROOT/.venv-tools/bin/uv")}"
+  [[ "$uv" == /* || "$uv" != */* ]] || uv="$ROOT/$uv"
+  pip=("$uv" tool run pip)
 fi
 "${pip[@]}" download --quiet --no-deps --only-binary=:all: --dest "$work" "$LAYER_PACKAGE"
 
