@@ -100,7 +100,8 @@ async def test_a_request_that_may_have_started_a_paid_job_is_not_resent(
     async with OpenRouter(config(fake)) as api:
         with pytest.raises(JobError) as caught:
             await api.call("POST", "/videos", json_body={"model": "x"}, idempotent=False)
-    assert caught.value.retryable  # left to a delayed retry of the whole stage
+    # Nobody knows whether OpenRouter started the job: not resent, not retried.
+    assert (caught.value.code, caught.value.retryable) == ("provider_unconfirmed", False)
     assert len(fake.calls("POST /videos")) == 1
 
 

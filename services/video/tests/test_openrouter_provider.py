@@ -103,9 +103,10 @@ async def test_one_paid_job_saved_before_polling_then_one_poll_per_delivery(
     [frame] = body["frame_images"]
     assert frame["frame_type"] == "first_frame" and frame["type"] == "image_url"
     assert frame["image_url"]["url"].startswith("data:image/jpeg;base64,")
-    # The id was saved before the first poll.
-    [saved] = calls.saved
-    assert calls.polls_before_save == [0]
+    # The submission was marked before it was sent, and its id saved before the first poll.
+    marker, saved = calls.saved
+    assert marker["status"] == "submitting" and "id" not in marker
+    assert calls.polls_before_save == [0, 0]
     assert saved["id"] in fake.jobs and saved["polling_url"].endswith(saved["id"])
     assert calls.progress == [45]
 
@@ -217,7 +218,30 @@ async def test_submission_failures_are_sorted(
         )
     assert (caught.value.code, caught.value.retryable) == (code, retryable)
     assert caught.value.retry_after == fault.retry_after
-    assert len(fake.calls("POST /videos")) == 1 and calls.saved == []
+    # An answer, even an error, means no paid job: the mark is lifted for the retry.
+    assert len(fake.calls("POST /videos")) == 1
+    assert [saved["status"] for saved in calls.saved] == ["submitting", "not_submitted"]
+
+
+async def test_an_unconfirmed_submission_is_never_sent_twice(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path
+) -> None:
+    fake.fail("POST /videos", Fault(drop=True))  # sent, and the answer lost
+    calls = Calls(fake)
+    provider = provider_for(fake)
+    with pytest.raises(JobError) as caught:
+        await provider.generate(request_for(photo_file), tmp_path, calls.report, calls.checkpoint)
+    assert (caught.value.code, caught.value.retryable) == ("provider_unconfirmed", False)
+    assert "not sent again" in caught.value.message
+    [marker] = calls.saved
+    assert marker["status"] == "submitting"
+
+    # A later delivery (a redelivery after a crash, say) finds the mark and stops too.
+    again = request_for(photo_file, provider_job=marker)
+    with pytest.raises(JobError) as caught:
+        await provider.generate(again, tmp_path, calls.report, calls.checkpoint)
+    assert caught.value.code == "provider_unconfirmed" and "Retry the job" in caught.value.message
+    assert len(fake.calls("POST /videos")) == 1
 
 
 async def test_a_failing_poll_waits_for_the_next_one_and_the_deadline_ends_it(
@@ -227,7 +251,7 @@ async def test_a_failing_poll_waits_for_the_next_one_and_the_deadline_ends_it(
     calls = Calls(fake)
     with pytest.raises(PollLater):
         await provider.generate(request_for(photo_file), tmp_path, calls.report, calls.checkpoint)
-    resumed = request_for(photo_file, provider_job=calls.saved[0])
+    resumed = request_for(photo_file, provider_job=calls.saved[-1])
 
     # A 502 while following a paid job is not a failed attempt: poll again later.
     fake.fail("GET /videos/{id}", Fault(502, retry_after=5))
@@ -236,7 +260,7 @@ async def test_a_failing_poll_waits_for_the_next_one_and_the_deadline_ends_it(
     assert later.value.seconds == 5
 
     # Past the deadline a running job fails, for good.
-    late = {**calls.saved[0], "submitted_at": now() - timedelta(minutes=11)}
+    late = {**calls.saved[-1], "submitted_at": now() - timedelta(minutes=11)}
     with pytest.raises(JobError) as caught:
         await provider.generate(
             request_for(photo_file, provider_job=late), tmp_path, calls.report, calls.checkpoint

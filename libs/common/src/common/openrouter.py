@@ -147,6 +147,23 @@ def network_error(error: httpx.HTTPError) -> JobError:
     )
 
 
+class Unconfirmed(JobError):
+    """A request that may have started a paid job got no usable answer: it reached
+    OpenRouter (or may have), and nobody knows whether the job exists. Never resent."""
+
+    def __init__(self, method: str, path: str, why: str) -> None:
+        super().__init__(
+            "provider_unconfirmed",
+            f"OpenRouter did not confirm {method} {path} ({why}); it may have started a "
+            "paid job, so it was not sent again.",
+        )
+
+
+def _never_sent(error: httpx.TransportError) -> bool:
+    """True when the request cannot have reached OpenRouter."""
+    return isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
 class OpenRouter:
     """`async with OpenRouter(config) as api:` — JSON calls and downloads that raise
     `JobError` on every failure."""
@@ -188,11 +205,11 @@ class OpenRouter:
         for attempt in (1, 2):
             try:
                 return await self.http.request(method, self._path(path), **kwargs)
-            except httpx.TimeoutException as e:
-                raise network_error(e) from e
             except httpx.TransportError as e:
-                resend = isinstance(e, httpx.ConnectError) or idempotent
-                if attempt == 2 or not resend:
+                if not idempotent and not _never_sent(e):
+                    raise Unconfirmed(method, path, f"{type(e).__name__}: {e}") from e
+                timed_out = isinstance(e, httpx.TimeoutException)
+                if attempt == 2 or timed_out:
                     raise network_error(e) from e
                 log.info("OpenRouter %s %s: %s; sending again", method, path, e)
                 await asyncio.sleep(RESEND_AFTER)
@@ -216,12 +233,16 @@ class OpenRouter:
         try:
             data = response.json()
         except ValueError as e:
+            if not idempotent:  # accepted, perhaps, with an answer we cannot read
+                raise Unconfirmed(method, path, f"{response.status_code}, not JSON") from e
             raise JobError(
                 "provider_unavailable",
                 f"OpenRouter: the answer to {method} {path} is not JSON ({response.status_code})",
                 retryable=True,
             ) from e
         if not isinstance(data, dict):
+            if not idempotent:
+                raise Unconfirmed(method, path, f"{response.status_code}, not a JSON object")
             raise JobError(
                 "provider_unavailable",
                 f"OpenRouter: the answer to {method} {path} is not a JSON object",

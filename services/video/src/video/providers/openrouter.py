@@ -6,6 +6,12 @@ on the job (`checkpoint`) before the first poll, and every later delivery (the n
 redelivery after a crash, a webhook's wake-up) resumes polling that id. Each delivery polls
 once; while OpenRouter works the provider raises `PollLater` and the worker re-schedules the
 event through a retry queue, so no prefetch slot is held for minutes.
+
+The submission itself is marked on the job before it is sent (`status: submitting`). If the
+answer never arrives (the connection drops after sending, a crash, an unreadable reply) the
+job fails with `provider_unconfirmed` instead of sending again: a second paid job is worse
+than asking the user to retry. An error answer from OpenRouter means no job was made, so
+that is retried as usual.
 """
 
 import asyncio
@@ -20,7 +26,7 @@ from common.errors import JobError
 from common.jobs import now
 from common.media import InvalidMedia, VideoInfo, frame_size, probe_video
 from common.metrics import PROVIDER_COST
-from common.openrouter import OpenRouter, OpenRouterConfig, image_url
+from common.openrouter import OpenRouter, OpenRouterConfig, Unconfirmed, image_url
 from common.storage import Storage
 from video.config import VideoSettings
 from video.progress import HIGH, LOW
@@ -35,6 +41,9 @@ IMAGE_MAX_SIDE = 1920
 MAX_CLIP_BYTES = 500 * 1024 * 1024
 RUNNING = ("pending", "in_progress")
 ENDED = ("failed", "cancelled", "expired")
+# `provider_job.status` while a submission's answer is awaited, and after it was refused.
+SUBMITTING = "submitting"
+NOT_SUBMITTED = "not_submitted"
 # OpenRouter reports no percentage: the job's progress per status.
 PROGRESS = {"pending": 45, "in_progress": 60, "downloading": 80}
 
@@ -158,6 +167,15 @@ class OpenRouterVideoProvider:
             job = request.provider_job
             if job and job.get("provider") == self.name and job.get("id"):
                 log.info("resuming OpenRouter video job %s", job["id"])
+            elif job and job.get("provider") == self.name and job.get("status") == SUBMITTING:
+                # A submission began and its answer was never stored (a crash, a lost
+                # connection): OpenRouter may be rendering and billing it. Not again.
+                raise JobError(
+                    "provider_unconfirmed",
+                    "OpenRouter may have started a paid video job for this request whose id "
+                    "was never received; it was not sent again so as not to pay twice. "
+                    "Retry the job to send it anew.",
+                )
             else:
                 job = await self.submit(api, request, checkpoint)
             return await self.follow(api, request, job, workdir, progress, checkpoint)
@@ -190,11 +208,21 @@ class OpenRouterVideoProvider:
             body["generate_audio"] = False  # a product clip is silent; audio costs more
         if self.webhook_url:
             body["callback_url"] = self.webhook_url
-        answer = await api.call("POST", "/videos", json_body=body, idempotent=False)
+        # Marked before sending: from here until the id is stored, nothing resubmits.
+        await checkpoint({"status": SUBMITTING, "submitting_at": now(), "model": self.model})
+        try:
+            answer = await api.call("POST", "/videos", json_body=body, idempotent=False)
+        except Unconfirmed:
+            raise  # the mark stays: a later attempt fails instead of paying twice
+        except JobError:
+            # OpenRouter answered with an error (or was never reached): no paid job.
+            await checkpoint({"status": NOT_SUBMITTED, "model": self.model})
+            raise
         video_id = answer.get("id")
         if not isinstance(video_id, str) or not video_id:
             raise JobError(
-                "provider_error", f"OpenRouter: POST /videos answered without a job id: {answer}"
+                "provider_unconfirmed",
+                f"OpenRouter: POST /videos was accepted without a job id: {answer}",
             )
         saved = {
             "id": video_id,
@@ -205,6 +233,8 @@ class OpenRouterVideoProvider:
             **options,
         }
         # Before the first poll: a crash from here on resumes this job, never pays twice.
+        # The id is logged first, so an operator can find the job if storing it fails.
+        log.info("OpenRouter accepted video job %s", video_id)
         await checkpoint(saved)
         log.info("OpenRouter video job %s submitted (%s)", video_id, self.model)
         return {"provider": self.name, **saved}
