@@ -89,3 +89,19 @@ async def test_fail_only_from_active_states_and_says_why(mongo_db) -> None:
         "retryable": False,
     }
     assert await repo.fail(job["_id"], code="x", message="again") is None
+
+
+async def test_a_duplicate_deliverys_failure_leaves_the_working_lease_alone(mongo_db) -> None:
+    repo = JobRepository(mongo_db)
+    job, _ = await repo.create(_job())
+    args = {"ready": JobStatus.QUEUED, "working": (JobStatus.PROMPTING,), "progress": 10}
+    await repo.claim(job["_id"], holder="a", lease_seconds=30, **args)
+
+    # Worker b's duplicate delivery failed (say its claim hit a database hiccup).
+    assert await repo.record_attempt(job["_id"], holder="b", code="x", message="hiccup") is None
+    kept = await repo.get(job["_id"])
+    assert kept["lease"]["holder"] == "a" and kept.get("attempts", 0) == 0
+
+    # a's own failure counts, and frees the job for the retry.
+    assert await repo.record_attempt(job["_id"], holder="a", code="x", message="slow") == 1
+    assert "lease" not in await repo.get(job["_id"])

@@ -6,7 +6,7 @@ from datetime import timedelta
 from faststream.rabbit import RabbitQueue
 from PIL import Image
 
-from common.events import JobCompleted, JobStatus, PromptReady, RoutingKey
+from common.events import JobCompleted, JobStatus, JobStatusChanged, PromptReady, RoutingKey
 from common.jobs import now
 from common.media import probe_video
 from common.storage import poster_key, video_key
@@ -202,3 +202,32 @@ async def test_a_clip_stored_before_a_crash_completes_without_a_second_render(
     assert worker.provider.calls == []
     assert worker.stored(video["key"]).read_bytes() == b"the clip"
     assert "lease" not in done
+
+
+async def test_a_duplicate_for_a_final_job_announces_its_final_status_again(
+    worker: Worker,
+) -> None:
+    """The completion was stored but its job.status never went out (the broker dropped
+    between the two): the next duplicate delivery announces it, so watchers still hear."""
+    ctx = worker.ctx
+    watching = RabbitQueue(ctx.settings.queue_name("test.status"), auto_delete=True)
+    listening = await ctx.broker.declare_queue(watching)
+    await listening.bind(ctx.topology.exchange.name, routing_key=RoutingKey.JOB_STATUS.value)
+    job = await worker.add_job(MUG)
+    await ctx.repo.transition(
+        job["_id"], expected=[JobStatus.PROMPT_READY], to=JobStatus.COMPLETED, progress=100
+    )
+    final = await ctx.repo.get(job["_id"])
+    assert final is not None
+
+    await ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+
+    async def take() -> list[JobStatusChanged]:
+        while (message := await listening.get(no_ack=True, fail=False)) is not None:
+            got.append(JobStatusChanged.model_validate_json(message.body))
+        return got
+
+    got: list[JobStatusChanged] = []
+    await eventually(take, lambda events: len(events) >= 1, 10)
+    assert [(e.job_id, e.status, e.seq) for e in got] == [(job["_id"], "completed", final["seq"])]
+    assert worker.provider.calls == []

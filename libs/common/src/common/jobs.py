@@ -194,10 +194,21 @@ class JobRepository:
             unset=["lease"],
         )
 
-    async def record_attempt(self, job_id: str, *, code: str, message: str) -> int:
-        """Count a failed attempt and remember its reason; returns the attempt count."""
+    async def record_attempt(
+        self, job_id: str, *, holder: str, code: str, message: str
+    ) -> int | None:
+        """Count a failed attempt, remember its reason and drop our lease; returns the
+        attempt count, or None when another worker holds a live lease on the job (this
+        delivery was a duplicate: its failure is not that worker's)."""
         job = await self.jobs.find_one_and_update(
-            {"_id": job_id},
+            {
+                "_id": job_id,
+                "$or": [
+                    {"lease": {"$exists": False}},
+                    {"lease.holder": holder},
+                    {"lease.until": {"$lt": now()}},
+                ],
+            },
             {
                 "$inc": {"attempts": 1},
                 "$set": {"last_error": {"code": code, "message": message, "at": now()}},
@@ -205,7 +216,9 @@ class JobRepository:
             },
             return_document=ReturnDocument.AFTER,
         )
-        return int(job["attempts"]) if job else 0
+        if job is None:
+            return None if await self.jobs.count_documents({"_id": job_id}, limit=1) else 0
+        return int(job["attempts"])
 
     async def schedule_retry(self, job_id: str, *, seconds: float) -> None:
         """Note when a delayed retry is due, so the reconciler leaves the job alone
@@ -240,17 +253,22 @@ class JobRepository:
         """Restart a failed job from the stage that failed, keeping what is done: with
         a stored prompt it goes back to `prompt_ready`, else to `queued`. `history` and
         `seq` go on; the error, the attempt count and an unfinished provider job are reset
-        (a retry the user asks for is a new attempt). None unless the job has failed."""
+        (a retry the user asks for is a new attempt) and `retries` counts it. None unless
+        the job has failed."""
         job = await self.get(job_id)
         if job is None or job["status"] != JobStatus.FAILED.value:
             return None
         has_prompt = bool((job.get("prompt") or {}).get("text"))
         to, progress = (JobStatus.PROMPT_READY, 30) if has_prompt else (JobStatus.QUEUED, 0)
+        unset = ["error", "last_error", "lease", "retry_at", "video"]
+        # A provider job that finished is paid for: the retry fetches its clip again.
+        if (job.get("provider_job") or {}).get("status") != "completed":
+            unset.append("provider_job")
         return await self.transition(
             job_id,
             expected=[JobStatus.FAILED],
             to=to,
             progress=progress,
-            fields={"attempts": 0, "retried_at": now()},
-            unset=["error", "last_error", "lease", "retry_at", "provider_job", "video"],
+            fields={"attempts": 0, "retried_at": now(), "retries": job.get("retries", 0) + 1},
+            unset=unset,
         )

@@ -25,6 +25,13 @@ class Pipeline:
     async def announce(self, job: Job) -> None:
         await self.publishers.status(job)
 
+    async def announce_final_again(self, job: Job | None) -> None:
+        """A duplicate delivery found the job final: say so once more, in case the first
+        announcement was lost between the database write and the publish (watchers
+        drop a `seq` they have already seen)."""
+        if job is not None and JobStatus(job["status"]).is_final:
+            await self.announce(job)
+
     async def advance(
         self,
         job_id: str,

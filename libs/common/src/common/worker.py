@@ -147,8 +147,11 @@ class WorkerContext:
             await self.pipeline.fail(event.job_id, code=error.code, message=error.message)
             return
         attempts = await self.repo.record_attempt(
-            event.job_id, code=error.code, message=error.message
+            event.job_id, holder=self.holder, code=error.code, message=error.message
         )
+        if attempts is None:
+            log.info("%s: another worker is on this job; dropping a duplicate delivery", stage)
+            return
         if attempts >= self.settings.max_attempts:
             log.warning("%s gave up after %d attempts: %s", stage, attempts, error.message)
             await self.pipeline.fail(

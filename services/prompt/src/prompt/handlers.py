@@ -57,6 +57,7 @@ class PromptStage:
                 # The prompt may be stored without its announcement (a crash in between);
                 # announcing again is safe, the video stage drops duplicates.
                 await ctx.publishers.prompt_ready.publish(PromptReady(job_id=event.job_id))
+            await ctx.pipeline.announce_final_again(claim.job)
             return
         assert claim.job is not None
         prompt = await self.prompt_for(claim.job)

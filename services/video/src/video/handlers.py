@@ -69,6 +69,7 @@ class VideoStage:
             DUPLICATE_EVENTS.labels(stage=STAGE).inc()
             status = claim.job["status"] if claim.job else "missing"
             log.info("the job is %s: prompt.ready dropped as a duplicate", status)
+            await ctx.pipeline.announce_final_again(claim.job)
             return
         assert claim.job is not None
         job = claim.job
