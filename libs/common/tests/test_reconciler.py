@@ -159,7 +159,7 @@ async def test_retry_restarts_from_the_failed_stage_keeping_the_prompt(mongo_db)
     )
     without = await _job(repo, JobStatus.PROMPTING, age=1)
     for job_id in (with_prompt, without):
-        await repo.record_attempt(job_id, code="render_timeout", message="slow")
+        await repo.record_attempt(job_id, holder="w", code="render_timeout", message="slow")
         await pipeline.fail(job_id, code="render_timeout", message="slow")
 
     retried = await pipeline.retry(with_prompt)
@@ -171,3 +171,24 @@ async def test_retry_restarts_from_the_failed_stage_keeping_the_prompt(mongo_db)
     assert publishers.work() == [("prompt_ready", with_prompt), ("job_submitted", without)]
     # Only a failed job can be retried.
     assert await pipeline.retry(with_prompt) is None
+
+
+async def test_retry_keeps_a_finished_paid_provider_job_and_drops_an_unfinished_one(
+    mongo_db,
+) -> None:
+    repo = JobRepository(mongo_db)
+    pipeline = Pipeline(repo, RecordingPublishers())  # type: ignore[arg-type]
+    prompt = {"text": "A slow zoom.", "source": "llm"}
+    paid = {"provider": "openrouter", "id": "vid-1", "status": "completed", "cost": 0.35}
+    marked = {"provider": "openrouter", "status": "submitting"}
+    finished = await _job(repo, JobStatus.STORING, age=1, prompt=prompt, provider_job=paid)
+    unconfirmed = await _job(repo, JobStatus.GENERATING, age=1, prompt=prompt, provider_job=marked)
+    for job_id in (finished, unconfirmed):
+        await pipeline.fail(job_id, code="storage_unavailable", message="storage down")
+
+    # The clip is paid for: the retry fetches it again instead of paying for another.
+    kept = await pipeline.retry(finished)
+    assert kept["provider_job"] == paid and kept["retries"] == 1
+    # The user asked to send it anew.
+    dropped = await pipeline.retry(unconfirmed)
+    assert "provider_job" not in dropped

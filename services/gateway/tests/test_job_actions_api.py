@@ -86,3 +86,38 @@ async def test_retry_restarts_from_the_stage_that_failed(gateway, has_prompt: bo
             (await gateway.next_message(gateway.prompt_queue)).body
         )
     assert event.job_id == job_id
+
+
+async def test_retries_count_against_the_free_tier_and_run_out(start_gateway) -> None:
+    async with start_gateway(
+        free_running_jobs_per_email=1, free_jobs_per_email=3, retries_per_job=2
+    ) as gateway:
+        job_id, auth = await _submitted(gateway)
+        retry = f"/api/v1/jobs/{job_id}/retry"
+        pipeline = gateway.services.pipeline
+
+        await pipeline.fail(job_id, code="render_failed", message="ffmpeg broke")
+        busy_id, _ = await _submitted(gateway)  # now one job runs: the limit of one
+        refused = await gateway.client.post(retry, headers=auth)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["details"]["limit"] == "running_jobs_per_email"
+
+        await gateway.client.post(f"/api/v1/jobs/{busy_id}/cancel", headers=auth)
+        assert (await gateway.client.post(retry, headers=auth)).status_code == 200
+        await pipeline.fail(job_id, code="render_failed", message="again")
+        # Two jobs and one retry made: the third video of the day is the last one.
+        limited = await gateway.client.post(retry, headers=auth)
+        assert limited.status_code == 429, limited.text
+        assert limited.json()["error"]["details"]["limit"] == "jobs_per_email"
+
+
+async def test_a_job_is_retried_only_so_many_times(start_gateway) -> None:
+    async with start_gateway(retries_per_job=1) as gateway:
+        job_id, auth = await _submitted(gateway)
+        retry = f"/api/v1/jobs/{job_id}/retry"
+        await gateway.services.pipeline.fail(job_id, code="render_failed", message="broke")
+        assert (await gateway.client.post(retry, headers=auth)).status_code == 200
+        await gateway.services.pipeline.fail(job_id, code="render_failed", message="again")
+        used_up = await gateway.client.post(retry, headers=auth)
+        assert used_up.status_code == 409
+        assert used_up.json()["error"]["code"] == "retries_used_up"

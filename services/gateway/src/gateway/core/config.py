@@ -59,6 +59,8 @@ class GatewaySettings(CommonSettings):
     free_jobs_per_ip: int = Field(default=100, ge=0)
     free_jobs_per_email: int = Field(default=50, ge=0)
     free_running_jobs_per_email: int = Field(default=5, ge=0)
+    # A retry runs the paid stages again: it counts as a video, and a job has only so many.
+    retries_per_job: int = Field(default=3, ge=0)
     # Sign-in codes asked for, per window: against mail bombing and code guessing.
     free_codes_per_ip: int = Field(default=50, ge=0)
     free_codes_per_email: int = Field(default=10, ge=0)

@@ -12,7 +12,9 @@ from common.errors import ApiError
 from common.events import JobStatus
 from common.views import API_PREFIX, public_job
 from gateway.api.deps import OwnedJobDep, ServicesDep
+from gateway.limits import Limit
 from gateway.models import JobPublic, error_responses
+from gateway.users import mailbox
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 
@@ -43,8 +45,10 @@ async def cancel_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
     response_model=JobPublic,
     summary="Retry a failed job",
     description="Restarts a failed job from the stage that failed, keeping what is done: "
-    "a job with a prompt goes on to the video, else it starts over. Its history goes on.",
-    responses=error_responses(401, 404, 409),
+    "a job with a prompt goes on to the video, else it starts over. Its history goes on. "
+    "A retry counts against the free tier like a new video, and a job can be retried "
+    "`RETRIES_PER_JOB` times (3).",
+    responses=error_responses(401, 404, 409, 429),
 )
 async def retry_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
     if job["status"] != JobStatus.FAILED:
@@ -53,8 +57,27 @@ async def retry_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
             f"Only a failed job can be retried; this one is {job['status']}.",
             job["status"],
         )
-    retried = await services.pipeline.retry(job["_id"])
+    s = services.settings
+    if job.get("retries", 0) >= s.retries_per_job:
+        raise _conflict(
+            "retries_used_up",
+            f"This job was retried {job.get('retries', 0)} times already; "
+            "make a new video instead.",
+            job["status"],
+        )
+    # The free tier applies as to a new job: running jobs at a time, videos per day.
+    owner = job["owner"]
+    async with services.limiter.running_slot(owner, s.free_running_jobs_per_email):
+        taken = await services.limiter.take(
+            [Limit("jobs_per_email", mailbox(owner), s.free_jobs_per_email)]
+        )
+        try:
+            retried = await services.pipeline.retry(job["_id"])
+        except BaseException:
+            await services.limiter.give_back(taken)
+            raise
     if retried is None:  # it changed in between (retried twice at once, say)
+        await services.limiter.give_back(taken)
         current = await services.repo.get(job["_id"]) or job
         raise _conflict(
             "job_not_failed",
