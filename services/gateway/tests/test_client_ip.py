@@ -4,7 +4,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from gateway.client_ip import client_ip
+from gateway.client_ip import client_ip, network_of
 
 TRUSTED = [ip_network("10.0.0.0/8"), ip_network("fd00::/8")]
 
@@ -30,3 +30,18 @@ def test_client_ip(peer, forwarded, expected):
 
 def test_nothing_trusted_means_the_peer():
     assert client_ip("10.0.0.2", ["203.0.113.5"], []) == "10.0.0.2"
+
+
+@pytest.mark.parametrize(
+    ("ip", "counted_as"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),  # the same home
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),  # the next one is another
+        ("::ffff:203.0.113.5", "203.0.113.5"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_limits_count_an_ipv6_client_by_its_64(ip: str, counted_as: str) -> None:
+    assert network_of(ip) == counted_as

@@ -62,6 +62,18 @@ async def test_jobs_per_email_limit_triggers_and_resets(start_gateway):
         assert (await gateway.submit()).status_code == 202
 
 
+async def test_plus_addresses_share_their_mailbox_allowance(start_gateway):
+    async with start_gateway(free_jobs_per_email=2) as gateway:
+        name = user.new_email().partition("@")[0]
+        for tag in ("", "+a", "+b"):
+            session = await gateway.sign_in(f"{name}{tag}@example.com")
+            answer = await gateway.submit(headers=user.auth(session))
+            if tag == "+b":
+                limited(answer, "jobs_per_email")
+            else:
+                assert answer.status_code == 202, answer.text
+
+
 async def test_jobs_per_ip_limit_counts_every_user_of_the_address(start_gateway):
     async with start_gateway(free_jobs_per_ip=2) as gateway:
         at_window_start(gateway, gateway.settings.free_window_seconds)

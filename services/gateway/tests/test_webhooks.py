@@ -88,6 +88,19 @@ async def test_a_badly_signed_or_stale_callback_is_refused(
         assert "missing" in response.json()["error"]["message"]
 
 
+async def test_a_signature_of_non_ascii_garbage_is_refused_not_a_crash(
+    start_gateway: Callable[..., Any],
+) -> None:
+    async with start_gateway(openrouter_webhook_secret=SecretStr(SECRET)) as gateway:
+        body, headers = callback("vid_1")
+        headers["X-OpenRouter-Signature"] = f"t={int(time.time())},v1=\u00e9\u00e9".encode(
+            "latin-1"
+        )
+        response = await gateway.client.post(URL, content=body, headers=headers)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_signature"
+
+
 async def test_a_good_callback_wakes_the_video_worker_once(
     start_gateway: Callable[..., Any],
 ) -> None:

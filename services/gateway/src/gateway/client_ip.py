@@ -41,3 +41,15 @@ def client_ip(peer: str | None, forwarded_for: list[str], trusted: Sequence[Netw
         address = forwarded
     # Every hop was one of our proxies (or the chain broke): the leftmost believable one.
     return str(address)
+
+
+def network_of(ip: str) -> str:
+    """What per-address limits count: an IPv4 address, or the /64 an IPv6 address is in
+    (one home or server gets a whole /64, so counting single addresses counts nothing).
+    An IPv4-mapped IPv6 address counts as its IPv4 address."""
+    address = _parse(ip)
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(IPv6Network((address, 64), strict=False))
+    return ip

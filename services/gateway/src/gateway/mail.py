@@ -45,6 +45,7 @@ class SmtpMailer:
         try:
             await aiosmtplib.send(
                 message,
+                recipients=[email],  # exactly this address, whatever the header parses to
                 hostname=s.smtp_host,
                 port=s.smtp_port,
                 username=s.smtp_username,

@@ -20,11 +20,13 @@ from common.jobs import Job, new_job_id
 from common.logs import job_id_var
 from common.metrics import JOBS_SUBMITTED
 from common.storage import upload_key
+from gateway.client_ip import network_of
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 from gateway.images import NormalizedImage
 from gateway.limits import Limit
 from gateway.models import JobCreate, JobOptions
+from gateway.users import mailbox
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +140,8 @@ async def submit_job(
     async with services.limiter.running_slot(owner, s.free_running_jobs_per_email):
         taken = await services.limiter.take(
             [
-                Limit("jobs_per_ip", client_ip, s.free_jobs_per_ip),
-                Limit("jobs_per_email", owner, s.free_jobs_per_email),
+                Limit("jobs_per_ip", network_of(client_ip), s.free_jobs_per_ip),
+                Limit("jobs_per_email", mailbox(owner), s.free_jobs_per_email),
             ]
         )
         try:

@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from common.auth import Session, SessionStore
 from common.errors import ApiError
+from gateway.client_ip import network_of
 from gateway.core.config import GatewaySettings
 from gateway.limits import Limit, Limiter, rate_limited
 from gateway.mail import Mailer, MailUnavailable
@@ -29,14 +30,19 @@ log = logging.getLogger(__name__)
 
 CODE_DIGITS = 6
 MAX_EMAIL_LENGTH = 254
-# Deliberately loose: the code we send is the real check that the address works.
-_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+$")
+# A plain mailbox: dot-atom local part and domain (any script), no quotes, comments,
+# commas or brackets. Those would let one mailbox pose as many addresses (`"me"@x`,
+# `(1)me@x` and `me@x` all reach me@x), each with its own free tier.
+_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
+_LABEL = r"[^\W_](?:(?:[^\W_]|-)*[^\W_])?"
+_EMAIL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 
 
 def normalize_email(raw: str) -> str:
     """Lower-cased and stripped; 422 when it does not look like an address."""
     email = raw.strip().lower()
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+    local = email.partition("@")[0]
+    if len(email) > MAX_EMAIL_LENGTH or len(local) > 64 or not _EMAIL.fullmatch(email):
         raise ApiError(
             422,
             "validation_error",
@@ -44,6 +50,13 @@ def normalize_email(raw: str) -> str:
             details=[{"field": "email", "message": "Enter a valid email address."}],
         )
     return email
+
+
+def mailbox(email: str) -> str:
+    """The mailbox an address reaches, for counting free-tier use: `me+anything@x` is
+    delivered to `me@x` by most providers, so it shares that address's allowance."""
+    local, _, domain = email.partition("@")
+    return f"{local.split('+', 1)[0] or local}@{domain}"
 
 
 def _now() -> datetime:
@@ -79,8 +92,8 @@ class SignIn:
         s = self.settings
         taken = await self.limiter.take(
             [
-                Limit("codes_per_ip", client_ip, s.free_codes_per_ip),
-                Limit("codes_per_email", email, s.free_codes_per_email),
+                Limit("codes_per_ip", network_of(client_ip), s.free_codes_per_ip),
+                Limit("codes_per_email", mailbox(email), s.free_codes_per_email),
             ]
         )
         code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
