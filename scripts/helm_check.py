@@ -126,8 +126,9 @@ def _require(obj: dict[str, Any], path: str) -> Any:
 
 
 def promql_problems(expr: str) -> list[str]:
-    """Unbalanced brackets or quotes: what a broken template usually leaves behind."""
-    stripped = re.sub(r'"(\\.|[^"\\])*"', '""', expr)
+    """Unbalanced brackets or quotes: what a broken template usually leaves behind.
+    Strings ("..." and raw `...`) are left out first."""
+    stripped = re.sub(r'"(\\.|[^"\\])*"|`[^`]*`', '""', expr)
     if stripped.count('"') % 2:
         return [f"unbalanced quotes in {expr!r}"]
     stack: list[str] = []

@@ -2,11 +2,14 @@
 what an operator installing it would notice (hardened pods, probes, routing, switches,
 dashboards, alerts) and that every metric it charts is one the code exports."""
 
+import inspect
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -207,7 +210,7 @@ PROMQL_WORDS |= {"and", "or", "unless", "bool", "offset", "inf", "nan"}
 
 
 def metric_names(expr: str) -> set[str]:
-    expr = re.sub(r'"(\\.|[^"\\])*"', '""', expr)  # strings (label values, regexes)
+    expr = re.sub(r'"(\\.|[^"\\])*"|`[^`]*`', '""', expr)  # strings (label values, regexes)
     expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
     expr = re.sub(r"\[[^\]]*\]", "", expr)  # range selectors
     expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
@@ -284,3 +287,271 @@ def test_dockerfiles_agree_with_the_chart() -> None:
         dockerfile = (ROOT / "services" / service.name / "Dockerfile").read_text()
         cmd = json.loads(dockerfile.rsplit("CMD ", 1)[1])
         assert cmd == ["uvicorn", service.app, *service.extra_args], service.name
+
+
+# --- reachability: KEDA, network policies, disruption budgets, scrape targets ----------
+
+
+def test_helm_check_script_passes_end_to_end() -> None:
+    """`make helm-check` as CI runs it (the script finds uv itself: $UV, PATH or
+    .venv-tools), so `make test` covers the target too; about 7 seconds."""
+    env = {k: v for k, v in os.environ.items() if k != "UV"}
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "helm-check.sh")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout and "ok    template prod" in result.stdout
+
+
+def test_keda_reaches_the_in_chart_backends_from_its_own_namespace() -> None:
+    """KEDA's operator runs in another namespace: the AMQP_URL it reads (the services'
+    own) must name the broker with its namespace, and every in-chart URL a real Service."""
+    objects = template(set_values=("keda.enabled=true", "storage.type=s3", "minio.enabled=true"))
+    (auth,) = of_kind(objects, "TriggerAuthentication").values()
+    (ref,) = auth["spec"]["secretTargetRef"]
+    assert ref["parameter"] == "host"
+    secrets = of_kind(objects, "Secret")
+    config = of_kind(objects, "ConfigMap")["pv-product-videos"]["data"]
+    urls = {
+        "AMQP_URL": secrets[ref["name"]]["stringData"][ref["key"]],
+        "MONGODB_URL": secrets["pv-product-videos-backends"]["stringData"]["MONGODB_URL"],
+        "S3_ENDPOINT_URL": config["S3_ENDPOINT_URL"],
+    }
+    services = of_kind(objects, "Service")
+    for key, url in urls.items():
+        parsed = urlsplit(url)
+        name, namespace, svc = str(parsed.hostname).split(".")
+        assert (namespace, svc) == ("videos", "svc"), (key, url)
+        assert parsed.port in {p["port"] for p in services[name]["spec"]["ports"]}, (key, url)
+
+
+def test_workers_never_scale_to_zero() -> None:
+    """The reconciler runs in the worker pods only: KEDA may not remove them all."""
+    for worker in ("prompt", "video"):
+        with pytest.raises(HelmError, match="minReplicas"):
+            template(set_values=("keda.enabled=true", f"keda.{worker}.minReplicas=0"))
+
+
+def test_ingress_lets_the_gateway_answer_oversized_uploads() -> None:
+    """nginx's body limit sits a little above the gateway's (photo + form overhead), so
+    the client gets the gateway's JSON 413 rather than nginx's HTML page."""
+    from gateway.core.config import GatewaySettings
+
+    objects = template(set_values=("ingress.enabled=true",))
+    (ingress,) = of_kind(objects, "Ingress").values()
+    size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert size.endswith("m")
+    nginx_limit = int(size[:-1]) * 1024 * 1024
+    main = (ROOT / "services" / "gateway" / "src" / "gateway" / "main.py").read_text()
+    overhead = re.search(r"FORM_OVERHEAD_BYTES = (\d+) \* 1024\n", main)
+    assert overhead, "gateway.main.FORM_OVERHEAD_BYTES moved"
+    gateway_limit = GatewaySettings.model_fields["max_upload_bytes"].default
+    gateway_limit += int(overhead.group(1)) * 1024
+    assert gateway_limit < nginx_limit <= gateway_limit + 2 * 1024 * 1024
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def pod_labels(objects: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Pod template labels by component, of every Deployment, StatefulSet and Job."""
+    return {
+        component(o): o["spec"]["template"]["metadata"]["labels"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet", "Job")
+    }
+
+
+def peers_allowed(
+    rules: list[dict[str, Any]], key: str, port: int | str, protocol: str = "TCP"
+) -> list[dict[str, Any] | None]:
+    """The peers (`from`/`to` entries; None for any) of the rules that open `port`."""
+    found: list[dict[str, Any] | None] = []
+    for rule in rules:
+        if any(
+            p.get("port") == port and p.get("protocol", "TCP") == protocol
+            for p in rule.get("ports", [])
+        ):
+            found += rule.get(key) or [None]
+    return found
+
+
+def reaches(peer: dict[str, Any] | None, labels: dict[str, str], namespace: str) -> bool:
+    """Whether a NetworkPolicy peer selects a pod with `labels` in `namespace`."""
+    if peer is None:
+        return True
+    if "ipBlock" in peer:
+        return False
+    ns_selector = peer.get("namespaceSelector")
+    ns_labels = {"kubernetes.io/metadata.name": namespace}
+    if ns_selector is None and namespace != "videos":
+        return False
+    if ns_selector is not None and not matches(ns_selector.get("matchLabels", {}), ns_labels):
+        return False
+    return matches(peer.get("podSelector", {}).get("matchLabels", {}), labels)
+
+
+def test_network_policies_allow_exactly_the_paths_the_system_uses() -> None:
+    (case,) = [c for c in CASES if c.name == "network-policy"]
+    objects = template(set_values=(*case.set, "serviceMonitor.enabled=true"))
+    policies = of_kind(objects, "NetworkPolicy")
+    pods = pod_labels(objects)
+    ingress_nginx = {"app.kubernetes.io/name": "ingress-nginx"}
+    prometheus = {"app.kubernetes.io/name": "prometheus"}
+    keda_operator = {"app.kubernetes.io/name": "keda-operator"}
+
+    deny = policies["pv-product-videos-default-deny"]["spec"]
+    assert deny["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in deny and "egress" not in deny
+    assert all(matches(deny["podSelector"]["matchLabels"], labels) for labels in pods.values())
+
+    def policy_of(name: str) -> dict[str, Any]:
+        (spec,) = [
+            p["spec"]
+            for p in policies.values()
+            if "matchLabels" in p["spec"]["podSelector"]
+            and p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == name
+        ]
+        assert matches(spec["podSelector"]["matchLabels"], pods[name])
+        return spec
+
+    for name in SERVICES:
+        spec = policy_of(name)
+        egress, ingress = spec["egress"], spec["ingress"]
+        for protocol in ("UDP", "TCP"):
+            assert None in peers_allowed(egress, "to", 53, protocol), (name, "DNS")
+        for backend, port in (("rabbitmq", 5672), ("mongodb", 27017), ("minio", 9000)):
+            peers = peers_allowed(egress, "to", port)
+            assert any(reaches(p, pods[backend], "videos") for p in peers), (name, backend)
+        assert any(
+            reaches(p, prometheus, "monitoring") for p in peers_allowed(ingress, "from", "http")
+        ), (name, "scrape")
+        from_ingress = any(
+            reaches(p, ingress_nginx, "ingress-nginx")
+            for p in peers_allowed(ingress, "from", "http")
+        )
+        assert from_ingress == (name in ("gateway", "notifier")), name
+        # Nothing else in the cluster reaches a service.
+        assert not any(
+            reaches(p, pods["gateway"], "videos") for p in peers_allowed(ingress, "from", "http")
+        )
+
+    broker = policy_of("rabbitmq")["ingress"]
+    assert any(reaches(p, pods["gateway"], "videos") for p in peers_allowed(broker, "from", 5672))
+    assert any(reaches(p, keda_operator, "keda") for p in peers_allowed(broker, "from", 5672))
+    assert any(reaches(p, prometheus, "monitoring") for p in peers_allowed(broker, "from", 15692))
+    for backend, port in (("mongodb", 27017), ("minio", 9000)):
+        allowed = peers_allowed(policy_of(backend)["ingress"], "from", port)
+        assert allowed and all(reaches(p, pods["prompt"], "videos") for p in allowed), backend
+        assert not any(reaches(p, keda_operator, "keda") for p in allowed), backend
+    # The bucket job reaches MinIO.
+    bucket_egress = policy_of("minio-bucket")["egress"]
+    assert any(
+        reaches(p, pods["minio"], "videos") for p in peers_allowed(bucket_egress, "to", 9000)
+    )
+
+
+@pytest.mark.parametrize("disabled", [(), ("video.enabled=false",)], ids=["all", "no-video"])
+def test_one_disruption_budget_per_service(disabled: tuple[str, ...]) -> None:
+    objects = template(set_values=disabled)
+    deployments = {component(d): d for d in of_kind(objects, "Deployment").values()}
+    budgets = {component(b): b["spec"] for b in of_kind(objects, "PodDisruptionBudget").values()}
+    assert budgets.keys() == deployments.keys()
+    pods = pod_labels(objects)
+    for name, spec in budgets.items():
+        # Selects this service's pods and no other's.
+        assert spec["selector"] == deployments[name]["spec"]["selector"]
+        assert [
+            c for c, labels in pods.items() if matches(spec["selector"]["matchLabels"], labels)
+        ] == [name]
+        # A drain may always take one pod, even of a single-replica service.
+        assert spec["maxUnavailable"] >= 1 and "minAvailable" not in spec
+    assert (
+        of_kind(template(set_values=("podDisruptionBudget.enabled=false",)), "PodDisruptionBudget")
+        == {}
+    )
+
+
+def test_each_service_monitor_finds_its_service_and_port() -> None:
+    objects = template(set_values=("serviceMonitor.enabled=true",))
+    services = of_kind(objects, "Service")
+    monitors = of_kind(objects, "ServiceMonitor")
+    assert sorted(component(m) for m in monitors.values()) == sorted((*SERVICES, "rabbitmq"))
+    for name, monitor in monitors.items():
+        spec = monitor["spec"]
+        assert spec["namespaceSelector"] == {"matchNames": ["videos"]}
+        selected = [
+            s
+            for s in services.values()
+            if matches(spec["selector"]["matchLabels"], s["metadata"]["labels"])
+        ]
+        assert [component(s) for s in selected] == [component(monitor)], name
+        ports = {p["name"] for p in selected[0]["spec"]["ports"]}
+        for endpoint in spec["endpoints"]:
+            assert endpoint["port"] in ports, (name, endpoint["port"], ports)
+            relabel = endpoint["relabelings"][0]
+            assert relabel["targetLabel"] == "component"
+
+
+# --- dashboards and alerts: each query asks about this release only ---------------------
+
+
+def test_dashboard_queries_keep_services_and_brokers_apart() -> None:
+    objects = template(set_values=("grafana.dashboards.enabled=true",))
+    for name, board in helm_check.dashboards(objects):
+        for panel in helm_check.panels(board):
+            for target in panel.get("targets", []):
+                expr, where = target["expr"], (name, panel["title"])
+                # FastStream's metrics come from all four services: name the ones meant.
+                if "faststream_" in expr:
+                    assert re.search(r'component=~?"', expr), where
+                # RabbitMQ's: this namespace's broker first, another only as the fallback.
+                if "rabbitmq_" in expr:
+                    assert 'namespace="$namespace"' in expr, where
+                    assert " or sum" in expr, where
+                # A free-text prefix goes into a regex escaped, at the start of a raw
+                # string (Grafana's escapes are not PromQL "..." escapes).
+                assert "${prefix}" not in expr and "$prefix" not in expr, where
+                assert set(re.findall(r"(.)\$\{prefix:regex\}", expr)) <= {"`"}, where
+
+
+@pytest.mark.parametrize(
+    ("values", "matcher"),
+    [
+        ((), 'namespace="videos", '),
+        (("rabbitmq.enabled=false", "secrets.AMQP_URL=amqp://broker.example/"), ""),
+        (
+            (
+                "rabbitmq.enabled=false",
+                "secrets.AMQP_URL=amqp://b/",
+                "prometheusRule.rabbitmqNamespace=mq",
+            ),
+            'namespace="mq", ',
+        ),
+    ],
+    ids=["in-chart", "external", "external-namespace"],
+)
+def test_queue_alerts_read_this_releases_broker(values: tuple[str, ...], matcher: str) -> None:
+    objects = template(set_values=("prometheusRule.enabled=true", *values))
+    (rule,) = of_kind(objects, "PrometheusRule").values()
+    exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    selectors = re.findall(r"rabbitmq_\w+\{([^}]*)\}", "\n".join(exprs))
+    assert len(selectors) == 2
+    assert all(s.startswith(f"{matcher}queue=~") for s in selectors), selectors
+
+
+def test_an_alert_names_jobs_the_reconciler_timed_out() -> None:
+    import common.reconciler
+
+    objects = template(set_values=("prometheusRule.enabled=true",))
+    (rule,) = of_kind(objects, "PrometheusRule").values()
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    expr = alerts["ProductVideosJobsTimedOut"]["expr"]
+    assert 'pv_reconciler_actions_total{namespace="videos", action="timed_out"}' in expr
+    # The action is the one the reconciler counts when it fails a job on a deadline.
+    assert 'return "timed_out"' in inspect.getsource(common.reconciler)
+    assert "sum by (status)" in expr
+    assert alerts["ProductVideosJobsTimedOut"]["labels"]["severity"]
+    off = template(set_values=("prometheusRule.enabled=false",))
+    assert of_kind(off, "PrometheusRule") == {}

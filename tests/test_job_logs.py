@@ -1,5 +1,6 @@
 """The services log JSON, one object a line, and every line about a job names it in
-`job_id`, so an operator finds a job's whole story with one query (`job_id="..."`)."""
+`job_id`, so an operator finds a job's whole story with one query (`job_id="..."`):
+the services' own lines, and FastStream's lines about each of the job's messages."""
 
 import json
 from pathlib import Path
@@ -62,6 +63,21 @@ async def test_every_line_about_a_job_carries_its_id(
         if entry.get("job_id") != job_id
     ]
     assert unnamed == []
+    # FastStream's own lines about a message ("Received", "Processed") name only its
+    # message_id. Every message of this run is one of the job's events: each such line
+    # must name the job as well, in every service that consumes them.
+    broker_lines = [
+        (name, entry) for name, lines in entries.items() for entry in lines if "message_id" in entry
+    ]
+    for name in ("prompt", "video", "notifier"):
+        said = {e["message"] for n, e in broker_lines if n == name and e.get("job_id") == job_id}
+        assert {"Received", "Processed"} <= said, (name, said)
+    without_job = [
+        (name, entry["message"], entry["message_id"])
+        for name, entry in broker_lines
+        if entry.get("job_id") != job_id
+    ]
+    assert without_job == []
     # The download (a signed link, no id in its path) is logged under the job too.
     assert any(
         "/api/v1/files/" in str(e["message"])

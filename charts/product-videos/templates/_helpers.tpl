@@ -74,6 +74,12 @@ app.kubernetes.io/component: {{ . }}
 {{- if or .Values.rabbitmq.enabled .Values.mongodb.enabled .Values.minio.enabled }}true{{ end }}
 {{- end }}
 
+{{/* An in-chart backend's address, namespace-qualified: KEDA's operator (another
+     namespace) reads the same AMQP_URL as the services. (dict "root" $ "name" "rabbitmq") */}}
+{{- define "product-videos.backendHost" -}}
+{{- printf "%s-%s.%s.svc" (include "product-videos.fullname" .root) .name .root.Release.Namespace }}
+{{- end }}
+
 {{/* The Secret that holds AMQP_URL (read by KEDA as well as by the services). */}}
 {{- define "product-videos.amqpSecretName" -}}
 {{- if .Values.rabbitmq.enabled }}

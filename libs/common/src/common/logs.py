@@ -1,11 +1,13 @@
 """JSON logs with the job id on every line that concerns a job."""
 
+import contextvars
 import json
 import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from faststream.message import StreamMessage
 from starlette.requests import Request
 
 job_id_var: ContextVar[str | None] = ContextVar("job_id", default=None)
@@ -13,6 +15,39 @@ job_id_var: ContextVar[str | None] = ContextVar("job_id", default=None)
 BROKER_CONTEXT = ("exchange", "queue", "message_id")
 # FastStream's consumer log lines go through the root handler (one format) under this name.
 BROKER_LOGGER = logging.getLogger("faststream.access.rabbit")
+
+
+def message_job_id() -> str | None:
+    """The `job_id` in the body of the message FastStream is handling in this context.
+
+    FastStream 0.7 keeps that message in a context variable named "message" of the
+    broker's (or its app's) ContextRepo, which a logger has no reference to; so it is
+    looked up among the variables of the current context (a handful)."""
+    for var, value in contextvars.copy_context().items():
+        if var.name == "message" and isinstance(value, StreamMessage):
+            try:
+                body = json.loads(value.body)
+            except (TypeError, ValueError):
+                return None
+            job_id = body.get("job_id") if isinstance(body, dict) else None
+            return job_id if isinstance(job_id, str) and job_id else None
+    return None
+
+
+class MessageJobId(logging.Filter):
+    """Names the job on FastStream's own lines about a message ("Received", "Processed",
+    a handler's exception): they are written outside the handler, before `job_id_var` is
+    set and after it is reset, with only the message id. Every event carries `job_id`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "job_id", None) is None and job_id_var.get() is None:
+            job_id = message_job_id()
+            if job_id:
+                record.job_id = job_id
+        return True
+
+
+BROKER_LOGGER.addFilter(MessageJobId())
 
 
 async def bind_job_id(request: Request) -> None:
