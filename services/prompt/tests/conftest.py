@@ -13,15 +13,21 @@ from services.prompt.tests.support import CountingProvider, Worker
 
 
 @pytest.fixture
-async def worker(settings: CommonSettings) -> AsyncIterator[Worker]:
+def delay() -> float:
+    """Seconds each prompt takes to write (a test sets it for a slow provider)."""
+    return 0.0
+
+
+@pytest.fixture
+async def worker(settings: CommonSettings, delay: float) -> AsyncIterator[Worker]:
     prompt_settings = PromptSettings()  # the environment `settings` set up
     ctx = WorkerContext.create(prompt_settings)
-    provider = CountingProvider(TemplateProvider(prompt_settings.template_version))
-    register(ctx, prompt_settings, provider)
+    provider = CountingProvider(TemplateProvider(prompt_settings.template_version), delay=delay)
+    stage = register(ctx, prompt_settings, provider)
     await ctx.broker.start()
     await ctx.start()
     try:
-        yield Worker(ctx, provider, ctx.repo)
+        yield Worker(ctx, provider, ctx.repo, stage)
     finally:
         await ctx.broker.stop()
         await ctx.broker.connect()

@@ -12,15 +12,18 @@ from faststream.rabbit import RabbitQueue
 from common.jobs import Job, JobRepository, new_job_id
 from common.storage import upload_key
 from common.worker import WorkerContext
+from prompt.handlers import PromptStage
 from prompt.providers.base import PromptRequest, PromptResult
 from prompt.providers.template import TemplateProvider
 
 
 @dataclass
 class CountingProvider:
-    """The real template provider, counting the calls made to it."""
+    """The real template provider, counting the calls made to it (each taking `delay`
+    seconds, like a slow LLM)."""
 
     inner: TemplateProvider
+    delay: float = 0.0
     calls: list[str] = field(default_factory=list)
 
     @property
@@ -33,6 +36,7 @@ class CountingProvider:
 
     async def write(self, request: PromptRequest) -> PromptResult:
         self.calls.append(request.job_id)
+        await asyncio.sleep(self.delay)
         return await self.inner.write(request)
 
 
@@ -41,6 +45,7 @@ class Worker:
     ctx: WorkerContext
     provider: CountingProvider
     repo: JobRepository
+    stage: PromptStage
 
     async def add_job(
         self,

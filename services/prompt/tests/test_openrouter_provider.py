@@ -171,7 +171,7 @@ async def llm_worker(
     await ctx.broker.start()
     await ctx.start()
     try:
-        yield Worker(ctx, stage.provider, ctx.repo)  # type: ignore[arg-type]
+        yield Worker(ctx, stage.provider, ctx.repo, stage)  # type: ignore[arg-type]
     finally:
         await ctx.broker.stop()
         await ctx.broker.connect()

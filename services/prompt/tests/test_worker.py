@@ -1,5 +1,9 @@
 """The prompt worker through the real broker, SecantusDB and file storage."""
 
+import asyncio
+
+import pytest
+
 from common.events import JobStatus, JobSubmitted
 from prompt.config import PromptSettings
 from prompt.handlers import PromptStage
@@ -135,3 +139,26 @@ async def test_worker_that_died_after_writing_the_prompt_is_not_paid_twice(
     assert steps(done) == [(1, "queued", 0), (2, "prompting", 10), (3, "prompt_ready", 30)]
     cached = await stage.cache.prompts.find_one({"_id": key})
     assert cached["hits"] == 0
+
+
+@pytest.mark.parametrize("delay", [4.0])
+async def test_a_slow_prompt_keeps_its_lease_so_a_redelivery_never_calls_again(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider takes longer than the lease (1.5 s here): the lease is renewed while it
+    writes, so an event redelivered meanwhile finds the job busy instead of taking it over
+    and paying for a second call."""
+    worker.stage.settings.lease_seconds = 1.5
+    job = await worker.add_job(NAVY_MUG)
+    event = JobSubmitted(job_id=job["_id"])
+    await worker.ctx.publishers.job_submitted.publish(event)
+    await worker.wait_for_status(job["_id"], "prompting")
+    await asyncio.sleep(2.5)  # past the first lease, while the provider still writes
+    await worker.ctx.publishers.job_submitted.publish(event)
+
+    done = await worker.wait_for_status(job["_id"], "prompt_ready", "failed")
+    assert done["status"] == "prompt_ready"
+    # The redelivery came back from a retry queue, found the prompt written, announced it.
+    messages = await worker.take_messages(worker.ctx.topology.video_jobs.queue, 2)
+    assert [m["job_id"] for m in messages] == [job["_id"], job["_id"]]
+    assert worker.provider.calls == [job["_id"]]

@@ -9,8 +9,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from common.errors import JobError
 from common.events import JobStatus
 from common.jobs import JobRepository, new_job_id
+from common.lease import LeaseLost, holding_lease
 from common.storage import ObjectNotFound
-from video.lease import LeaseLost, holding_lease
 from video.storage_io import storage_errors
 
 

@@ -10,6 +10,7 @@ from faststream import AckPolicy
 from common.errors import JobError
 from common.events import JobStatus, JobSubmitted, PromptReady
 from common.jobs import ClaimOutcome, Job
+from common.lease import LeaseLost, holding_lease
 from common.metrics import PROMPT_REUSE, PROVIDER_CALLS, PROVIDER_COST, PROVIDER_SECONDS
 from common.storage import ObjectNotFound
 from common.worker import RetryLater, WorkerContext
@@ -60,7 +61,19 @@ class PromptStage:
             await ctx.pipeline.announce_final_again(claim.job)
             return
         assert claim.job is not None
-        prompt = await self.prompt_for(claim.job)
+        try:
+            # Renewed while the LLM writes (a slow call, a repair): a lease that ran out
+            # would let a redelivery take the job over and pay for a second call.
+            prompt = await holding_lease(
+                ctx.repo,
+                event.job_id,
+                holder=ctx.holder,
+                seconds=self.settings.lease_seconds,
+                work=self.prompt_for(claim.job),
+            )
+        except LeaseLost:
+            log.warning("the job is no longer ours (canceled, timed out or taken over)")
+            return
         moved = await ctx.pipeline.advance(
             event.job_id,
             expected=[JobStatus.PROMPTING],

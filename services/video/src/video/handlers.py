@@ -19,12 +19,12 @@ from faststream import AckPolicy
 from common.errors import JobError
 from common.events import JobStatus, PromptReady
 from common.jobs import ClaimOutcome, Job
+from common.lease import LeaseLost, holding_lease
 from common.media import InvalidMedia, probe_video
 from common.metrics import DUPLICATE_EVENTS, PROVIDER_CALLS, PROVIDER_COST, PROVIDER_SECONDS
 from common.storage import ObjectNotFound, poster_key, video_key
 from common.worker import RetryLater, WorkerContext
 from video.config import VideoSettings
-from video.lease import LeaseLost, holding_lease
 from video.poster import extract_poster, poster_time
 from video.progress import ProgressReporter
 from video.providers.base import PollLater, VideoProvider, VideoRequest, get_provider

@@ -4,8 +4,8 @@ every frame: each change is a database write and a `job.status` event."""
 import time
 
 from common.events import JobStatus
+from common.lease import LeaseLost
 from common.pipeline import Pipeline
-from video.lease import LeaseLost
 
 LOW, HIGH = 40, 85
 MIN_STEP = 5  # percentage points
