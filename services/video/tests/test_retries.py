@@ -11,14 +11,16 @@ from typing import Any
 
 import pytest
 
+from common.errors import JobError
 from common.events import PromptReady
 from common.settings import CommonSettings
 from common.storage import Storage
-from common.worker import WorkerContext
+from common.worker import WorkerContext, retry_wait
 from services.video.tests.images import mug
 from services.video.tests.support import CountingProvider, Worker, delete_topology
 from video.config import VideoSettings
 from video.handlers import register
+from video.providers.base import CheckpointCallback, ProgressCallback, VideoProvider, VideoRequest
 from video.providers.local import LocalProvider
 
 CHEAP = {"aspect_ratio": "1:1", "duration": 3, "style": None}
@@ -88,10 +90,10 @@ async def test_storage_failing_twice_is_retried_with_delay_and_completes(
     assert done["last_error"]["code"] == "storage_unavailable"
     assert "Input/output error" in done["last_error"]["message"]
     assert worker.stored(done["video"]["key"]).stat().st_size > 10_000
-    # Each try came back from a retry queue after its tier's delay (1 s, then 2 s), not
-    # from an immediate redelivery.
+    # Each try came back from a retry queue after its tier's delay (1 s, then 2 s, less
+    # up to 20 % jitter), not from an immediate redelivery.
     first, second, third = storage.tries
-    assert second - first >= 1.0 and third - second >= 2.0
+    assert second - first >= 0.8 and third - second >= 1.6
     assert len(worker.provider.calls) == 3  # a local render is remade, it costs nothing
 
 
@@ -112,3 +114,75 @@ async def test_storage_failing_every_time_fails_the_job_after_max_attempts(
     assert error["message"].startswith("Could not store the clip")
     assert error["message"].endswith("(gave up after 3 attempts)")
     assert "lease" not in failed
+
+
+@dataclass
+class RateLimited:
+    """The real provider, answering "rate limited" with a Retry-After the first time."""
+
+    inner: VideoProvider
+    retry_after: float
+    calls: list[float] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def generate(
+        self,
+        request: VideoRequest,
+        workdir: Path,
+        progress: ProgressCallback,
+        checkpoint: CheckpointCallback | None = None,
+    ) -> Path:
+        self.calls.append(time.monotonic())
+        if len(self.calls) == 1:
+            raise JobError(
+                "provider_rate_limited",
+                "OpenRouter: rate limited (429)",
+                retryable=True,
+                retry_after=self.retry_after,
+            )
+        return await self.inner.generate(request, workdir, progress, checkpoint)
+
+
+async def test_a_retry_after_longer_than_every_tier_is_honoured(
+    settings: CommonSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retry-After 6 s with tiers of at most 3 s: the event goes round the longest tier
+    until then, and the attempt is counted once."""
+    monkeypatch.setenv("RENDER_FPS", "10")
+    video_settings = VideoSettings()
+    ctx = WorkerContext.create(video_settings)
+    provider = RateLimited(LocalProvider(video_settings), retry_after=6)
+    register(ctx, video_settings, provider)
+    await ctx.broker.start()
+    await ctx.start()
+    try:
+        worker = Worker(ctx, CountingProvider(provider))  # type: ignore[arg-type]
+        job = await worker.add_job(mug(), options=CHEAP)
+        await ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+
+        done = await worker.wait_for_status(job["_id"], "completed", "failed", within=60)
+
+        assert done["status"] == "completed", done.get("error")
+        assert done["attempts"] == 1 and done["last_error"]["code"] == "provider_rate_limited"
+        first, second = provider.calls
+        assert second - first >= 6.0
+    finally:
+        await ctx.broker.stop()
+        await ctx.broker.connect()
+        await delete_topology(ctx)
+        await ctx.broker.stop()
+        await ctx.client.drop_database(video_settings.mongodb_database)
+        await ctx.stop()
+
+
+@pytest.mark.parametrize(("tier", "at_least"), [(5, 0), (30, 0), (30, 27), (3, 10)])
+def test_retry_waits_are_jittered_below_the_tier_and_never_before_retry_after(
+    tier: float, at_least: float
+) -> None:
+    waits = [retry_wait(tier, at_least) for _ in range(200)]
+    assert all(min(max(at_least, 0.8 * tier), tier) <= w <= tier for w in waits)
+    if at_least < tier:
+        assert len(set(waits)) > 100  # spread out, not all at once

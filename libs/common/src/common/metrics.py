@@ -21,7 +21,7 @@ JOBS_FINISHED = Counter(
 )
 STAGE_SECONDS = Histogram(
     "pv_stage_duration_seconds",
-    "Time spent in a pipeline stage.",
+    "Time a job spent in a status (stage), observed when it moves on: waits included.",
     ["stage"],
     buckets=STAGE_BUCKETS,
 )

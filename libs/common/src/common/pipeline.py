@@ -14,7 +14,7 @@ from common.events import (
 )
 from common.jobs import Job, JobRepository, now
 from common.messaging import Publishers
-from common.metrics import JOB_SECONDS, JOBS_FINISHED
+from common.metrics import JOB_SECONDS, JOBS_FINISHED, STAGE_SECONDS
 
 
 class Pipeline:
@@ -24,6 +24,11 @@ class Pipeline:
 
     async def announce(self, job: Job) -> None:
         await self.publishers.status(job)
+
+    async def _stored(self, job: Job) -> None:
+        """After a transition was stored: time the status it left, then announce it."""
+        _time_left_stage(job)
+        await self.announce(job)
 
     async def announce_final_again(self, job: Job | None) -> None:
         """A duplicate delivery found the job final: say so once more, in case the first
@@ -47,7 +52,7 @@ class Pipeline:
             job_id, expected=expected, to=to, progress=progress, fields=fields, unset=unset
         )
         if job is not None:
-            await self.announce(job)
+            await self._stored(job)
             if to is JobStatus.COMPLETED:
                 self._count_final(job)
                 await self.publishers.job_completed.publish(JobCompleted(job_id=job_id))
@@ -66,7 +71,7 @@ class Pipeline:
             job_id, code=code, message=message, retryable=retryable, expected=expected
         )
         if job is not None:
-            await self.announce(job)
+            await self._stored(job)
             self._count_final(job)
             await self.publishers.job_failed.publish(JobFailed(job_id=job_id, error_code=code))
         return job
@@ -75,7 +80,7 @@ class Pipeline:
         """Cancel the job (any non-final status) and announce it; None if it was final."""
         job = await self.repo.cancel(job_id)
         if job is not None:
-            await self.announce(job)
+            await self._stored(job)
             self._count_final(job)
         return job
 
@@ -83,7 +88,7 @@ class Pipeline:
         """Restart a failed job from its failed stage and publish that stage's work event."""
         job = await self.repo.retry(job_id)
         if job is not None:
-            await self.announce(job)
+            await self._stored(job)
             await self.redrive(job)
         return job
 
@@ -106,6 +111,24 @@ class Pipeline:
         JOB_SECONDS.labels(status=job["status"]).observe(
             (now() - job["created_at"]).total_seconds()
         )
+
+
+def _time_left_stage(job: Job) -> None:
+    """When the job has just left an active status, observe how long it was in it (from
+    the first history entry of that status to the new one): the time per stage, waits
+    and retries included, whichever service moved it on."""
+    history = job.get("history") or []
+    if len(history) < 2 or history[-1]["status"] == history[-2]["status"]:
+        return  # a progress update within the status, or nothing left yet
+    left = history[-2]["status"]
+    if JobStatus(left).is_final:
+        return  # a retry of a failed job: not a stage
+    entered = history[-2]
+    for entry in reversed(history[:-2]):
+        if entry["status"] != left:
+            break
+        entered = entry
+    STAGE_SECONDS.labels(stage=left).observe((history[-1]["at"] - entered["at"]).total_seconds())
 
 
 # The work event that drives a job on from each non-final status: the stage that takes

@@ -5,18 +5,25 @@ app with its health and metrics routes.
 Handlers raise; `stage_handler` decides. A retryable error goes to a delayed
 retry queue (no sleep in the handler, so no prefetch slot is held), a permanent
 one fails the job with its reason, a bug fails it as `internal_error`.
+
+Each retry waits its tier's delay (`RETRY_DELAYS`, by attempt: exponential backoff) less
+up to `JITTER` of it, so jobs that failed together (a burst of 429s) come back spread out.
+A wait longer than the longest tier (a long `Retry-After`) goes round that tier again
+until the time written in the message's `x-not-before` header.
 """
 
 import asyncio
 import contextlib
 import functools
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aio_pika.abc import FieldValue
 from aio_pika.exceptions import AMQPError
 from faststream.asgi import AsgiFastStream
 from faststream.rabbit import RabbitBroker
@@ -30,7 +37,7 @@ from common.events import Event
 from common.jobs import JobRepository
 from common.logs import configure_logging, job_id_var
 from common.messaging import Publishers, make_broker
-from common.metrics import JOB_RETRIES, STAGE_SECONDS
+from common.metrics import JOB_RETRIES
 from common.pipeline import Pipeline
 from common.reconciler import Reconciler
 from common.settings import CommonSettings
@@ -41,6 +48,20 @@ from common.topology import Topology, WorkQueue
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
+
+
+# A retry comes back after between (1 - JITTER) and all of its tier's delay.
+JITTER = 0.2
+# On a delayed event: the Unix time (in ms: an AMQP float is only 32 bits) before which
+# it must not be handled.
+NOT_BEFORE = "x-not-before"
+
+
+def retry_wait(tier: float, at_least: float = 0.0) -> float:
+    """How long a retry waits in a tier of `tier` seconds: jittered below the tier, never
+    less than `at_least` (a provider's Retry-After) nor more than the tier."""
+    low = min(max(at_least, tier * (1 - JITTER)), tier)
+    return random.uniform(low, tier)
 
 
 class RetryLater(Exception):
@@ -126,14 +147,44 @@ class WorkerContext:
         )
 
     async def _delay(
-        self, event: Event, work: WorkQueue, *, attempt: int = 1, at_least: float = 0.0
+        self,
+        event: Event,
+        work: WorkQueue,
+        *,
+        attempt: int = 1,
+        at_least: float = 0.0,
+        strict: bool = False,
     ) -> float:
-        """Send the event back to its work queue after a delay, via a TTL retry queue."""
-        delay, queue = work.retry_tier(attempt, at_least)
-        await self.broker.publish(event, queue=queue.name, persist=True, mandatory=True)
+        """Send the event back to its work queue after a delay, via a TTL retry queue
+        (the message's own expiration jitters it below the queue's TTL). `strict`: not
+        before `at_least` even when that is longer than the longest tier (a provider's
+        Retry-After); otherwise the longest tier is enough (a busy job, the next poll)."""
+        tier, queue = work.retry_tier(attempt, at_least)
+        headers: dict[str, FieldValue] = {}
+        if strict and at_least > tier:  # round the longest tier again until then
+            headers[NOT_BEFORE] = int((time.time() + at_least) * 1000)
+        wait = retry_wait(tier, at_least)
+        await self.broker.publish(
+            event,
+            queue=queue.name,
+            persist=True,
+            mandatory=True,
+            expiration=wait,
+            headers=headers,
+        )
+        delay = at_least if headers else wait
         with contextlib.suppress(PyMongoError):  # only a hint for the reconciler
             await self.repo.schedule_retry(event.job_id, seconds=delay)
         return delay
+
+    def _not_yet(self) -> float:
+        """Seconds until the delivery being handled may run (its `x-not-before`), or 0."""
+        message = self.broker.context.get_local("message")
+        headers = getattr(message, "headers", None) or {}
+        try:
+            return max(int(headers.get(NOT_BEFORE, 0)) / 1000 - time.time(), 0.0)
+        except (TypeError, ValueError):
+            return 0.0
 
     async def _hand_back(self, job_id: str) -> None:
         """On shutdown mid-job: drop our lease so the redelivered event is taken over at
@@ -161,7 +212,9 @@ class WorkerContext:
                 retryable=True,
             )
             return
-        delay = await self._delay(event, work, attempt=attempts, at_least=error.retry_after or 0.0)
+        delay = await self._delay(
+            event, work, attempt=attempts, at_least=error.retry_after or 0.0, strict=True
+        )
         JOB_RETRIES.labels(stage=stage, error_code=error.code).inc()
         log.info("%s will retry in %ss (attempt %d): %s", stage, delay, attempts, error.message)
 
@@ -176,8 +229,10 @@ class WorkerContext:
             @functools.wraps(handler)
             async def wrapper(event: E) -> None:
                 token = job_id_var.set(event.job_id)
-                started = time.monotonic()
                 try:
+                    if (left := self._not_yet()) > 1:
+                        await self._delay(event, work, at_least=left, strict=True)
+                        return
                     await handler(event)
                 except asyncio.CancelledError:
                     # The grace period ran out while stopping: hand the job back.
@@ -208,7 +263,6 @@ class WorkerContext:
                         message=f"Unexpected error while {stage}: {type(e).__name__}: {e}",
                     )
                 finally:
-                    STAGE_SECONDS.labels(stage=stage).observe(time.monotonic() - started)
                     job_id_var.reset(token)
 
             return wrapper
