@@ -105,6 +105,45 @@ async def test_a_request_that_may_have_started_a_paid_job_is_not_resent(
     assert len(fake.calls("POST /videos")) == 1
 
 
+HTML_502 = Fault(502, body=b"<html><h1>502 Bad Gateway</h1></html>", content_type="text/html")
+
+
+@pytest.mark.parametrize(
+    ("fault", "unconfirmed"),
+    [
+        (HTML_502, True),  # a proxy's page: the request may have reached OpenRouter
+        (Fault(200, body=b"<html>ok</html>", content_type="text/html"), True),
+        (Fault(502), False),  # OpenRouter's own JSON error: it made no job
+        (Fault(503, retry_after=3), False),
+    ],
+)
+async def test_a_submission_is_unconfirmed_unless_openrouter_itself_refused_it(
+    fake: FakeOpenRouter, fault: Fault, unconfirmed: bool
+) -> None:
+    fake.fail("POST /videos", fault)
+    async with OpenRouter(config(fake)) as api:
+        with pytest.raises(JobError) as caught:
+            await api.call("POST", "/videos", json_body={"model": "x"}, idempotent=False)
+    error = caught.value
+    if unconfirmed:
+        assert (error.code, error.retryable) == ("provider_unconfirmed", False)
+        assert "it may have started a paid job" in error.message
+    else:
+        assert (error.code, error.retryable) == ("provider_unavailable", True)
+    assert len(fake.calls("POST /videos")) == 1
+
+
+async def test_a_proxy_page_or_garbled_answer_to_a_read_is_retried(fake: FakeOpenRouter) -> None:
+    fake.fail("GET /videos/models", HTML_502)
+    error = await failure(fake)
+    assert (error.code, error.retryable) == ("provider_unavailable", True)
+    assert "<html>" not in error.message  # no HTML page in a person's error message
+    fake.fail("GET /videos/models", Fault(200, body=b"{not json", content_type="text/plain"))
+    error = await failure(fake)
+    assert (error.code, error.retryable) == ("provider_unavailable", True)
+    assert "not JSON" in error.message
+
+
 async def test_no_answer_in_time_is_retryable(fake: FakeOpenRouter) -> None:
     fake.fail("GET /videos/models", Fault(delay=2))
     error = await failure(fake, timeout=0.3)

@@ -112,6 +112,16 @@ def error_detail(body: bytes) -> str:
     return ""
 
 
+def is_openrouter_error(body: bytes) -> bool:
+    """True for OpenRouter's own error answer (`{"error": ...}`), as opposed to a page
+    from a proxy or load balancer in between."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("error"), dict | str)
+
+
 def status_error(status: int, body: bytes = b"", headers: httpx.Headers | None = None) -> JobError:
     """The job error for an HTTP error answer from OpenRouter."""
     detail = error_detail(body)
@@ -228,8 +238,13 @@ class OpenRouter:
         response = await self._send(
             method, path, idempotent=idempotent, json=json_body, params=params
         )
-        if response.status_code >= 400:
-            raise status_error(response.status_code, response.content, response.headers)
+        status = response.status_code
+        if status >= 500 and not idempotent and not is_openrouter_error(response.content):
+            # A proxy's 502/504 page, not OpenRouter's refusal: the request may have got
+            # through and started a paid job.
+            raise Unconfirmed(method, path, f"{status} from something other than OpenRouter")
+        if status >= 400:
+            raise status_error(status, response.content, response.headers)
         try:
             data = response.json()
         except ValueError as e:
