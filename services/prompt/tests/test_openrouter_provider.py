@@ -118,6 +118,8 @@ async def test_a_reply_that_stays_unusable_fails_clearly(fake: FakeOpenRouter) -
     assert caught.value.message.startswith(
         "OpenRouter: google/gemini-2.5-flash did not answer with a usable video prompt"
     )
+    # Both replies were paid for: the failed job says what they cost.
+    assert caught.value.message.endswith(f"the two replies cost ${2 * fake.chat_cost:.4f}).")
     assert len(fake.calls("POST /chat/completions")) == 2
 
 

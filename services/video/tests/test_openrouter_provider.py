@@ -352,3 +352,24 @@ async def test_the_worker_fails_the_job_with_the_providers_reason(
         "retryable": False,
     }
     assert len(fake.calls("POST /videos")) == 1
+
+
+async def test_the_model_list_is_read_once_per_ttl(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path
+) -> None:
+    provider = provider_for(fake, openrouter_models_ttl_seconds=3600)
+    calls = Calls(fake)
+    for job_id in ("job-1", "job-2"):
+        with pytest.raises(PollLater):
+            await provider.generate(
+                request_for(photo_file, job_id=job_id), tmp_path, calls.report, calls.checkpoint
+            )
+    assert len(fake.calls("POST /videos")) == 2
+    assert len(fake.calls("GET /videos/models")) == 1
+
+    provider.catalog.ttl = 0  # expired: the next job reads it again
+    with pytest.raises(PollLater):
+        await provider.generate(
+            request_for(photo_file, job_id="job-3"), tmp_path, calls.report, calls.checkpoint
+        )
+    assert len(fake.calls("GET /videos/models")) == 2

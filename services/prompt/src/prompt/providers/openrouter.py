@@ -227,10 +227,12 @@ class OpenRouterPromptProvider:
                     spent = sum(r.cost for r in replies)
                     if spent:  # paid for, though the job gets nothing from it
                         PROVIDER_COST.labels(provider=self.name).inc(spent)
+                    # The spend goes into the message, so the failed job shows it too.
+                    paid = f"; the two replies cost ${spent:.4f}" if spent else ""
                     raise JobError(
                         "invalid_llm_reply",
                         f"OpenRouter: {self.model} did not answer with a usable video prompt, "
-                        f"even when asked again ({second}).",
+                        f"even when asked again ({second}{paid}).",
                     ) from second
         usage = _total_usage(replies)
         return PromptResult(
