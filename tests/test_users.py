@@ -18,6 +18,11 @@ pytestmark = pytest.mark.timeout(240)
 
 async def first_ws_answer(ws_url: str, job_id: str, token: str) -> dict[str, Any]:
     async with websockets.connect(ws_url, open_timeout=10) as ws:
+        # The client offers compression; the notifier, started as in production
+        # (`--ws-per-message-deflate false`), declines it.
+        assert ws.request is not None and ws.response is not None
+        assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
         await ws.send(json.dumps({"op": "subscribe", "job_id": job_id, "token": token}))
         while True:
             message = json.loads(await ws.recv())

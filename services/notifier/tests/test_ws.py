@@ -103,6 +103,27 @@ async def test_duplicated_reordered_and_lost_events_change_nothing(
     assert messages[-1]["job"]["status"] == "completed"
 
 
+async def test_steps_without_any_event_reach_the_socket_by_the_resync(
+    start_notifier: StartNotifier, driver: Driver
+) -> None:
+    """Events lost outright (published while the replica's queue was gone, or dropped on
+    a failed read): the periodic resync still brings every step, in order, to the end."""
+    url = await start_notifier(resync_seconds=0.3)
+    job = await driver.new_job()
+    async with connect(url.replace("http", "ws") + "/ws") as ws:
+        client = Client(ws)
+        await client.subscribe(job["_id"], driver.token(job["_id"]))
+        assert (await client.next())["type"] == "snapshot"
+        await driver.step(job["_id"], *HAPPY_PATH[0], announce=False)
+        assert seqs(await client.until_seq(2, within=3)) == [2]
+        for status, progress in HAPPY_PATH[1:]:
+            await driver.step(job["_id"], status, progress, announce=False)
+        messages = await client.until_seq(7, within=3)
+    assert seqs(messages) == [3, 4, 5, 6, 7]
+    assert_views_match(messages)
+    assert messages[-1]["job"]["status"] == "completed"
+
+
 async def test_a_token_only_opens_its_own_job(
     client: Client, driver: Driver, settings: CommonSettings
 ) -> None:

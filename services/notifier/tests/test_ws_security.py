@@ -1,9 +1,11 @@
 """Who may watch a job over the WebSocket, and sockets that misbehave: the owner's
-session or the job's token opens it, nothing else; floods, idle and half-open
-sockets are closed."""
+session or the job's token opens it, nothing else, and only while it lasts; floods,
+idle and half-open sockets, and too many from one address, are closed."""
 
 import asyncio
 import base64
+import contextlib
+import json
 import os
 from typing import Any
 
@@ -145,3 +147,113 @@ async def test_a_half_open_socket_is_dropped_by_the_protocol_ping(
         while await reader.read(1024):
             pass
     writer.close()
+
+
+async def test_signing_out_ends_the_sessions_subscriptions(
+    start_notifier: StartNotifier, driver: Driver, sessions: SessionStore
+) -> None:
+    url = await start_notifier(resync_seconds=0.2)
+    alice = await sessions.create("alice@example.com", 3600)
+    mine = await driver.new_job("alice@example.com")
+    shared = await driver.new_job("alice@example.com")
+    async with connect(url.replace("http", "ws") + "/ws") as ws:
+        client = Client(ws)
+        await client.subscribe(mine["_id"], alice.token)
+        await client.subscribe(shared["_id"], driver.token(shared["_id"]))
+        assert [(await client.next())["type"] for _ in range(2)] == ["snapshot", "snapshot"]
+
+        await sessions.revoke(alice.session_id)  # what the gateway's logout does
+        ended = await client.next(within=5)
+        assert ended["type"] == "error" and ended["code"] == "invalid_token"
+        assert ended["job_id"] == mine["_id"]
+
+        # Both jobs move on: only the one watched with its job token is heard of.
+        await driver.step(mine["_id"], JobStatus.PROMPTING, 10)
+        await driver.step(shared["_id"], JobStatus.PROMPTING, 10)
+        messages = await client.until_seq(2)
+        assert [(m["type"], m["job_id"]) for m in messages] == [("status", shared["_id"])]
+        await asyncio.sleep(0.5)  # resync passes: still nothing of the signed-out job
+        await client.send(op="ping")
+        assert await client.next() == {"type": "pong"}
+
+
+async def test_an_expired_session_or_job_token_ends_its_subscription(
+    start_notifier: StartNotifier, driver: Driver, sessions: SessionStore
+) -> None:
+    url = await start_notifier(resync_seconds=0.2, job_token_ttl_seconds=3)
+    alice = await sessions.create("alice@example.com", 3)
+    by_session = await driver.new_job("alice@example.com")
+    by_token = await driver.new_job("alice@example.com")
+    async with connect(url.replace("http", "ws") + "/ws") as ws:
+        client = Client(ws)
+        await client.subscribe(by_session["_id"], alice.token)
+        await client.subscribe(by_token["_id"], driver.token(by_token["_id"]))
+        assert [(await client.next())["type"] for _ in range(2)] == ["snapshot", "snapshot"]
+        ended = [await client.next(within=8) for _ in range(2)]
+    assert {(m["type"], m["code"], m["job_id"]) for m in ended} == {
+        ("error", "invalid_token", by_session["_id"]),
+        ("error", "invalid_token", by_token["_id"]),
+    }
+
+
+async def test_a_socket_left_with_only_final_jobs_is_closed_when_idle(
+    start_notifier: StartNotifier, driver: Driver
+) -> None:
+    """Heartbeats alone would keep it open forever, waiting for nothing."""
+    url = await start_notifier(idle_timeout_seconds=0.5, heartbeat_seconds=0.1)
+    job = await driver.new_job()
+    async with connect(url.replace("http", "ws") + "/ws") as ws:
+        client = Client(ws)
+        await client.subscribe(job["_id"], driver.token(job["_id"]))
+        assert (await client.next())["type"] == "snapshot"
+        await driver.step(job["_id"], JobStatus.CANCELED, 0)
+        received = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                received.append(await client.next(within=5))
+    assert [m["status"] for m in received if m["type"] == "status"] == ["canceled"]
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+
+
+async def _pong(url: str, headers: dict[str, str] | None = None) -> str:
+    """`pong` when the notifier serves this socket, else the error code it closed it with."""
+    async with connect(url.replace("http", "ws") + "/ws", additional_headers=headers) as ws:
+        with contextlib.suppress(ConnectionClosed):  # a refused socket may be closed already
+            await ws.send('{"op":"ping"}')
+        answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if answer["type"] == "error":
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            return str(answer["code"])
+        return str(answer["type"])
+
+
+async def test_connections_per_address_are_capped(start_notifier: StartNotifier) -> None:
+    url = await start_notifier(max_connections_per_ip=2)
+    async with connect(url.replace("http", "ws") + "/ws") as first:
+        async with connect(url.replace("http", "ws") + "/ws"):
+            assert await _pong(url) == "too_many_connections"
+            await first.send('{"op":"ping"}')
+            assert json.loads(await first.recv()) == {"type": "pong"}
+        # A closed socket frees its place (once the server has seen it go).
+        for _ in range(50):
+            if (answer := await _pong(url)) == "pong":
+                break
+            await asyncio.sleep(0.1)
+        assert answer == "pong"
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_counts(
+    start_notifier: StartNotifier,
+) -> None:
+    # As in production: uvicorn leaves the peer alone, the notifier reads the header.
+    url = await start_notifier(
+        server_options={"proxy_headers": False},
+        max_connections_per_ip=1,
+        trusted_proxies="127.0.0.1/32",
+    )
+    one, other = {"X-Forwarded-For": "203.0.113.1"}, {"X-Forwarded-For": "203.0.113.2"}
+    async with connect(url.replace("http", "ws") + "/ws", additional_headers=one):
+        assert await _pong(url, other) == "pong"
+        assert await _pong(url, one) == "too_many_connections"

@@ -71,6 +71,13 @@ class SessionStore:
     async def revoke(self, session_id: str) -> None:
         await self.sessions.delete_one({"_id": session_id})
 
+    async def live(self, session_ids: list[str]) -> set[str]:
+        """Which of these sessions are still signed in and unexpired (one query)."""
+        cursor = self.sessions.find(
+            {"_id": {"$in": session_ids}, "expires_at": {"$gt": datetime.now(UTC)}}, {"_id": 1}
+        )
+        return {record["_id"] async for record in cursor}
+
     async def resolve(self, token: str) -> Principal:
         """The principal a token stands for; InvalidToken when it grants nothing.
         Job tokens are checked first: they need no database read."""

@@ -12,8 +12,8 @@ from notifier.hub import Hub
 def subscribe_status(broker: RabbitBroker, topology: Topology, replica_id: str, hub: Hub) -> None:
     """Bind this replica's own queue to `job.status` and feed the hub from it."""
 
-    # Acked even when a push fails: the next event of the job catches its sockets up,
-    # and a requeued event would only loop while the database is away.
+    # Acked even when a push or the job's read fails: the hub's resync catches the sockets
+    # up within RESYNC_SECONDS, and a requeued event would only loop while the database is away.
     @broker.subscriber(
         topology.status_queue(replica_id),
         topology.exchange,

@@ -8,15 +8,25 @@ duplicated, lost or reordered event cannot make a client miss or repeat a step.
 A subscription is registered *before* the job is read for its snapshot, and the
 socket's lock is held from that read until the snapshot is sent: any change
 after the read has an event that finds the subscription and waits for the lock.
+
+Events can still be lost (published while this replica's exclusive queue is gone
+during a broker reconnect, or dropped when the database did not answer), so
+`resync` runs the same catch-up for every watched, unfinished job on a timer:
+no step, and above all no final state, waits for an event that never comes.
+(A failed job that is retried leaves its final state by an event, as before.)
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from common.events import JobStatusChanged
+from pymongo.errors import PyMongoError
+
+from common.auth import Principal
+from common.events import FINAL_STATUSES, JobStatusChanged
 from common.jobs import Job, JobRepository
 from common.metrics import WS_MESSAGES, WS_PUSH_SECONDS
 from notifier.protocol import ServerMessage, Snapshot, Status, encode
@@ -25,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # A socket that cannot take a message in this time is treated as gone.
 SEND_TIMEOUT = 10.0
+# Job ids per `$in` query of a resync pass.
+RESYNC_BATCH = 500
+_FINAL = frozenset(s.value for s in FINAL_STATUSES)
 
 View = Callable[[Job], Awaitable[dict[str, Any]]]
 
@@ -33,15 +46,40 @@ class ConnectionGone(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Grant:
+    """Who subscribed to a job and with which token: checked again while it lasts."""
+
+    principal: Principal
+    token: str
+
+
 class Connection:
     """One client socket: its send function, a lock that keeps its messages in
-    order, and per watched job the last seq sent (None until the snapshot)."""
+    order, per watched job the last seq sent (None until the snapshot) and the
+    grant it was subscribed with, and the watched jobs last sent in a final status."""
 
     def __init__(self, send_text: Callable[[str], Awaitable[None]]) -> None:
         self._send_text = send_text
         self.lock = asyncio.Lock()
         self.watching: dict[str, int | None] = {}
+        self.grants: dict[str, Grant] = {}
+        self.finished: set[str] = set()
         self.gone = False
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a watched job was last sent in a status that is not final."""
+        return any(job_id not in self.finished for job_id in self.watching)
+
+    def sent(self, job_id: str, seq: int, status: str) -> None:
+        if job_id not in self.watching:
+            return  # unsubscribed meanwhile
+        self.watching[job_id] = seq
+        if status in _FINAL:
+            self.finished.add(job_id)
+        else:
+            self.finished.discard(job_id)  # a retried job runs again
 
     async def deliver(self, message: ServerMessage) -> None:
         """Send while holding `lock` (or when ordering does not matter)."""
@@ -63,15 +101,23 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+def batches(items: list[str], size: int = RESYNC_BATCH) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 class Hub:
     def __init__(self, repo: JobRepository, view: View) -> None:
         self.repo = repo
         self.view = view
         self.watchers: dict[str, set[Connection]] = {}
 
-    async def subscribe(self, conn: Connection, job_id: str, after_seq: int | None) -> bool:
+    async def subscribe(
+        self, conn: Connection, job_id: str, after_seq: int | None, grant: Grant
+    ) -> bool:
         """Snapshot, then every step after `after_seq`; False when the job does not exist."""
         conn.watching[job_id] = None
+        conn.grants[job_id] = grant
         self.watchers.setdefault(job_id, set()).add(conn)
         try:
             async with conn.lock:
@@ -83,7 +129,7 @@ class Hub:
                 await conn.deliver(Snapshot(job=view))
                 if after_seq is not None:
                     await self._deliver_after(conn, job, after_seq, view)
-                conn.watching[job_id] = job["seq"]
+                conn.sent(job_id, job["seq"], job["status"])
         except BaseException:
             self.unsubscribe(conn, job_id)  # half a subscription would never get a snapshot
             raise
@@ -91,6 +137,8 @@ class Hub:
 
     def unsubscribe(self, conn: Connection, job_id: str) -> None:
         conn.watching.pop(job_id, None)
+        conn.grants.pop(job_id, None)
+        conn.finished.discard(job_id)
         watchers = self.watchers.get(job_id)
         if watchers is not None:
             watchers.discard(conn)
@@ -101,15 +149,49 @@ class Hub:
         for job_id in list(conn.watching):
             self.unsubscribe(conn, job_id)
 
+    def connections(self) -> set[Connection]:
+        return {conn for conns in self.watchers.values() for conn in conns}
+
     async def on_status(self, event: JobStatusChanged) -> None:
-        behind = [
-            c
-            for c in self._watching(event.job_id)
-            if (c.watching.get(event.job_id) or 0) < event.seq
-        ]
+        await self.catch_up(event.job_id, event.seq, event.occurred_at)
+
+    async def resync(self) -> None:
+        """Catch up every socket on its unfinished jobs whatever events were lost: one
+        light `$in` read per batch of watched jobs, a full read only of those that moved."""
+        lowest = self._unfinished()
+        for batch in batches(list(lowest)):
+            moved = [
+                (doc["_id"], doc["seq"])
+                async for doc in self.repo.jobs.find({"_id": {"$in": batch}}, {"seq": 1})
+                if doc["seq"] > lowest[doc["_id"]]
+            ]
+            await asyncio.gather(*(self.catch_up(job_id, seq) for job_id, seq in moved))
+
+    def _unfinished(self) -> dict[str, int]:
+        """Watched jobs some socket has not seen final yet, with the lowest seq sent.
+        Empty (and no query at all) when no socket watches anything."""
+        lowest: dict[str, int] = {}
+        for job_id, conns in self.watchers.items():
+            sent = [
+                seq
+                for c in conns
+                if job_id not in c.finished and (seq := c.watching.get(job_id)) is not None
+            ]
+            if sent:
+                lowest[job_id] = min(sent)
+        return lowest
+
+    async def catch_up(self, job_id: str, seq: int, occurred_at: datetime | None = None) -> None:
+        """Send each socket watching the job the stored steps it has not had, once
+        any of them is behind `seq` (the event's, or the one a resync read)."""
+        behind = [c for c in self._watching(job_id) if (c.watching.get(job_id) or 0) < seq]
         if not behind:
             return  # a duplicate or late event: every socket has this step already
-        job = await self.repo.get(event.job_id)
+        try:
+            job = await self.repo.get(job_id)
+        except PyMongoError as e:
+            log.warning("cannot read the job; the next resync catches its sockets up: %s", e)
+            return
         if job is None:
             return
         view: dict[str, Any] | None = None
@@ -121,7 +203,8 @@ class Hub:
             return view
 
         results = await asyncio.gather(
-            *(self._push(conn, job, job_view, event) for conn in behind), return_exceptions=True
+            *(self._push(conn, job, job_view, occurred_at) for conn in behind),
+            return_exceptions=True,
         )
         for conn, result in zip(behind, results, strict=True):
             if isinstance(result, ConnectionGone):
@@ -137,7 +220,7 @@ class Hub:
         conn: Connection,
         job: Job,
         job_view: Callable[[], Awaitable[dict[str, Any]]],
-        event: JobStatusChanged,
+        occurred_at: datetime | None,
     ) -> None:
         async with conn.lock:
             last = conn.watching.get(job["_id"])
@@ -145,9 +228,8 @@ class Hub:
             if last is None or last >= job["seq"]:
                 return
             await self._deliver_after(conn, job, last, await job_view())
-            WS_PUSH_SECONDS.observe(
-                max(0.0, (datetime.now(UTC) - event.occurred_at).total_seconds())
-            )
+            if occurred_at is not None:  # pushed for an event, not by a resync
+                WS_PUSH_SECONDS.observe(max(0.0, (datetime.now(UTC) - occurred_at).total_seconds()))
 
     async def _deliver_after(
         self, conn: Connection, job: Job, after_seq: int, view: dict[str, Any]
@@ -167,5 +249,4 @@ class Hub:
                     job=view if newest else None,
                 )
             )
-            if job["_id"] in conn.watching:  # not unsubscribed meanwhile
-                conn.watching[job["_id"]] = step["seq"]
+            conn.sent(job["_id"], step["seq"], step["status"])

@@ -2,8 +2,12 @@
 
 A plain FastStream broker runs inside the FastAPI lifespan (the FastAPI plugin is
 deprecated); each replica consumes its own exclusive queue bound to `job.status`.
+Beside it runs the upkeep loop (`notifier.upkeep`), woken early when the broker
+connection comes back, since events published while it was down never arrive.
 """
 
+import asyncio
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +34,7 @@ from notifier import ws
 from notifier.config import NotifierSettings
 from notifier.events import subscribe_status
 from notifier.hub import Hub
+from notifier.upkeep import maintain
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
@@ -50,15 +55,23 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
         hub = Hub(JobRepository(db), view)
         subscribe_status(broker, topology, replica_id, hub)
-        app.state.session = ws.Session(
+        session = ws.Session(
             settings=settings, hub=hub, signer=signer, sessions=SessionStore(db, signer)
         )
+        app.state.session = session
         app.state.readiness = lambda: readiness(broker, db, storage)
         await broker.start()
         await topology.declare(broker)
+        wake = asyncio.Event()
+        connection = await broker.connect()  # the robust connection broker.start() opened
+        connection.reconnect_callbacks.add(lambda _connection: wake.set())
+        upkeep = asyncio.create_task(maintain(session, wake))
         try:
             yield
         finally:
+            upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
             await broker.stop()
             await client.close()
 

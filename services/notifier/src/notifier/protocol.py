@@ -89,6 +89,7 @@ ErrorCode = Literal[
     "job_not_found",
     "too_many_subscriptions",
     "rate_limited",  # more messages than the socket may send; it is closed (1008)
+    "too_many_connections",  # this address has MAX_CONNECTIONS_PER_IP open; closed (1008)
     "unavailable",  # the database did not answer; subscribing again later may work
 ]
 

@@ -3,25 +3,29 @@ subscriptions to the hub. One reader loop per socket, so a socket's ops are
 handled in the order they were sent.
 
 A subscription carries the owner's session token (any of their jobs) or the job's
-own token (that job only). Sockets that flood, send oversized or malformed frames,
-or sit idle watching nothing are closed; half-open ones are found by uvicorn's
-protocol pings (`--ws-ping-interval` / `--ws-ping-timeout`, 20 s each by default).
+own token (that job only), checked again while it lasts (`notifier.upkeep`). Sockets
+that flood, send oversized or malformed frames, sit idle with nothing left to wait
+for, or come from an address that has too many open already are closed; half-open
+ones are found by uvicorn's protocol pings (`--ws-ping-interval` /
+`--ws-ping-timeout`, 20 s each by default).
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pymongo.errors import PyMongoError
 
-from common.auth import SessionStore
+from common.auth import Principal, SessionStore
+from common.client_ip import client_ip, network_of
 from common.metrics import WS_CONNECTIONS
 from common.tokens import InvalidToken, Signer
 from notifier.config import NotifierSettings
-from notifier.hub import Connection, ConnectionGone, Hub
+from notifier.hub import Connection, ConnectionGone, Grant, Hub
 from notifier.protocol import (
     BadRequest,
     ClientPing,
@@ -31,6 +35,7 @@ from notifier.protocol import (
     Subscribe,
     Unsubscribe,
     Unsubscribed,
+    encode,
     parse_op,
 )
 
@@ -45,6 +50,25 @@ CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
 
 
+class OpenPerAddress:
+    """Open sockets per client address, against MAX_CONNECTIONS_PER_IP."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: Counter[str] = Counter()
+
+    def take(self, address: str) -> bool:
+        if self.open[address] >= self.limit:
+            return False
+        self.open[address] += 1
+        return True
+
+    def give_back(self, address: str) -> None:
+        self.open[address] -= 1
+        if self.open[address] <= 0:
+            del self.open[address]
+
+
 @dataclass
 class Session:
     """What the endpoint needs from the app (set on `app.state.session`)."""
@@ -53,6 +77,10 @@ class Session:
     hub: Hub
     signer: Signer
     sessions: SessionStore
+    per_address: OpenPerAddress = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.per_address = OpenPerAddress(self.settings.max_connections_per_ip)
 
 
 class Refused(Exception):
@@ -68,7 +96,7 @@ async def _heartbeat(conn: Connection, every: float) -> None:
             await conn.send(Heartbeat())
 
 
-async def _authorize(session: Session, op: Subscribe) -> None:
+async def _authorize(session: Session, op: Subscribe) -> Principal:
     """Refuses unless the token is the job's own or a session of the job's owner."""
     try:
         principal = await session.sessions.resolve(op.token)
@@ -83,18 +111,19 @@ async def _authorize(session: Session, op: Subscribe) -> None:
                     job_id=op.job_id,
                 )
             )
-        return
+        return principal
     job = await session.hub.repo.get(op.job_id)
     # Someone else's job and a missing one look the same, as in the REST API.
     if job is None or not principal.can_read(job):
         raise Refused(
             Error(code="job_not_found", message="You have no such job.", job_id=op.job_id)
         )
+    return principal
 
 
 async def _subscribe(session: Session, conn: Connection, op: Subscribe) -> None:
     try:
-        await _authorize(session, op)
+        principal = await _authorize(session, op)
     except PyMongoError as e:
         log.warning("cannot check a subscription to job %s: %s", op.job_id, e)
         await conn.send(
@@ -115,7 +144,9 @@ async def _subscribe(session: Session, conn: Connection, op: Subscribe) -> None:
             )
         )
     try:
-        found = await session.hub.subscribe(conn, op.job_id, op.after_seq)
+        found = await session.hub.subscribe(
+            conn, op.job_id, op.after_seq, Grant(principal, op.token)
+        )
     except PyMongoError as e:
         log.warning(
             "cannot read job %s for a subscription: %s", op.job_id, e, extra={"job_id": op.job_id}
@@ -159,12 +190,14 @@ async def _serve(websocket: WebSocket, session: Session, conn: Connection) -> No
     rate = MessageRate(settings.max_messages_per_second)
     refusals = 0
     while True:
-        # A socket that watches nothing has nothing to wait for: it may idle only so long.
-        idle_limit = None if conn.watching else settings.idle_timeout_seconds
         try:
-            message = await asyncio.wait_for(websocket.receive(), idle_limit)
+            message = await asyncio.wait_for(websocket.receive(), settings.idle_timeout_seconds)
         except TimeoutError:
-            await websocket.close(CLOSE_NORMAL, "idle: no subscription")
+            # Silent for the idle limit. A socket watching nothing, or only jobs that are
+            # final, waits for nothing more (heartbeats would keep it open forever): close it.
+            if conn.waiting:
+                continue
+            await websocket.close(CLOSE_NORMAL, "idle: nothing left to watch")
             return
         if message["type"] == "websocket.disconnect":
             return
@@ -204,10 +237,39 @@ async def _serve(websocket: WebSocket, session: Session, conn: Connection) -> No
                 return
 
 
+def _client_address(websocket: WebSocket, settings: NotifierSettings) -> str:
+    """The client's address (X-Forwarded-For only from TRUSTED_PROXIES), as counted."""
+    peer = websocket.client.host if websocket.client else None
+    forwarded = websocket.headers.getlist("x-forwarded-for")
+    return network_of(client_ip(peer, forwarded, settings.trusted_proxies))
+
+
+async def _refuse_connection(websocket: WebSocket, limit: int) -> None:
+    """Accepted only to say why: a refused handshake shows a browser no reason."""
+    await websocket.accept()
+    error = Error(
+        code="too_many_connections",
+        message=f"At most {limit} open connections per address; close one first.",
+    )
+    await websocket.send_text(encode(error))
+    await websocket.close(CLOSE_POLICY_VIOLATION, "too many connections from this address")
+
+
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     session: Session = websocket.app.state.session
-    await websocket.accept()
+    address = _client_address(websocket, session.settings)
+    if not session.per_address.take(address):
+        await _refuse_connection(websocket, session.per_address.limit)
+        return
+    try:
+        await websocket.accept()
+        await _connected(websocket, session)
+    finally:
+        session.per_address.give_back(address)
+
+
+async def _connected(websocket: WebSocket, session: Session) -> None:
     conn = Connection(websocket.send_text)
     WS_CONNECTIONS.inc()
     heartbeat = asyncio.create_task(_heartbeat(conn, session.settings.heartbeat_seconds))

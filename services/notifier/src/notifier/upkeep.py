@@ -1,0 +1,73 @@
+"""What the notifier does on a timer (`RESYNC_SECONDS`), and at once when the broker
+connection comes back: end the subscriptions whose credential has ended since
+(sign-out, expiry), then catch every socket up from the stored history (`Hub.resync`).
+
+A subscribe checks the token once; without this, a signed-out session would go on
+receiving job views with fresh download links for as long as the socket stays open.
+Both steps cost nothing while no socket watches anything.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+from pymongo.errors import PyMongoError
+
+from common.tokens import InvalidToken
+from notifier.hub import ConnectionGone, Grant, batches
+from notifier.protocol import Error
+from notifier.ws import Session
+
+log = logging.getLogger(__name__)
+
+
+async def maintain(session: Session, wake: asyncio.Event) -> None:
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), session.settings.resync_seconds)
+        wake.clear()
+        try:
+            await end_lapsed_grants(session)
+            await session.hub.resync()
+        except PyMongoError as e:
+            log.warning("resync skipped, the database did not answer: %s", e)
+        except Exception:  # the loop must outlive any one bad pass
+            log.exception("resync failed")
+
+
+async def end_lapsed_grants(session: Session) -> None:
+    """Unsubscribe every job whose grant no longer holds, with the `invalid_token` error a
+    new subscribe with that token would get. Job tokens are checked without the database."""
+    conns = session.hub.connections()
+    session_ids = list(
+        {
+            sid
+            for conn in conns
+            for grant in conn.grants.values()
+            if (sid := grant.principal.session_id) is not None
+        }
+    )
+    live: set[str] = set()
+    for batch in batches(session_ids):
+        live |= await session.sessions.live(batch)
+    for conn in conns:
+        for job_id, grant in list(conn.grants.items()):
+            reason = _lapsed(session, grant, live)
+            if reason is None:
+                continue
+            session.hub.unsubscribe(conn, job_id)  # before the error: no job data after it
+            with contextlib.suppress(ConnectionGone):  # the socket's own loop cleans up
+                await conn.send(Error(code="invalid_token", message=reason, job_id=job_id))
+
+
+def _lapsed(session: Session, grant: Grant, live: set[str]) -> str | None:
+    """Why the grant no longer holds, or None while it does."""
+    if grant.principal.session_id is not None:
+        if grant.principal.session_id in live:
+            return None
+        return "the session has ended; sign in again"
+    try:
+        session.signer.job_from_token(grant.token)
+    except InvalidToken as e:
+        return str(e)
+    return None
