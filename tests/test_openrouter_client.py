@@ -5,18 +5,23 @@ import base64
 import email.utils
 import io
 import time
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from PIL import Image
 
 from common.errors import JobError
 from common.openrouter import (
+    PRESIGNED_URL_TTL,
     OpenRouter,
     OpenRouterConfig,
     image_data_url,
+    image_url,
     reachable_from_outside,
     retry_after_seconds,
 )
+from common.settings import CommonSettings
+from common.storage import S3Storage
 from tests.support.fake_openrouter import FakeOpenRouter, Fault
 
 
@@ -184,3 +189,32 @@ def test_photos_are_sent_as_downscaled_jpeg_data_urls() -> None:
 )
 def test_only_links_openrouter_can_open_are_sent(url: str, reachable: bool) -> None:
     assert reachable_from_outside(url) is reachable
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "presigned"),
+    [("https://acct.r2.cloudflarestorage.com", True), ("http://127.0.0.1:9000", False)],
+)
+async def test_a_photo_in_s3_is_sent_as_a_presigned_link_openrouter_can_open(
+    endpoint: str, presigned: bool
+) -> None:
+    """Presigning is local (no request to S3): R2 gets a signed link that expires, a local
+    MinIO a data URL, since OpenRouter cannot reach into this network."""
+    settings = CommonSettings(
+        storage_url="s3://shop-photos",
+        s3_endpoint_url=endpoint,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+    )
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(photo, "JPEG")
+    url = await image_url(
+        S3Storage("shop-photos", settings), "uploads/j1/source.jpg", photo.getvalue(), max_side=512
+    )
+    if presigned:
+        parsed = urlparse(url)
+        query = parse_qs(parsed.query)
+        assert url.startswith(f"{endpoint}/shop-photos/uploads/j1/source.jpg?")
+        assert query["X-Amz-Expires"] == [str(PRESIGNED_URL_TTL)] and query["X-Amz-Signature"]
+    else:
+        assert url.startswith("data:image/jpeg;base64,")
