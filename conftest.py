@@ -63,6 +63,7 @@ UNLIMITED = {
         "FREE_RUNNING_JOBS_PER_EMAIL",
         "FREE_CODES_PER_IP",
         "FREE_CODES_PER_EMAIL",
+        "FREE_VERIFIES_PER_IP",
     )
 }
 

@@ -1,7 +1,9 @@
 """Property-based fuzzing of the gateway's public API from its own OpenAPI document
 (schemathesis), against a real gateway process on the real broker, database and
-storage: no answer is a 5xx, every error has the one JSON shape, and every
-documented response matches its schema."""
+storage, with valid and with invalid requests: no answer is a 5xx, every error has
+the one JSON shape, and every documented response (its status, headers and body)
+matches the document. The answers fuzzing rarely reaches (a created job, a session)
+are checked against the document explicitly."""
 
 import uuid
 from collections import Counter
@@ -13,7 +15,9 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from pymongo import MongoClient
+from schemathesis import GenerationMode
 
 from tests.support import backends, processes
 from tests.support import client as user
@@ -21,15 +25,19 @@ from tests.support.mail import MailSink
 
 pytestmark = pytest.mark.timeout(180)
 
-# Examples per operation: enough to reach every status of every route, and the whole
-# run stays well under a minute.
+# Examples per operation and mode: enough to reach every status of every route, and
+# the whole module stays well under a minute.
 MAX_EXAMPLES = 25
+MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+# Low, so the contract of a 429 is checked too.
+RUNNING_JOBS = 2
 
 
 class Fuzzed:
-    def __init__(self, url: str, session: str) -> None:
+    def __init__(self, url: str, session: str, mail: MailSink) -> None:
         self.url = url
         self.session = session
+        self.mail = mail
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +61,14 @@ async def fuzzed(
         "SIGNING_KEY": f"test-signing-key-{run}",
         "LOG_FORMAT": "text",
         "CODE_RESEND_SECONDS": "0",
+        "FREE_RUNNING_JOBS_PER_EMAIL": str(RUNNING_JOBS),
         **mail_sink.env,
     }
     try:
         with processes.running(env, Path(tmp / "logs"), ("gateway",)) as system:
             async with httpx.AsyncClient(base_url=system.gateway.url, timeout=30) as client:
                 session = await user.sign_in(client, mail=mail_sink)
-            yield Fuzzed(system.gateway.url, session)
+            yield Fuzzed(system.gateway.url, session, mail_sink)
     finally:
         with MongoClient[dict[str, object]](mongodb_url) as client:
             client.drop_database(env["MONGODB_DATABASE"])
@@ -87,12 +96,12 @@ CHECKS = [
 ]
 
 
-def fuzz(operation: Any, session: str, statuses: Counter[int]) -> None:
+def fuzz(operation: Any, mode: GenerationMode, session: str, statuses: Counter[int]) -> None:
     # Signed in, so the fuzzing reaches past authentication; signing out is fuzzed with
     # whatever the generator sends, so the shared session stays valid.
     headers = {} if operation.path.endswith("/logout") else user.auth(session)
 
-    @given(case=operation.as_strategy())
+    @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
         max_examples=MAX_EXAMPLES,
         deadline=None,
@@ -116,12 +125,49 @@ def test_the_api_keeps_its_contract(fuzzed: Fuzzed) -> None:
     failed = []
     statuses: Counter[int] = Counter()
     for operation in operations:
-        try:
-            fuzz(operation, fuzzed.session, statuses)
-        except Exception as e:  # collect every operation's failure, then report them all
-            failed.append(f"{operation.label}: {e}")
+        for mode in MODES:
+            try:
+                fuzz(operation, mode, fuzzed.session, statuses)
+            except Unsatisfiable:
+                assert mode == GenerationMode.NEGATIVE  # nothing to get wrong, e.g. /healthz
+            # Collect every operation's failures (schemathesis groups them), report them all.
+            except (Exception, BaseExceptionGroup) as e:
+                failed.append(f"{operation.label} ({mode}): {e}")
     assert not failed, "\n\n".join(failed)
     print(f"schemathesis: {sum(statuses.values())} requests, statuses {sorted(statuses.items())}")
     # Valid requests were made as well as refused ones.
     assert sum(statuses.values()) >= 5 * len(operations)
     assert any(s < 300 for s in statuses) and any(s in (401, 404, 422) for s in statuses)
+
+
+def conforms(schema: Any, response: httpx.Response, status: int) -> None:
+    """The answer has `status` and matches what the document says of it: status,
+    content type, headers and body."""
+    assert response.status_code == status, response.text
+    response.request.read()  # a form streams: schemathesis wants the request's bytes
+    operation = schema[response.request.url.path][response.request.method]
+    operation.Case().validate_response(response, checks=CHECKS)
+    error_shape(response)
+
+
+async def test_the_answers_fuzzing_rarely_reaches_keep_the_contract(fuzzed: Fuzzed) -> None:
+    """A session, a created job, its replay and a 429 with its Retry-After, as a real
+    client gets them."""
+    schema = schemathesis.openapi.from_url(f"{fuzzed.url}/openapi.json")
+    async with httpx.AsyncClient(base_url=fuzzed.url, timeout=30) as api:
+        email = user.new_email()
+        conforms(schema, await api.post("/api/v1/auth/email", json={"email": email}), 202)
+        code = await fuzzed.mail.next_code(email, seen=0)
+        verified = await api.post("/api/v1/auth/verify", json={"email": email, "code": code})
+        conforms(schema, verified, 200)
+
+        session = user.auth(verified.json()["token"])
+        photo = user.product_photo(seed=11, size=(400, 300))
+        once = {**session, "Idempotency-Key": "once"}
+        conforms(schema, await user.submit(api, photo, headers=once), 202)
+        conforms(schema, await user.submit(api, photo, headers=once), 200)  # the replay
+        conforms(schema, await user.submit(api, photo, headers=session), 202)
+        # Only the gateway runs, so both jobs are still unfinished: the running limit.
+        limited = await user.submit(api, photo, headers=session)
+        conforms(schema, limited, 429)
+        assert limited.json()["error"]["details"]["limit"] == "running_jobs_per_email"

@@ -1,4 +1,5 @@
-"""A refused upload leaves no trace: no job, no stored object, no message."""
+"""A refused upload leaves no trace: no job, no stored object, no message; an
+oversized or anonymous one is not even read."""
 
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.gateway.tests.support import MIB, MULTIPART, Stream
 from tests.support import client as user
 from tests.support.observe import queue_depth
 from tests.support.processes import System
@@ -57,3 +59,48 @@ async def test_an_invalid_upload_is_refused_and_leaves_nothing(
     assert await database["jobs"].count_documents({}) == 1
     assert len(stored_files(system)) == 1
     assert await queue_depth(system.env["AMQP_URL"], queue) == 1
+
+
+async def post_streamed(
+    system: System, body: Stream, headers: dict[str, str], expected: int
+) -> None:
+    """Post `body` and check the gateway answered `expected`. The client may get the
+    answer, or only a reset connection: the gateway closes the connection after
+    answering while the client is still sending, and the peer's reset can overtake the
+    answer. Either way the gateway's access log says what it answered."""
+    async with httpx.AsyncClient(base_url=system.gateway.url, timeout=30) as api:
+        try:
+            response = await api.post(
+                "/api/v1/jobs", content=body, headers={**MULTIPART, **headers}
+            )
+            assert_error_shape(response, expected)
+        except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError):
+            pass
+    line = f'"POST /api/v1/jobs HTTP/1.1" {expected}'
+
+    async def answered() -> bool:
+        return line in system.gateway.log()
+
+    await user.wait_for(answered, within=5, what=f"{line} in the gateway's log")
+
+
+async def test_the_gateway_stops_reading_an_endless_upload(gateway_only: System) -> None:
+    """A real uvicorn process, 200 MiB streamed without Content-Length: the gateway
+    refuses once the upload passes its limit and reads no further. What the client
+    managed to send is the limit plus what the socket buffers held."""
+    limit = 20 * MIB  # MAX_UPLOAD_BYTES' default
+    async with httpx.AsyncClient(base_url=gateway_only.gateway.url, timeout=30) as api:
+        session = await user.sign_in(api)
+    body = Stream(200 * MIB)
+    await post_streamed(gateway_only, body, user.auth(session), 413)
+    assert body.yielded < limit + 16 * MIB, body.yielded
+
+
+async def test_an_anonymous_upload_is_refused_before_its_body_is_read(
+    gateway_only: System,
+) -> None:
+    """Without a session the 401 comes before the body is read: the client gets to send
+    only what the socket buffers hold, far below the 20 MiB the form would read."""
+    body = Stream(200 * MIB)
+    await post_streamed(gateway_only, body, {"Authorization": "Bearer forged"}, 401)
+    assert body.yielded < 16 * MIB, body.yielded

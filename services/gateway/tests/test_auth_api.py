@@ -4,10 +4,12 @@ secrets that never reach the log."""
 import asyncio
 import logging
 import re
+import time
 
 import pytest
 from pydantic import SecretStr
 
+from services.gateway.tests.support import MIB, MULTIPART, Stream
 from tests.support import client as user
 from tests.support.mail import MailSink
 
@@ -142,8 +144,35 @@ async def test_creating_a_job_needs_a_session(gateway):
     assert await gateway.job_count() == 1
 
 
+async def test_an_upload_without_a_session_is_refused_before_its_body_is_read(gateway):
+    """A form is parsed before the route's dependencies run: without the early check an
+    anonymous client could make the gateway read and spool a whole upload for a 401."""
+    accepted = await gateway.submit()
+    signer = gateway.services.signer
+    expired = signer.session_token("sid", "someone@example.com", time.time() - 1)
+    for headers in (
+        {},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        user.auth("forged"),
+        user.auth(accepted.json()["token"]),  # a job token reads, never uploads
+        user.auth(expired),
+    ):
+        body = Stream(15 * MIB)
+        response = await gateway.client.post(
+            f"{API}/jobs", content=body, headers={**MULTIPART, **headers}
+        )
+        error_of(response, 401, "unauthorized")
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert body.yielded == 0, (headers, body.yielded)
+    assert await gateway.job_count() == 1
+
+
 async def test_without_smtp_the_code_is_in_the_log(start_gateway, capfd):
     async with start_gateway(smtp_host=None) as gateway:
+        # Said at startup, before anyone signs in: this is for development only.
+        started = capfd.readouterr().out
+        assert "SMTP_HOST is not set: sign-in codes are written to this log" in started
+        assert "set SMTP_HOST in production" in started
         email = user.new_email()
         response = await gateway.client.post(f"{API}/auth/email", json={"email": email})
         assert response.status_code == 202

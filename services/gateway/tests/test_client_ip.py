@@ -21,6 +21,10 @@ TRUSTED = [ip_network("10.0.0.0/8"), ip_network("fd00::/8")]
         ("10.0.0.2", ["garbage, 203.0.113.5"], "203.0.113.5"),
         ("10.0.0.2", ["203.0.113.5, garbage"], "10.0.0.2"),  # a broken chain stops there
         ("fd00::1", ["2001:db8::7"], "2001:db8::7"),
+        # An IPv4 proxy seen through a dual-stack socket is still the IPv4 proxy.
+        ("::ffff:10.1.2.3", ["203.0.113.5"], "203.0.113.5"),
+        ("::ffff:10.1.2.3", ["203.0.113.5, ::ffff:10.0.0.9"], "203.0.113.5"),
+        ("::ffff:203.0.113.7", ["1.2.3.4"], "::ffff:203.0.113.7"),  # not ours: ignored
         (None, ["1.2.3.4"], "unknown"),
     ],
 )
@@ -45,3 +49,8 @@ def test_nothing_trusted_means_the_peer():
 )
 def test_limits_count_an_ipv6_client_by_its_64(ip: str, counted_as: str) -> None:
     assert network_of(ip) == counted_as
+
+
+def test_a_mapped_network_in_the_list_matches_too():
+    mapped = [ip_network("::ffff:10.0.0.0/104")]
+    assert client_ip("::ffff:10.1.2.3", ["203.0.113.5"], mapped) == "203.0.113.5"

@@ -3,10 +3,14 @@ stored object and no queued message; any Unicode text kept exactly."""
 
 import io
 import struct
+import subprocess
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from common.media import ffmpeg_exe
 
 
 def noise(fmt: str, size=(400, 300), **save) -> bytes:
@@ -41,8 +45,16 @@ def zip_archive() -> bytes:
     )
 
 
+# The head of an MP4, which a phone's motion photo appends to its JPEG.
+FTYP = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00isommp42"
+
 HOSTILE = {
     "jpeg with a zip appended": (lambda: noise("JPEG") + zip_archive(), 400, "invalid_image"),
+    "jpeg with an mp4 header, then a zip": (
+        lambda: noise("JPEG") + FTYP + zip_archive(),
+        400,
+        "invalid_image",
+    ),
     "png with html appended": (
         lambda: noise("PNG") + b"<html><script>alert(document.cookie)</script></html>",
         400,
@@ -97,12 +109,31 @@ async def test_the_declared_type_and_name_do_not_matter(gateway):
     assert response.status_code == 202, response.text
 
 
-async def test_a_motion_photo_is_accepted_and_stored_without_its_clip(gateway):
-    clip = b"\x00\x00\x00\x18ftypmp42" + bytes(2000)
-    response = await gateway.submit(noise("JPEG") + clip)
+def mp4_clip(tmp_path: Path) -> bytes:
+    out = tmp_path / "clip.mp4"
+    source = ["-f", "lavfi", "-i", "testsrc2=size=64x64:rate=10", "-t", "0.5"]
+    encode = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    subprocess.run([ffmpeg_exe(), "-v", "error", *source, *encode, str(out)], check=True)
+    return out.read_bytes()
+
+
+async def test_a_motion_photo_is_accepted_and_stored_without_its_clip(gateway, tmp_path):
+    """A phone's motion photo: the JPEG, then a real MP4 up to the end of the file."""
+    response = await gateway.submit(noise("JPEG") + mp4_clip(tmp_path))
     assert response.status_code == 202, response.text
     [stored] = gateway.stored_files()
     assert b"ftyp" not in stored.read_bytes()
+
+
+async def test_an_mpo_photo_is_accepted_as_its_first_image(gateway):
+    """Two JPEGs in one file (MPO; Ultra HDR photos carry their gain map the same way)."""
+    buf = io.BytesIO()
+    first, second = Image.new("RGB", (400, 300), "red"), Image.new("RGB", (400, 300), "blue")
+    first.save(buf, "MPO", save_all=True, append_images=[second])
+    response = await gateway.submit(buf.getvalue())
+    assert response.status_code == 202, response.text
+    [stored] = gateway.stored_files()
+    assert Image.open(stored).format == "JPEG" and Image.open(stored).getpixel((0, 0))[0] > 200
 
 
 TEXTS = [

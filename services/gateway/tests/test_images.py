@@ -1,15 +1,20 @@
 """Photo validation and normalisation: what is accepted, refused and stored."""
 
+import asyncio
 import hashlib
 import io
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Callable
 
 import pytest
+from fastapi import UploadFile
 from PIL import Image, ImageCms
 
 from common.errors import ApiError
+from gateway import images
 from gateway.images import ImageLimits, normalize_image
 
 LIMITS = ImageLimits(max_bytes=20 * 1024 * 1024, max_pixels=40_000_000, min_side=256)
@@ -205,3 +210,122 @@ def test_body_over_the_byte_limit_is_refused(make_photo: Callable[..., bytes]):
     data = make_photo("PNG", (640, 480))
     error = refused(data, ImageLimits(max_bytes=len(data) - 1, max_pixels=10**8, min_side=1))
     assert (error.status, error.code) == (413, "upload_too_large")
+
+
+# What phones append to a JPEG, and what a polyglot looks like.
+
+
+def box(kind: bytes, payload: bytes = b"", *, large: bool = False) -> bytes:
+    """One ISO-BMFF box (the building block of MP4)."""
+    if large:  # size 1: the real size follows as 64 bits
+        return struct.pack(">I", 1) + kind + struct.pack(">Q", 16 + len(payload)) + payload
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+FTYP = box(b"ftyp", b"mp42\x00\x00\x00\x00isommp42")
+ZIP = b"PK\x03\x04" + bytes(26) + b"x.php<?php system($_GET['c']); ?>" + b"PK\x05\x06" + bytes(18)
+
+
+def mpo() -> bytes:
+    """Two JPEGs in one file, as 3D cameras and phones write them."""
+    buf = io.BytesIO()
+    left, right = Image.new("RGB", (400, 300), "red"), Image.new("RGB", (400, 300), "blue")
+    left.save(buf, "MPO", save_all=True, append_images=[right])
+    return buf.getvalue()
+
+
+TRAILERS_ACCEPTED = {
+    "motion photo": lambda jpeg: jpeg + FTYP + box(b"mdat", bytes(3000)) + box(b"moov", bytes(500)),
+    "motion photo, 64-bit and open-ended boxes": lambda jpeg: (
+        jpeg + FTYP + box(b"free") + box(b"mdat", bytes(100), large=True) + b"\x00\x00\x00\x00moov"
+    ),
+    "ultra hdr: a gain map jpeg": lambda jpeg: jpeg + jpeg,
+    "ultra hdr motion photo": lambda jpeg: jpeg + jpeg + FTYP + box(b"mdat", bytes(100)),
+    "zero padding": lambda jpeg: jpeg + bytes(64),
+}
+TRAILERS_REFUSED = {
+    "zip": lambda jpeg: jpeg + ZIP,
+    "ftyp then zip": lambda jpeg: jpeg + FTYP + ZIP,
+    "ftyp, mdat, then zip": lambda jpeg: jpeg + FTYP + box(b"mdat", bytes(100)) + ZIP,
+    "an unknown box": lambda jpeg: jpeg + FTYP + box(b"PK\x03\x04", bytes(100)),
+    "boxes without ftyp": lambda jpeg: jpeg + box(b"mdat", bytes(100)),
+    "a box running past the end": lambda jpeg: jpeg + FTYP + box(b"mdat", bytes(100))[:-1],
+    "a box too short for its header": lambda jpeg: jpeg + FTYP + b"\x00\x00\x00\x04mdat",
+    "a truncated second jpeg": lambda jpeg: jpeg + jpeg[:-100],
+    "a second jpeg, then zip": lambda jpeg: jpeg + jpeg + ZIP,
+    "html": lambda jpeg: jpeg + b"<html><script>alert(1)</script></html>",
+}
+
+
+@pytest.mark.parametrize("case", list(TRAILERS_ACCEPTED))
+def test_what_phones_append_to_a_jpeg_is_accepted_and_dropped(
+    make_photo: Callable[..., bytes], case: str
+):
+    data = TRAILERS_ACCEPTED[case](make_photo("JPEG", (400, 300)))
+    stored = normalize_image(data, LIMITS).data
+    assert stored.endswith(b"\xff\xd9") and b"ftyp" not in stored
+    assert open_result(stored).size == (400, 300)
+
+
+@pytest.mark.parametrize("case", list(TRAILERS_REFUSED))
+def test_anything_else_after_a_jpeg_is_refused(make_photo: Callable[..., bytes], case: str):
+    error = refused(TRAILERS_REFUSED[case](make_photo("JPEG", (400, 300))))
+    assert (error.status, error.code) == (400, "invalid_image")
+
+
+def test_an_mpo_is_accepted_as_its_first_image():
+    data = mpo()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    stored = open_result(normalize_image(data, LIMITS).data)
+    assert stored.format == "JPEG" and getattr(stored, "n_frames", 1) == 1
+    assert stored.getpixel((200, 150))[0] > 200  # the red one
+
+
+def test_an_mpo_with_a_zip_appended_is_refused():
+    assert refused(mpo() + ZIP).code == "invalid_image"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_only_a_jpeg_may_carry_a_motion_photo(make_photo: Callable[..., bytes], fmt: str):
+    data = make_photo(fmt, (400, 300)) + FTYP + box(b"mdat", bytes(100))
+    assert refused(data).code == "invalid_image"
+
+
+async def test_at_most_decode_concurrency_photos_are_decoded_at_once(monkeypatch):
+    """The memory bound: the 3rd of 8 simultaneous uploads waits for a free slot."""
+    running = peak = 0
+    lock = threading.Lock()
+
+    def slow_normalize(data: bytes, limits: ImageLimits) -> bytes:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return data
+
+    monkeypatch.setattr(images, "normalize_image", slow_normalize)
+    decoder = images.Decoder(2, LIMITS)
+    uploads = [UploadFile(io.BytesIO(b"photo %d" % i)) for i in range(8)]
+    results = await asyncio.gather(*(decoder.normalize(upload) for upload in uploads))
+    assert results == [b"photo %d" % i for i in range(8)]
+    assert peak == 2
+
+
+async def test_an_upload_that_waits_too_long_for_a_slot_is_told_to_come_back(monkeypatch):
+    def stuck(data: bytes, limits: ImageLimits) -> bytes:
+        time.sleep(0.5)
+        return data
+
+    monkeypatch.setattr(images, "normalize_image", stuck)
+    decoder = images.Decoder(1, LIMITS, wait=0.1)
+    first = asyncio.ensure_future(decoder.normalize(UploadFile(io.BytesIO(b"first"))))
+    await asyncio.sleep(0.05)
+    with pytest.raises(ApiError) as caught:
+        await decoder.normalize(UploadFile(io.BytesIO(b"second")))
+    assert (caught.value.status, caught.value.code) == (503, "busy")
+    assert caught.value.headers == {"Retry-After": "5"}
+    assert await first == b"first"  # the slot it held is given back as usual
+    assert await decoder.normalize(UploadFile(io.BytesIO(b"third"))) == b"third"

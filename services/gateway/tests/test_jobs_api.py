@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from common.metrics import JOBS_SUBMITTED
+from services.gateway.tests.support import MIB, MULTIPART, Stream
 
 
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
@@ -215,3 +216,19 @@ async def test_when_the_queue_is_unreachable_the_job_fails_with_a_reason(gateway
     assert job["status"] == "failed"
     assert job["error"]["code"] == "queue_unavailable" and job["error"]["message"]
     assert [h["status"] for h in job["history"]] == ["queued", "failed"]
+
+
+async def test_a_streamed_upload_over_the_limit_is_not_read_further(start_gateway):
+    """200 MiB with no Content-Length: the gateway stops pulling right after the limit
+    (without the streaming cap the form parser would read it all)."""
+    limit = 100_000
+    async with start_gateway(max_upload_bytes=limit) as gateway:
+        body = Stream(200 * MIB)
+        response = await gateway.client.post(
+            "/api/v1/jobs", content=body, headers={**MULTIPART, **await gateway.auth()}
+        )
+        assert_error(response, 413, "upload_too_large")
+        assert response.headers["connection"] == "close"
+        # The photo's allowance plus the form's 64 KiB, and the chunk that crossed it.
+        assert body.yielded <= limit + 64 * 1024 + body.chunk, body.yielded
+        await gateway.assert_nothing_left()

@@ -6,8 +6,12 @@ from ipaddress import ip_network
 
 import httpx
 import pytest
+from pymongo.errors import DuplicateKeyError
 
+from common.errors import ApiError
 from common.events import JobStatus
+from gateway import images
+from gateway.limits import Limit
 from tests.support import client as user
 
 API = "/api/v1"
@@ -162,6 +166,8 @@ async def test_forwarded_for_from_a_trusted_proxy_is_used(start_gateway):
         assert await submitted_ip(gateway, "10.1.2.3", "1.1.1.1, 203.0.113.9") == "203.0.113.9"
         # Through two of our proxies.
         assert await submitted_ip(gateway, "10.1.2.3", "203.0.113.9, 10.9.9.9") == "203.0.113.9"
+        # Our proxy as a dual-stack socket reports it.
+        assert await submitted_ip(gateway, "::ffff:10.1.2.3", "203.0.113.9") == "203.0.113.9"
         # A peer outside the trusted networks is its own client IP, whatever it says.
         assert await submitted_ip(gateway, "192.0.2.1", "203.0.113.9") == "192.0.2.1"
 
@@ -174,3 +180,105 @@ async def test_the_ip_limit_follows_the_forwarded_address(start_gateway):
         await submitted_ip(gateway, "10.0.0.1", "203.0.113.2")  # another client: allowed
         with pytest.raises(AssertionError, match="jobs_per_ip"):
             await submitted_ip(gateway, "10.0.0.1", "203.0.113.1")
+
+
+NOT_A_PHOTO = b"\xff\xd8\xff" + b"a JPEG signature and nothing of a JPEG after it" * 20
+
+
+@pytest.mark.parametrize(
+    "limit", ["jobs_per_email", "jobs_per_ip", "running_jobs_per_email"], ids=str
+)
+async def test_a_user_over_a_limit_is_refused_before_the_photo_is_decoded(
+    start_gateway, monkeypatch, limit
+):
+    async with start_gateway(**{f"free_{limit}": 1}) as gateway:
+        assert (await gateway.submit()).status_code == 202
+        # Not a photo: decoding it would answer 400 invalid_image. 429 proves it never ran.
+        decoded = []
+        monkeypatch.setattr(images, "normalize_image", lambda *a: decoded.append(a))
+        limited(await gateway.submit(NOT_A_PHOTO), limit)
+        assert decoded == []
+        assert await gateway.job_count() == 1
+
+
+async def test_under_the_limits_a_bad_photo_is_still_400(start_gateway):
+    async with start_gateway(free_jobs_per_email=2) as gateway:
+        assert (await gateway.submit()).status_code == 202
+        refused = await gateway.submit(NOT_A_PHOTO)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["code"] == "invalid_image"
+
+
+async def test_racing_first_takes_of_a_window_take_exactly_the_maximum(gateway):
+    """Many requests take from a counter that does not exist yet: exactly `max` pass
+    (on MongoDB their upserts race to insert it; see the next test)."""
+    limiter = gateway.services.limiter
+    for round in range(5):
+        limit = Limit("jobs_per_ip", f"198.51.100.{round}", 5)
+
+        async def take(limit: Limit = limit) -> bool:
+            try:
+                await limiter.take([limit])
+                return True
+            except ApiError as e:
+                assert e.status == 429
+                return False
+
+        passed = await asyncio.gather(*(take() for _ in range(20)))
+        assert sum(passed) == 5, passed
+        [counter] = await limiter.counters.find({"_id": {"$regex": limit.subject}}).to_list()
+        assert counter["count"] == 5
+
+
+class LosesTheInsertRace:
+    """The counters as one request sees them when another request's upsert inserts the
+    window's counter between this upsert's match and its insert: MongoDB then fails
+    this upsert with DuplicateKeyError although the counter is far from full."""
+
+    def __init__(self, counters) -> None:
+        self.counters = counters
+
+    def __getattr__(self, name: str):
+        return getattr(self.counters, name)
+
+    async def _upsert(self, method: str, query, update, upsert: bool = False, **options):
+        if upsert:
+            await self.counters.insert_one({"_id": query["_id"], "count": 1})  # the other one
+            raise DuplicateKeyError("E11000 duplicate key error collection: rate_limits")
+        return await getattr(self.counters, method)(query, update, **options)
+
+    async def update_one(self, *args, **kwargs):
+        return await self._upsert("update_one", *args, **kwargs)
+
+    async def find_one_and_update(self, *args, **kwargs):
+        return await self._upsert("find_one_and_update", *args, **kwargs)
+
+
+async def test_losing_the_race_to_create_a_counter_is_not_a_429(gateway):
+    limiter = gateway.services.limiter
+    limiter.counters = LosesTheInsertRace(limiter.counters)
+    limit = Limit("jobs_per_email", "racer@example.com", 2)
+    await limiter.take([limit])  # counted after the other request's unit
+    with pytest.raises(ApiError) as full:
+        await limiter.take([limit])  # now the counter really is full
+    assert full.value.status == 429
+    counters = await limiter.counters.counters.find({"_id": {"$regex": "racer@"}}).to_list()
+    assert [c["count"] for c in counters] == [2]
+
+
+async def test_sign_in_attempts_are_limited_per_network(start_gateway):
+    async with start_gateway(free_verifies_per_ip=2) as gateway:
+        attempt = {"email": user.new_email(), "code": "123456"}
+        for _ in range(2):
+            wrong = await gateway.client.post(f"{API}/auth/verify", json=attempt)
+            assert wrong.status_code == 400, wrong.text
+        error = limited(
+            await gateway.client.post(f"{API}/auth/verify", json=attempt), "verifies_per_ip"
+        )
+        assert error["details"]["max"] == 2 and "sign-in attempts" in error["message"]
+        # Even the right code of another address, from the same network.
+        other = {"email": user.new_email(), "code": "654321"}
+        limited(await gateway.client.post(f"{API}/auth/verify", json=other), "verifies_per_ip")
+        # Another network has its own allowance.
+        async with client_from(gateway, "203.0.113.50") as elsewhere:
+            assert (await elsewhere.post(f"{API}/auth/verify", json=attempt)).status_code == 400

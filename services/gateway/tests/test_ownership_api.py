@@ -1,6 +1,11 @@
 """Jobs belong to the email that made them: the owner lists and reads them with a
 session; one job's token shares that job read-only; nobody else sees anything."""
 
+import base64
+import json
+
+import pytest
+
 from tests.support import client as user
 
 API = "/api/v1"
@@ -52,10 +57,49 @@ async def test_listing_needs_a_session(gateway):
         response = await gateway.client.get(f"{API}/jobs", headers=headers)
         assert response.status_code == 401, response.text
         assert response.json()["error"]["code"] == "unauthorized"
+
+
+def cursor_of(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+GARBAGE_CURSORS = {
+    "not base64": "!!",
+    "not json": base64.urlsafe_b64encode(b"\xff\xfe{").decode(),
+    "a list": cursor_of(["2026-01-01T00:00:00+00:00", "x"]),
+    "no id": cursor_of({"t": "2026-01-01T00:00:00+00:00"}),
+    "an id that is not a string": cursor_of({"t": "2026-01-01T00:00:00+00:00", "id": {"$gt": ""}}),
+    "not a date": cursor_of({"t": "yesterday", "id": "x"}),
+    "a date that is a number": cursor_of({"t": 1700000000, "id": "x"}),
+    # Valid ISO dates that overflow once moved to UTC for the query.
+    "before year 1 in UTC": cursor_of({"t": "0001-01-01T00:00:00+14:00", "id": "x"}),
+    "after year 9999 in UTC": cursor_of({"t": "9999-12-31T23:59:59-14:00", "id": "x"}),
+}
+
+
+@pytest.mark.parametrize("cursor", list(GARBAGE_CURSORS.values()), ids=list(GARBAGE_CURSORS))
+async def test_a_cursor_this_api_did_not_give_is_422(gateway, cursor):
     bad = await gateway.client.get(
-        f"{API}/jobs", params={"cursor": "!!"}, headers=await gateway.auth()
+        f"{API}/jobs", params={"cursor": cursor}, headers=await gateway.auth()
     )
-    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "cursor"
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"]["code"] == "validation_error"
+    assert bad.json()["error"]["details"][0]["field"] == "cursor"
+
+
+async def test_a_cursor_at_the_ends_of_the_calendar_pages_normally(gateway):
+    """Far-off dates that fit in UTC, with or without an offset, are just positions."""
+    await make(gateway, await gateway.auth(), "Mug")
+    for position, expected in (
+        ({"t": "9999-12-31T00:00:00+00:00", "id": "z"}, 1),
+        ({"t": "0001-01-02T00:00:00+14:00", "id": "x"}, 0),
+        ({"t": "2000-01-01T00:00:00", "id": "x"}, 0),  # no offset: UTC
+    ):
+        page = await gateway.client.get(
+            f"{API}/jobs", params={"cursor": cursor_of(position)}, headers=await gateway.auth()
+        )
+        assert page.status_code == 200, page.text
+        assert len(page.json()["jobs"]) == expected
 
 
 async def test_nobody_else_reads_or_downloads_a_job(gateway):

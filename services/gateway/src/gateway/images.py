@@ -2,11 +2,13 @@
 
 The type is decided from the bytes alone; the size is checked from the header
 before any pixel is decoded; a file must end where its image ends (anything
-appended — a ZIP, HTML, a script — makes it a polyglot, refused); what is stored
+appended — a ZIP, HTML, a script — makes it a polyglot, refused, apart from what
+phones append to a JPEG: more JPEGs and a motion photo's clip); what is stored
 is a re-encoded, upright, metadata-free RGB JPEG (or an RGBA PNG when the photo
 has transparency), so nothing hidden inside the original is ever served.
 """
 
+import asyncio
 import hashlib
 import io
 import warnings
@@ -78,6 +80,38 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class Decoder:
+    """Reads and normalises uploads, at most `concurrency` at a time in this process.
+
+    A photo within the limits can still take up to ~8 bytes per pixel while it is
+    decoded, converted and re-encoded (~310 MB at 40 M pixels): the bound keeps the
+    process's memory at about `concurrency` times that, however many uploads arrive at
+    once. The others wait their turn with their bytes still in the spooled upload."""
+
+    def __init__(self, concurrency: int, limits: ImageLimits, wait: float = 20.0) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+        self.limits = limits
+        self.wait = wait
+
+    async def normalize(self, upload: UploadFile) -> NormalizedImage:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.wait)
+        except TimeoutError:
+            # A queue that long means the gateway is overloaded: say so rather than hold
+            # the request (and its spooled upload) open for minutes.
+            raise ApiError(
+                503,
+                "busy",
+                "Too many photos are being processed right now; try again shortly.",
+                headers={"Retry-After": "5"},
+            ) from None
+        try:
+            data = await read_upload(upload, self.limits.max_bytes)
+            return await asyncio.to_thread(normalize_image, data, self.limits)
+        finally:
+            self._slots.release()
+
+
 def sniff_format(data: bytes) -> str:
     """JPEG, PNG or WEBP from the leading bytes; 415 for anything else."""
     for fmt, matches in _SIGNATURES.items():
@@ -140,9 +174,10 @@ def _u16(data: bytes, at: int) -> int:
     return int.from_bytes(data[at : at + 2], "big")
 
 
-def _jpeg_end(data: bytes) -> int:
-    """Where the JPEG's EOI marker ends, walking its segments and entropy-coded data."""
-    i, n = 2, len(data)
+def _jpeg_end(data: bytes, start: int = 0) -> int:
+    """Where the JPEG starting at `start` (its SOI) ends, walking its segments and
+    entropy-coded data to the EOI marker."""
+    i, n = start + 2, len(data)
     while i + 1 < n:
         if data[i] != 0xFF:
             raise _Malformed
@@ -190,11 +225,51 @@ def _webp_end(data: bytes) -> int:
 
 _ENDS = {"JPEG": _jpeg_end, "PNG": _png_end, "WEBP": _webp_end}
 
+_JPEG_SOI = b"\xff\xd8\xff"
+# Top-level boxes of the MP4 clip phones append to a "motion photo".
+_MP4_BOXES = {b"ftyp", b"mdat", b"moov", b"free", b"skip", b"meta", b"uuid", b"wide"}
 
-def _motion_photo(trailer: bytes) -> bool:
-    """Phones append the clip of a "motion photo" (an MP4) after the JPEG: a known,
-    harmless trailer, dropped by the re-encoding like everything else."""
-    return len(trailer) >= 12 and trailer[4:8] == b"ftyp"
+
+def _more_jpegs_end(data: bytes, start: int) -> int:
+    """Past the complete JPEG streams that follow one another from `start`: the other
+    images of an MPO (3D cameras) or the gain map of an Ultra HDR photo."""
+    while data.startswith(_JPEG_SOI, start):
+        start = _jpeg_end(data, start)
+    return start
+
+
+def _is_mp4(data: bytes, start: int) -> bool:
+    """A chain of well-formed ISO-BMFF boxes from `start`, led by `ftyp` and ending
+    exactly at the end of the file."""
+    i, n = start, len(data)
+    if data[i + 4 : i + 8] != b"ftyp":
+        return False
+    while i < n:
+        if i + 8 > n:
+            return False
+        size = int.from_bytes(data[i : i + 4], "big")
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            if i + 16 > n:
+                return False
+            size, header = int.from_bytes(data[i + 8 : i + 16], "big"), 16
+        elif size == 0:  # the last box, up to the end of the file
+            size = n - i
+        if data[i + 4 : i + 8] not in _MP4_BOXES or size < header or i + size > n:
+            return False
+        i += size
+    return True
+
+
+def _phone_trailer(data: bytes, end: int) -> bool:
+    """What real phones write after a JPEG, and nothing else: more complete JPEGs
+    (MPO, Ultra HDR), then optionally a motion photo's MP4 reaching the end of the file.
+    Harmless either way: the re-encoding drops it, like everything else."""
+    try:
+        end = _more_jpegs_end(data, end)
+    except _Malformed:
+        return False
+    return end == len(data) or _is_mp4(data, end)
 
 
 def check_single_image(data: bytes, fmt: str) -> None:
@@ -204,7 +279,7 @@ def check_single_image(data: bytes, fmt: str) -> None:
     except _Malformed:
         raise _invalid("its structure is damaged") from None
     trailer = data[end:]
-    if trailer.strip(b"\x00") and not (fmt == "JPEG" and _motion_photo(trailer)):
+    if trailer.strip(b"\x00") and not (fmt == "JPEG" and _phone_trailer(data, end)):
         raise _invalid(
             f"it carries {len(trailer):,} bytes of other data after the image "
             "(only plain photos are accepted)"
@@ -251,12 +326,15 @@ def normalize_image(data: bytes, limits: ImageLimits) -> NormalizedImage:
             details={"width": img.width, "height": img.height, "min_side": limits.min_side},
         )
     try:
-        img = ImageOps.exif_transpose(img) or img
+        # In place: without an orientation to apply there is no copy of the pixels.
+        ImageOps.exif_transpose(img, in_place=True)
     except (OSError, ValueError, SyntaxError) as e:
         raise _invalid("its orientation data is damaged") from e
     alpha = _has_alpha(img)
     img = _to_srgb(img)
-    img = img.convert("RGBA" if alpha else "RGB")
+    mode = "RGBA" if alpha else "RGB"
+    if img.mode != mode:  # convert() copies even when there is nothing to convert
+        img = img.convert(mode)
     # Nothing of the original's metadata (EXIF with GPS, XMP, comments) is written back.
     img.info = {}
     out = io.BytesIO()

@@ -3,8 +3,11 @@
 A counter is one document per limit, subject and window (`jobs_per_ip:1.2.3.4:<start>`),
 taken with one atomic conditional upsert: `count < max` matches and increments, a
 full counter does not match, and the upsert then collides with the existing `_id`
-(DuplicateKeyError) — so two replicas can never both take the last unit. Windows
-are fixed (a day by default); a TTL index removes old counters.
+(DuplicateKeyError) — so two replicas can never both take the last unit. Two first
+requests of a window can collide the same way while the counter is not full: after a
+collision the conditional update is tried once more (the counter exists now) before
+the counter counts as full. Windows are fixed (a day by default); a TTL index removes
+old counters.
 
 Running jobs are counted from the jobs themselves; an owner's submissions take turns
 (a lock document in the same collection) so racing requests cannot all count the same
@@ -20,7 +23,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -39,6 +41,7 @@ _DESCRIPTIONS = {
     "jobs_per_email": "videos for this account",
     "codes_per_ip": "sign-in codes from this network address",
     "codes_per_email": "sign-in codes for this email address",
+    "verifies_per_ip": "sign-in attempts from this network address",
 }
 
 
@@ -91,36 +94,64 @@ class Limiter:
         start = int(now // self.window) * self.window
         return start, now
 
+    def _counter_id(self, limit: Limit, start: int) -> str:
+        return f"{limit.name}:{limit.subject}:{start}"
+
+    def _used_up(self, limit: Limit, start: int, now: float) -> ApiError:
+        end = start + self.window
+        resets_at = datetime.fromtimestamp(end, UTC)
+        what = _DESCRIPTIONS.get(limit.name, limit.name)
+        return rate_limited(
+            limit.name,
+            limit.max,
+            f"The free tier allows {limit.max} {what} per "
+            f"{_period(self.window)}; it resets at {resets_at:%Y-%m-%d %H:%M} UTC.",
+            end - now,
+            resets_at,
+        )
+
     async def take(self, limits: list[Limit]) -> Taken:
         """One unit of each limit, or none at all: 429 naming the first that is used up."""
         start, now = self._window()
-        end = start + self.window
-        expires_at = datetime.fromtimestamp(end, UTC)
+        expires_at = datetime.fromtimestamp(start + self.window, UTC)
         taken = Taken()
         for limit in limits:
             if limit.max <= 0:
                 continue
-            counter_id = f"{limit.name}:{limit.subject}:{start}"
-            try:
-                await self.counters.find_one_and_update(
-                    {"_id": counter_id, "count": {"$lt": limit.max}},
-                    {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
+            counter_id = self._counter_id(limit, start)
+            if not await self._take_one(counter_id, limit.max, expires_at):
                 await self.give_back(taken)
-                what = _DESCRIPTIONS.get(limit.name, limit.name)
-                raise rate_limited(
-                    limit.name,
-                    limit.max,
-                    f"The free tier allows {limit.max} {what} per "
-                    f"{_period(self.window)}; it resets at {expires_at:%Y-%m-%d %H:%M} UTC.",
-                    end - now,
-                    expires_at,
-                ) from None
+                raise self._used_up(limit, start, now)
             taken.ids.append(counter_id)
         return taken
+
+    async def _take_one(self, counter_id: str, maximum: int, expires_at: datetime) -> bool:
+        """One unit of one counter, atomically; False when it is full."""
+        below_max = {"_id": counter_id, "count": {"$lt": maximum}}
+        try:
+            await self.counters.update_one(
+                below_max,
+                {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}},
+                upsert=True,
+            )
+            return True
+        except DuplicateKeyError:
+            # Full, or another request inserted the counter between our match and our
+            # insert (a new window's first requests racing): it exists now, so a plain
+            # conditional update tells which.
+            result = await self.counters.update_one(below_max, {"$inc": {"count": 1}})
+            return result.modified_count == 1
+
+    async def check(self, limits: list[Limit]) -> None:
+        """Read-only: 429 if a limit is used up already, taking nothing. A cheap early
+        refusal before costly work; `take` stays the one that counts."""
+        start, now = self._window()
+        for limit in limits:
+            if limit.max <= 0:
+                continue
+            counter = await self.counters.find_one({"_id": self._counter_id(limit, start)})
+            if counter is not None and counter["count"] >= limit.max:
+                raise self._used_up(limit, start, now)
 
     async def give_back(self, taken: Taken) -> None:
         for counter_id in taken.ids:
@@ -137,7 +168,7 @@ class Limiter:
         turn = {"_id": f"submitting:{owner}", "holder": uuid.uuid4().hex}
         await self._take_turn(turn)
         try:
-            await self._check_running(owner, maximum)
+            await self.check_running(owner, maximum)
             yield
         finally:  # only our own turn: one that outlived TURN_SECONDS may be another's now
             await self.counters.delete_one(turn)
@@ -162,7 +193,8 @@ class Limiter:
                 )
             await asyncio.sleep(0.02)
 
-    async def _check_running(self, owner: str, maximum: int) -> None:
+    async def check_running(self, owner: str, maximum: int) -> None:
+        """429 when `owner` has `maximum` unfinished jobs already."""
         running = await self.jobs.count_documents(
             {"owner": owner, "status": {"$nin": [s.value for s in FINAL_STATUSES]}}
         )

@@ -75,4 +75,11 @@ class LogMailer:
 
 
 def mailer_from_settings(settings: GatewaySettings) -> Mailer:
-    return SmtpMailer(settings) if settings.smtp_host else LogMailer()
+    if settings.smtp_host:
+        return SmtpMailer(settings)
+    # Said once at startup, loudly: a production gateway without SMTP "works" silently.
+    log.warning(
+        "SMTP_HOST is not set: sign-in codes are written to this log instead of being "
+        "emailed. That is for development only; set SMTP_HOST in production."
+    )
+    return LogMailer()

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from common.errors import error_body, install_error_handlers
 from common.logs import configure_logging
 from common.request_metrics import RequestMetrics
+from common.tokens import Signer
 from common.views import API_PREFIX
 from gateway import images, openapi, redaction
 from gateway.api.main import api_router
@@ -22,6 +23,7 @@ from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 from gateway.middleware import (
     SecurityHeaders,
+    SessionRequired,
     UploadSizeLimit,
     UploadTooLarge,
     content_security_policy,
@@ -87,6 +89,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         overhead=FORM_OVERHEAD_BYTES,
         other_bodies_max_bytes=OTHER_BODY_MAX_BYTES,
     )
+    # Outside the size cap: an anonymous upload gets its 401 before any byte is read.
+    app.add_middleware(SessionRequired, path=f"{API_PREFIX}/jobs", signer=Signer(settings))
     app.add_middleware(
         SecurityHeaders, csp=content_security_policy(settings.public_ws_url, media_origins)
     )

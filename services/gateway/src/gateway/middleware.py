@@ -1,17 +1,22 @@
-"""Plain ASGI middleware: security headers, the upload size cap (request metrics are
-common.request_metrics, shared with the notifier).
+"""Plain ASGI middleware: security headers, the upload size cap, the upload's session
+check (request metrics are common.request_metrics, shared with the notifier).
 
 Pure ASGI (not BaseHTTPMiddleware) so file responses keep streaming.
 """
 
+import time
+from contextlib import suppress
 from urllib.parse import urlparse
 
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import error_body
+from common.tokens import InvalidToken, Signer
+from gateway.api.deps import SESSION_NEEDED, SIGN_IN_FIRST, not_accepted
 from gateway.images import too_large
 
 
@@ -145,3 +150,44 @@ class UploadSizeLimit:
             return message
 
         await self.app(scope, receive_capped, send)
+
+
+class SessionRequired:
+    """Uploads to `path` need a session: one without a plausible session token (there,
+    signed by us, not expired: no database read) is refused before its body is read.
+    FastAPI parses the form before any dependency runs, so otherwise an anonymous
+    client could make the gateway read and spool a whole upload only to answer 401.
+    The route's dependency still checks the session's record (sign-out)."""
+
+    def __init__(self, app: ASGIApp, *, path: str, signer: Signer) -> None:
+        self.app = app
+        self.path = path
+        self.signer = signer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
+            problem = self._problem(Headers(scope=scope).get("authorization"))
+            if problem is not None:
+                response = JSONResponse(
+                    error_body("unauthorized", problem),
+                    status_code=401,
+                    # The body is left unread: the connection cannot serve another request.
+                    headers={"WWW-Authenticate": "Bearer", "Connection": "close"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _problem(self, authorization: str | None) -> str | None:
+        """Why the header cannot be a session, in the dependency's words; None if it can."""
+        scheme, token = get_authorization_scheme_param(authorization)
+        if scheme.lower() != "bearer" or not token:
+            return SIGN_IN_FIRST
+        with suppress(InvalidToken):  # a good job token: it reads its job, no more
+            self.signer.job_from_token(token)
+            return SESSION_NEEDED
+        try:
+            self.signer.session_from_token(token, now=time.time())
+        except InvalidToken as e:
+            return not_accepted(e)
+        return None

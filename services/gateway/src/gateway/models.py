@@ -126,9 +126,22 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+# Every 429 says when to come back.
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries documenting the error shape for these statuses."""
-    return {status: {"model": ErrorResponse} for status in statuses}
+    return {
+        status: {"model": ErrorResponse, **({"headers": _RETRY_AFTER} if status == 429 else {})}
+        for status in statuses
+    }
 
 
 class EmailSignIn(BaseModel):

@@ -1,6 +1,7 @@
 """The OpenAPI document says what the API really answers: FastAPI documents its
 422 as `HTTPValidationError`, but every error here, 422 included, has the one
-shape `ErrorResponse` (common.errors)."""
+shape `ErrorResponse` (common.errors); and a request body that cannot be parsed at
+all (not UTF-8, not JSON, a broken form) is a 400 that FastAPI does not document."""
 
 from typing import Any
 
@@ -21,11 +22,17 @@ def install(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
+            error = {"application/json": {"schema": {"$ref": _ERROR_REF}}}
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
-                    response = operation.get("responses", {}).get("422")
-                    if response is not None:
-                        response["content"] = {"application/json": {"schema": {"$ref": _ERROR_REF}}}
+                    responses = operation.get("responses", {})
+                    if "422" in responses:
+                        responses["422"]["content"] = error
+                    if "requestBody" in operation:
+                        responses.setdefault(
+                            "400",
+                            {"description": "The body could not be parsed.", "content": error},
+                        )
             components = schema.get("components", {}).get("schemas", {})
             for name in _FASTAPI_ONLY:
                 components.pop(name, None)

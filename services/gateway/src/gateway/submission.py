@@ -119,6 +119,32 @@ def _replay(existing: Job, fingerprint: str) -> Submission:
     return Submission(existing, created=False)
 
 
+def _free_tier(settings: GatewaySettings, owner: str, client_ip: str) -> list[Limit]:
+    return [
+        Limit("jobs_per_ip", network_of(client_ip), settings.free_jobs_per_ip),
+        Limit("jobs_per_email", mailbox(owner), settings.free_jobs_per_email),
+    ]
+
+
+async def _earlier(services: Services, owner: str, idempotency_key: str) -> Job | None:
+    return await services.repo.jobs.find_one({"owner": owner, "idempotency_key": idempotency_key})
+
+
+async def refuse_over_limit(
+    services: Services, *, owner: str, client_ip: str, idempotency_key: str | None
+) -> None:
+    """429 for a user already over a free-tier limit, before their photo is decoded.
+
+    Read-only and racy by design: `submit_job` still takes the units atomically. A
+    replay of an earlier Idempotency-Key takes none, so it is let through."""
+    if idempotency_key is not None and await _earlier(services, owner, idempotency_key):
+        return
+    s = services.settings
+    if s.free_running_jobs_per_email > 0:
+        await services.limiter.check_running(owner, s.free_running_jobs_per_email)
+    await services.limiter.check(_free_tier(s, owner, client_ip))
+
+
 async def submit_job(
     services: Services,
     *,
@@ -130,20 +156,13 @@ async def submit_job(
 ) -> Submission:
     fingerprint = request_fingerprint(create, image.sha256)
     if idempotency_key is not None:
-        existing = await services.repo.jobs.find_one(
-            {"owner": owner, "idempotency_key": idempotency_key}
-        )
+        existing = await _earlier(services, owner, idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint)
 
     s = services.settings
     async with services.limiter.running_slot(owner, s.free_running_jobs_per_email):
-        taken = await services.limiter.take(
-            [
-                Limit("jobs_per_ip", network_of(client_ip), s.free_jobs_per_ip),
-                Limit("jobs_per_email", mailbox(owner), s.free_jobs_per_email),
-            ]
-        )
+        taken = await services.limiter.take(_free_tier(s, owner, client_ip))
         try:
             submission = await _store_and_announce(
                 services,

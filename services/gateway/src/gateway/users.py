@@ -4,7 +4,8 @@ The code is 6 random digits, stored only as an HMAC (keyed with SIGNING_KEY, so
 a copy of the database does not reveal it), valid `CODE_TTL_SECONDS`, good for
 `CODE_MAX_ATTEMPTS` guesses, and used once. Asking again within
 `CODE_RESEND_SECONDS` is refused (429), and so is asking too often per IP and per
-email (the free-tier limiter). Users are created when they first verify.
+email, and trying codes too often per IP (the free-tier limiter). Users are created
+when they first verify.
 """
 
 import hashlib
@@ -140,8 +141,12 @@ class SignIn:
             "resend_after": s.code_resend_seconds,
         }
 
-    async def verify(self, email: str, code: str) -> Session:
+    async def verify(self, email: str, code: str, client_ip: str) -> Session:
         s = self.settings
+        # Every try counts, right or wrong: against guessing codes across many addresses.
+        await self.limiter.take(
+            [Limit("verifies_per_ip", network_of(client_ip), s.free_verifies_per_ip)]
+        )
         now = _now()
         record = await self.codes.find_one_and_update(
             {"_id": email, "expires_at": {"$gt": now}, "attempts": {"$lt": s.code_max_attempts}},

@@ -41,6 +41,14 @@ def get_client_ip(request: Request) -> str:
 ClientIpDep = Annotated[str, Depends(get_client_ip)]
 
 
+SIGN_IN_FIRST = "Sign in first (Authorization: Bearer <session token>)."
+SESSION_NEEDED = "This needs a signed-in session; a job token only reads its job."
+
+
+def not_accepted(error: InvalidToken) -> str:
+    return f"The token is not accepted: {error}."
+
+
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
@@ -57,16 +65,16 @@ async def _resolve(services: Services, token: str) -> Principal:
     try:
         return await services.sessions.resolve(token)
     except InvalidToken as e:
-        raise _unauthorized(f"The token is not accepted: {e}.") from e
+        raise _unauthorized(not_accepted(e)) from e
 
 
 async def get_session(credentials: BearerDep, services: ServicesDep) -> Principal:
     """A signed-in user (session token in the Authorization header)."""
     if not (credentials and credentials.credentials):
-        raise _unauthorized("Sign in first (Authorization: Bearer <session token>).")
+        raise _unauthorized(SIGN_IN_FIRST)
     principal = await _resolve(services, credentials.credentials)
     if not principal.signed_in:
-        raise _unauthorized("This needs a signed-in session; a job token only reads its job.")
+        raise _unauthorized(SESSION_NEEDED)
     return principal
 
 

@@ -28,6 +28,8 @@ class GatewaySettings(CommonSettings):
     max_upload_bytes: int = Field(default=20 * MIB, gt=0)
     # Checked from the image header before any pixel is decoded (decompression bombs).
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # Photos decoded at once per process: each takes up to ~8 bytes per pixel meanwhile.
+    decode_concurrency: int = Field(default=2, ge=1)
     min_image_side: int = Field(default=256, gt=0)
     title_max_length: int = Field(default=120, gt=0)
     description_max_length: int = Field(default=2000, gt=0)
@@ -64,6 +66,8 @@ class GatewaySettings(CommonSettings):
     # Sign-in codes asked for, per window: against mail bombing and code guessing.
     free_codes_per_ip: int = Field(default=50, ge=0)
     free_codes_per_email: int = Field(default=10, ge=0)
+    # Sign-in codes tried (right or wrong), per window: against guessing across addresses.
+    free_verifies_per_ip: int = Field(default=100, ge=0)
 
     # X-Forwarded-For is believed only from these networks (the load balancer's).
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(

@@ -15,6 +15,7 @@ from common.storage import S3Storage, Storage, storage_from_settings
 from common.tokens import Signer
 from common.topology import Topology
 from gateway.core.config import GatewaySettings
+from gateway.images import Decoder, ImageLimits
 from gateway.limits import Limiter
 from gateway.mail import mailer_from_settings
 from gateway.users import SignIn
@@ -35,6 +36,7 @@ class Services:
     sessions: SessionStore
     limiter: Limiter
     sign_in: SignIn
+    decoder: Decoder
 
     @classmethod
     async def start(cls, settings: GatewaySettings) -> "Services":
@@ -76,6 +78,14 @@ class Services:
             sessions=sessions,
             limiter=limiter,
             sign_in=sign_in,
+            decoder=Decoder(
+                settings.decode_concurrency,
+                ImageLimits(
+                    max_bytes=settings.max_upload_bytes,
+                    max_pixels=settings.max_image_pixels,
+                    min_side=settings.min_image_side,
+                ),
+            ),
         )
 
     async def stop(self) -> None:

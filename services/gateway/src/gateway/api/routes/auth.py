@@ -38,10 +38,14 @@ async def request_code(
     "/verify",
     response_model=SessionPublic,
     summary="Exchange the code for a session token",
-    responses=error_responses(400, 422),
+    description="Every try counts against the network's allowance of sign-in attempts "
+    "(429 with `Retry-After` when it is used up).",
+    responses=error_responses(400, 422, 429),
 )
-async def verify_code(body: CodeVerification, services: ServicesDep) -> dict[str, Any]:
-    session = await services.sign_in.verify(normalize_email(body.email), body.code)
+async def verify_code(
+    body: CodeVerification, services: ServicesDep, client_ip: ClientIpDep
+) -> dict[str, Any]:
+    session = await services.sign_in.verify(normalize_email(body.email), body.code, client_ip)
     return {
         "token": session.token,
         "email": session.email,

@@ -1,10 +1,9 @@
 """Jobs: submit a photo, list and read jobs, fetch a clip and its poster."""
 
-import asyncio
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
@@ -23,7 +22,7 @@ from gateway.api.deps import (
 )
 from gateway.core.services import Services
 from gateway.downloads import download_name
-from gateway.images import ACCEPTED_TYPES, ImageLimits, normalize_image, read_upload
+from gateway.images import ACCEPTED_TYPES
 from gateway.models import (
     DEFAULT_ASPECT_RATIO,
     DURATION_DEFAULT,
@@ -36,7 +35,12 @@ from gateway.models import (
     JobsPublic,
     error_responses,
 )
-from gateway.submission import submit_job, validate_fields, validate_idempotency_key
+from gateway.submission import (
+    refuse_over_limit,
+    submit_job,
+    validate_fields,
+    validate_idempotency_key,
+)
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 
@@ -85,13 +89,11 @@ async def create_job(
         style=style,
         options=JobOptions(aspect_ratio=aspect_ratio, duration=duration),
     )
-    data = await read_upload(image, settings.max_upload_bytes)
-    limits = ImageLimits(
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels,
-        min_side=settings.min_image_side,
+    # Decoding is the costly part: a user over a limit is refused before it.
+    await refuse_over_limit(
+        services, owner=str(session.email), client_ip=client_ip, idempotency_key=key
     )
-    normalized = await asyncio.to_thread(normalize_image, data, limits)
+    normalized = await services.decoder.normalize(image)
     submission = await submit_job(
         services,
         owner=str(session.email),
@@ -117,10 +119,19 @@ def _encode_cursor(job: Job) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor names; 422 for anything this API did not hand out."""
     try:
         position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(position["t"]), str(position["id"])
-    except (binascii.Error, ValueError, KeyError, TypeError) as e:
+        created_at = datetime.fromisoformat(position["t"])
+        job_id = position["id"]
+        if not isinstance(job_id, str):
+            raise TypeError("the id is not a string")
+        # In UTC, as stored: a far-off offset at the ends of the calendar overflows here,
+        # not later while the query is encoded (which would be a 500).
+        if created_at.tzinfo is None:
+            return created_at.replace(tzinfo=UTC), job_id
+        return created_at.astimezone(UTC), job_id
+    except (binascii.Error, ValueError, KeyError, TypeError, OverflowError) as e:
         raise ApiError(
             422,
             "validation_error",

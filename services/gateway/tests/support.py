@@ -1,0 +1,27 @@
+"""Helpers for streaming uploads: a request body that counts what the server pulled."""
+
+from collections.abc import AsyncIterator
+
+# The start of a multipart form whose photo streams on after it.
+FORM_HEAD = (
+    b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+    b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff"
+)
+MULTIPART = {"Content-Type": "multipart/form-data; boundary=b"}
+MIB = 1024 * 1024
+
+
+class Stream:
+    """A request body from a generator (so no Content-Length: chunked) that counts the
+    bytes it has handed to the client, i.e. what the server made it send."""
+
+    def __init__(self, total: int, head: bytes = FORM_HEAD, chunk: int = 64 * 1024) -> None:
+        self.head, self.total, self.chunk = head, total, chunk
+        self.yielded = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.yielded += len(self.head)
+        yield self.head
+        while self.yielded < self.total:
+            self.yielded += self.chunk
+            yield bytes(self.chunk)
