@@ -82,6 +82,7 @@ async def test_a_clip_through_both_openrouter_providers(
     assert create.json["frame_images"][0]["frame_type"] == "first_frame"
     doc = await stored(database, job["id"])
     assert doc["provider_job"]["id"] in fake.jobs and doc["provider_job"]["cost"] == 0.35
+    assert job["video"]["cost"] == 0.35  # and the owner sees it
     assert await metric(system["video"], "pv_provider_cost_usd_total") == pytest.approx(0.35)
     assert await metric(system["prompt"], "pv_provider_cost_usd_total") == pytest.approx(
         fake.chat_cost

@@ -59,6 +59,7 @@ async def public_job(job: Job, storage: Storage, signer: Signer) -> dict[str, An
             "height": video["height"],
             "size": video["size"],
             "codec": video["codec"],
+            "cost": (job.get("provider_job") or {}).get("cost", 0.0),
         }
     if error := job.get("error"):
         view["error"] = {"code": error["code"], "message": error["message"]}

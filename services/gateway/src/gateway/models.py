@@ -52,6 +52,9 @@ class VideoPublic(BaseModel):
     height: int
     size: int
     codec: str
+    cost: float | None = Field(
+        default=None, description="What the video provider charged, in US dollars (0 locally)."
+    )
 
 
 class JobErrorPublic(BaseModel):
