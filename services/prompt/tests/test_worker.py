@@ -1,6 +1,7 @@
 """The prompt worker through the real broker, SecantusDB and file storage."""
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -162,3 +163,31 @@ async def test_a_slow_prompt_keeps_its_lease_so_a_redelivery_never_calls_again(
     messages = await worker.take_messages(worker.ctx.topology.video_jobs.queue, 2)
     assert [m["job_id"] for m in messages] == [job["_id"], job["_id"]]
     assert worker.provider.calls == [job["_id"]]
+
+
+class FailingReads:
+    """The real storage, whose reads fail the first `failures` times (an outage)."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    async def get_bytes(self, key: str) -> bytes:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OSError(5, "Input/output error")
+        return bytes(await self.inner.get_bytes(key))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_storage_outage_while_prompting_is_retried(worker: Worker) -> None:
+    job = await worker.add_job(NAVY_MUG)
+    worker.ctx.storage = FailingReads(worker.ctx.storage, failures=1)  # type: ignore[assignment]
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=job["_id"]))
+
+    done = await worker.wait_for_status(job["_id"], "prompt_ready", "failed")
+    assert done["status"] == "prompt_ready", done.get("error")
+    assert done["attempts"] == 1 and done["last_error"]["code"] == "storage_unavailable"
+    assert "Could not read the product photo" in done["last_error"]["message"]

@@ -5,13 +5,15 @@ import asyncio
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from pymongo.errors import AutoReconnect
 
 from common.errors import JobError
 from common.events import JobStatus
 from common.jobs import JobRepository, new_job_id
 from common.lease import LeaseLost, holding_lease
 from common.storage import ObjectNotFound
-from video.storage_io import storage_errors
+from common.storage_errors import storage_errors
+from video import handlers
 
 
 def client_error(status: int, code: str) -> ClientError:
@@ -86,3 +88,32 @@ async def test_losing_the_lease_stops_the_work(mongo_db: object) -> None:
     # Renewed while the work ran past the lease's first end.
     assert job is not None and job["lease"]["holder"] == "video-a"
     assert job["lease"]["until"] > first_until
+
+
+class FlakyRepo:
+    """update_fields fails while the database is away, `outage` times, then works."""
+
+    def __init__(self, outage: int, *, leased: bool = True) -> None:
+        self.outage = outage
+        self.leased = leased
+        self.saved: list[dict] = []
+
+    async def update_fields(self, job_id: str, *, holder: str, fields: dict) -> bool:
+        if self.outage > 0:
+            self.outage -= 1
+            raise AutoReconnect("connection refused")
+        self.saved.append(fields)
+        return self.leased
+
+
+async def test_a_paid_jobs_id_is_saved_once_the_database_is_back(monkeypatch) -> None:
+    monkeypatch.setattr(handlers, "CHECKPOINT_WAITS", (0.01,) * 5)
+    repo = FlakyRepo(outage=3)
+    fields = {"provider_job": {"provider": "openrouter", "id": "vid_1"}}
+    assert await handlers.save_checkpoint(repo, "j1", "w1", fields)  # type: ignore[arg-type]
+    assert repo.saved == [fields]
+
+    # A longer outage is an error for the stage (retried later); a lost lease is False.
+    with pytest.raises(AutoReconnect):
+        await handlers.save_checkpoint(FlakyRepo(outage=6), "j1", "w1", fields)  # type: ignore[arg-type]
+    assert not await handlers.save_checkpoint(FlakyRepo(0, leased=False), "j1", "w1", fields)  # type: ignore[arg-type]

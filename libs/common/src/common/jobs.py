@@ -154,7 +154,10 @@ class JobRepository:
         job = await self.get(job_id)
         if job is None or job["status"] not in [s.value for s in working]:
             return Claim(ClaimOutcome.DONE, job)
-        remaining = (job["lease"]["until"] - now()).total_seconds()
+        held = job.get("lease")
+        if held is None:  # handed back between our two reads: look again shortly
+            return Claim(ClaimOutcome.BUSY, job, retry_in=1.0)
+        remaining = (held["until"] - now()).total_seconds()
         return Claim(ClaimOutcome.BUSY, job, retry_in=max(remaining, 1.0))
 
     async def renew_lease(self, job_id: str, *, holder: str, lease_seconds: float) -> bool:

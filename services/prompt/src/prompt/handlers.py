@@ -13,6 +13,7 @@ from common.jobs import ClaimOutcome, Job
 from common.lease import LeaseLost, holding_lease
 from common.metrics import PROMPT_REUSE, PROVIDER_CALLS, PROVIDER_COST, PROVIDER_SECONDS
 from common.storage import ObjectNotFound
+from common.storage_errors import storage_errors
 from common.worker import RetryLater, WorkerContext
 from prompt import photo_facts
 from prompt.config import PromptSettings
@@ -134,7 +135,8 @@ class PromptStage:
     async def call_provider(self, job: Job, options: VideoOptions) -> PromptResult:
         image = job["image"]
         try:
-            data = await self.ctx.storage.get_bytes(image["key"])
+            with storage_errors("read the product photo"):  # an outage is retried
+                data = await self.ctx.storage.get_bytes(image["key"])
         except ObjectNotFound as e:
             raise JobError("source_missing", "The uploaded photo is missing from storage.") from e
         try:

@@ -15,21 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from faststream import AckPolicy
+from pymongo.errors import PyMongoError
 
 from common.errors import JobError
 from common.events import JobStatus, PromptReady
-from common.jobs import ClaimOutcome, Job
+from common.jobs import ClaimOutcome, Job, JobRepository
 from common.lease import LeaseLost, holding_lease
 from common.media import InvalidMedia, probe_video
 from common.metrics import DUPLICATE_EVENTS, PROVIDER_CALLS, PROVIDER_COST, PROVIDER_SECONDS
 from common.storage import ObjectNotFound, poster_key, video_key
+from common.storage_errors import storage_errors
 from common.worker import RetryLater, WorkerContext
 from video.config import VideoSettings
 from video.poster import extract_poster, poster_time
 from video.progress import ProgressReporter
 from video.providers.base import PollLater, VideoProvider, VideoRequest, get_provider
 from video.render.ffmpeg import FfmpegError, FfmpegTimeout
-from video.storage_io import storage_errors
 from video.validation import check_clip
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,27 @@ def seed_for(job: Job, prompt: str) -> int:
     """The same photo and prompt get the same seed, so a provider can repeat a clip."""
     digest = hashlib.sha256(f"{job['image']['sha256']}\n{prompt}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+# Waits between tries to save a provider checkpoint while the database is away.
+CHECKPOINT_WAITS = (1, 2, 4, 8, 16)
+
+
+async def save_checkpoint(
+    repo: JobRepository, job_id: str, holder: str, fields: dict[str, Any]
+) -> bool:
+    """Save a provider's checkpoint (a paid job's id), trying again for about half a
+    minute while the database is away: the id exists only in memory until then, and
+    losing it would fail a clip that is already paid for. False if the lease is gone."""
+    for wait in (*CHECKPOINT_WAITS, None):
+        try:
+            return await repo.update_fields(job_id, holder=holder, fields=fields)
+        except PyMongoError as e:
+            if wait is None:
+                raise
+            log.warning("could not save the provider checkpoint (%s); again in %ss", e, wait)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 class VideoStage:
@@ -208,7 +230,7 @@ class VideoStage:
 
         async def checkpoint(data: dict[str, Any]) -> None:
             fields = {"provider_job": {"provider": name, **data}}
-            if not await ctx.repo.update_fields(request.job_id, holder=ctx.holder, fields=fields):
+            if not await save_checkpoint(ctx.repo, request.job_id, ctx.holder, fields):
                 raise LeaseLost(request.job_id)
 
         started = time.monotonic()
