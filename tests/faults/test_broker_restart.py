@@ -1,6 +1,7 @@
 """RabbitMQ restarted again and again while 20 jobs run: the services reconnect by
-themselves, `/readyz` says not ready while it is down, and every job ends completed or
-failed with a reason, none lost or doubled.
+themselves, all four say not ready (`/readyz` 503) while it is down, every job ends
+completed or failed with a reason, none lost or doubled (harness.check), and a job
+submitted after the last restart completes.
 
 The scenario runs a RabbitMQ node of its own (its own node name, ports, data and logs;
 the shared broker on 5672 is never touched) and restarts its `rabbit` application."""
@@ -21,11 +22,20 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.conftest import _run
-from tests.faults.harness import FAULT_ENV, N_JOBS, check, submit_and_watch, wait_for_status
-from tests.faults.test_faults import assert_sound
+from tests.faults.harness import (
+    N_JOBS,
+    all_not_ready,
+    assert_sound,
+    check,
+    hold,
+    release,
+    submit_and_watch,
+    wait_for_status,
+)
 from tests.support import client as user
 from tests.support import processes
 from tests.support.backends import free_port, port_open, unavailable
+from tests.support.fake_openrouter import FakeOpenRouter
 from tests.support.observe import metric
 
 pytestmark = pytest.mark.timeout(300)
@@ -120,11 +130,11 @@ def own_broker() -> Iterator[RabbitNode]:
 @pytest.fixture
 def broker_fault_system(
     request: pytest.FixtureRequest,
-    system_env: dict[str, str],
+    fault_env: dict[str, str],
     own_broker: RabbitNode,
     tmp_path: Path,
 ) -> Iterator[processes.System]:
-    env = {**system_env, **FAULT_ENV, "AMQP_URL": own_broker.url}
+    env = {**fault_env, "AMQP_URL": own_broker.url}
     yield from _run(request, env, tmp_path / "logs", processes.ALL)
 
 
@@ -134,21 +144,17 @@ async def fault_client(broker_fault_system: processes.System) -> AsyncIterator[h
         yield c
 
 
-async def not_ready(service: processes.Service) -> bool:
-    async with httpx.AsyncClient(timeout=15) as client:
-        response = await client.get(f"{service.url}/readyz")
-    return response.status_code == 503
-
-
 async def test_rabbitmq_restarted_mid_run(
     broker_fault_system: processes.System,
     fault_client: httpx.AsyncClient,
     own_broker: RabbitNode,
     database: AsyncDatabase,
+    fake: FakeOpenRouter,
 ) -> None:
     system = broker_fault_system
+    hold(fake)
     run = await submit_and_watch(system, fault_client)
-    ids = [a["id"] for a in run.accepted]
+    ids = run.ids
 
     async def subscribed() -> bool:
         snapshots = await metric(
@@ -162,19 +168,34 @@ async def test_rabbitmq_restarted_mid_run(
     faults = 0
     for _ in range(RESTARTS):
         await wait_for_status(database, ids, "generating", within=90)
+        # Some provider jobs end now: their clips are stored and announced meanwhile.
+        release(fake, N_JOBS // (RESTARTS + 1))
         if faults == 0:
+            # Off the event loop: the WebSocket watchers run on it meanwhile.
             await asyncio.to_thread(own_broker.ctl, "stop_app")
-            assert await not_ready(system["video"])
+            # Checked once: every service says it is not ready.
+            await all_not_ready(system, processes.ALL)
             await asyncio.to_thread(own_broker.ctl, "start_app")
             await asyncio.to_thread(own_broker.wait_up)
         else:
-            # Off the event loop: the WebSocket watchers run on it meanwhile.
             await asyncio.to_thread(own_broker.restart_app, DOWN_SECONDS)
         faults += 1
     last_fault = time.monotonic()
+    release(fake)
+    # After the last restart a new job goes all the way: the gateway publishes again and
+    # the consumers resume.
+    await asyncio.to_thread(processes.wait_ready, system)
+    late = await submit_and_watch(system, fault_client, 1, first=N_JOBS)
+    run.extend(late)
     figures = await check(
-        "RabbitMQ restarted", run, database, faults=faults, last_fault_at=last_fault
+        "RabbitMQ restarted",
+        run,
+        database,
+        fake,
+        system,
+        faults=faults,
+        last_fault_at=last_fault,
     )
     assert_sound(figures)
-    assert figures.completed == N_JOBS
+    assert figures.completed == N_JOBS + 1
     processes.wait_ready(system)

@@ -5,10 +5,14 @@ signed webhooks), scriptable per test and recording every request it gets.
     with FakeOpenRouter.running() as fake:
         env = {"OPENROUTER_BASE_URL": fake.base_url, "OPENROUTER_API_KEY": fake.api_key}
         fake.fail("POST /videos", Fault(503), Fault(503))   # the next two submissions
+        fake.fail("GET /videos/{id}", Fault(502, body=b"<html>Bad gateway</html>",
+                                            content_type="text/html"))  # a proxy's answer
+        fake.delays["POST /chat/completions"] = 2.0         # every chat answer takes 2 s
         fake.chat_replies.append("not json")                # the next chat reply
         fake.video_plan = VideoPlan(polls=("pending", "in_progress"), hold=True)
         ...
         fake.calls("POST /videos")                          # what the services sent
+        fake.jobs                                           # the accepted (paid) ones
 
 It runs in a thread of its own (its own event loop), so it answers while a test blocks.
 Clips for `/content` are real MP4s rendered with ffmpeg at first use.
@@ -67,14 +71,18 @@ CLIP_SIZES = {"9:16": (704, 1248), "16:9": (1248, 704), "1:1": (720, 720)}
 @dataclass(frozen=True)
 class Fault:
     """One scripted misbehaviour for the next request to a route: an error answer
-    (`status`, with OpenRouter's error body and an optional `Retry-After`), a dropped
-    connection (`drop`), or a slow answer (`delay` seconds, then the normal answer)."""
+    (`status`, with OpenRouter's error body and an optional `Retry-After`), an answer
+    that is not OpenRouter's JSON (`body` as is, with `content_type`, under `status` or
+    200: a proxy's HTML error page, a garbled 200), a dropped connection (`drop`), or a
+    slow answer (`delay` seconds, then the normal answer)."""
 
     status: int | None = None
     message: str = ""
     retry_after: float | None = None
     drop: bool = False
     delay: float = 0.0
+    body: bytes | None = None
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -119,8 +127,13 @@ class VideoJob:
         return self.finished[1] if self.finished is not None else self.plan.error
 
 
-@dataclass(frozen=True)
+@dataclass
 class Recorded:
+    """One request as it arrived. `at` and `answered_at` are `time.monotonic()` of the
+    test process (the fake runs in one of its threads): when the request arrived and when
+    its answer was produced (None while it is being worked on; for a dropped connection,
+    when it was dropped). `status` is the answer's HTTP status (None: dropped)."""
+
     method: str
     route: str  # "POST /videos", "GET /videos/{id}", ...
     path: str  # below /api/v1
@@ -129,6 +142,12 @@ class Recorded:
     json: Any
     size: int
     at: float = field(default_factory=time.monotonic)
+    answered_at: float | None = None
+    status: int | None = None
+
+    def in_flight(self, moment: float) -> bool:
+        """Whether this request had arrived and was not answered yet at `moment`."""
+        return self.at <= moment and (self.answered_at is None or self.answered_at > moment)
 
 
 class FakeOpenRouter:
@@ -144,10 +163,13 @@ class FakeOpenRouter:
         self.chat_cost = 0.0021
         self.chat_model: str | None = None  # the `model` a reply names; default: as asked
         self.video_plan = VideoPlan()
+        # Seconds every request to a route waits before it is answered (a slow model).
+        self.delays: dict[str, float] = {}
         self.models: list[dict[str, Any]] = [dict(SEEDANCE)]
         self.jobs: dict[str, VideoJob] = {}
         self._clips: dict[tuple[int, int, int], bytes] = {}
         self._lock = threading.Lock()
+        self._render_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ----- what tests use -----
@@ -176,6 +198,11 @@ class FakeOpenRouter:
     def calls(self, route: str) -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if r.route == route]
+
+    def accepted(self) -> list[VideoJob]:
+        """The video jobs made so far (each one paid for), oldest first."""
+        with self._lock:
+            return list(self.jobs.values())
 
     def finish(self, video_id: str, status: str = "completed", error: str | None = None) -> None:
         """End a held job: its next poll reports `status`."""
@@ -283,20 +310,40 @@ class FakeOpenRouter:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        recorded = Recorded(
+            method=request.method,
+            route=route,
+            path=path,
+            query=dict(request.query),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            json=body,
+            size=len(raw),
+        )
         with self._lock:
-            self.requests.append(
-                Recorded(
-                    method=request.method,
-                    route=route,
-                    path=path,
-                    query=dict(request.query),
-                    headers={k.lower(): v for k, v in request.headers.items()},
-                    json=body,
-                    size=len(raw),
-                )
-            )
+            self.requests.append(recorded)
             queued = self.faults.get(route)
             fault = queued.popleft() if queued else None
+            delay = self.delays.get(route, 0.0)
+        response: web.StreamResponse | None = None
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            response = await self._answer(request, route, path, raw, body, fault)
+            return response
+        finally:
+            with self._lock:
+                recorded.answered_at = time.monotonic()
+                recorded.status = response.status if response is not None else None
+
+    async def _answer(
+        self,
+        request: web.Request,
+        route: str,
+        path: str,
+        raw: bytes,
+        body: Any,
+        fault: Fault | None,
+    ) -> web.StreamResponse:
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
@@ -304,6 +351,12 @@ class FakeOpenRouter:
                 assert request.transport is not None
                 request.transport.abort()
                 raise web.HTTPInternalServerError()  # never sent: the connection is gone
+            if fault.body is not None:
+                return web.Response(
+                    status=fault.status or 200,
+                    body=fault.body,
+                    headers={"Content-Type": fault.content_type},
+                )
             if fault.status is not None:
                 headers = {}
                 if fault.retry_after is not None:
@@ -380,7 +433,8 @@ class FakeOpenRouter:
             if frame.get("frame_type") not in model.get("supported_frame_images", []):
                 return error(400, f"frame_type {frame.get('frame_type')!r} is not supported")
         job = VideoJob(id=f"vid_{uuid.uuid4().hex[:20]}", body=body, plan=self.video_plan)
-        self.jobs[job.id] = job
+        with self._lock:
+            self.jobs[job.id] = job
         return web.json_response(
             {"id": job.id, "polling_url": f"{PREFIX}/videos/{job.id}", "status": "pending"},
             status=202,
@@ -423,9 +477,16 @@ class FakeOpenRouter:
 
     def _clip(self, width: int, height: int, duration: int) -> bytes:
         key = (width, height, duration)
-        with self._lock:
-            if key in self._clips:
-                return self._clips[key]
+        # One render at a time: two downloads asking at once must not write (and read)
+        # the same file together, which served a cut clip.
+        with self._render_lock:
+            with self._lock:
+                if key in self._clips:
+                    return self._clips[key]
+            return self._render(key)
+
+    def _render(self, key: tuple[int, int, int]) -> bytes:
+        width, height, duration = key
         out = self.work_dir / f"clip-{width}x{height}-{duration}.mp4"
         subprocess.run(
             [
