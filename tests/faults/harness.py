@@ -29,6 +29,7 @@ from tests.support import client as user
 from tests.support import processes
 from tests.support.backends import free_port
 from tests.support.fake_openrouter import FakeOpenRouter, Recorded, VideoPlan
+from tests.support.observe import metric
 from tests.support.processes import Service, System
 
 N_JOBS = 20
@@ -146,6 +147,21 @@ def restart(system: System, name: str, *, sig: int = signal.SIGKILL) -> float:
     system.services[f"{name}-killed-{old.port}"] = old  # its log stays in the report
     system.services[name] = processes._start(old.spec, free_port(), system.env, old.log_path.parent)
     return sent_at
+
+
+async def watchers_subscribed(system: System, n: int = N_JOBS) -> None:
+    """Until the notifier has sent every watcher its snapshot (a subscription reads the
+    job, so a fault that takes the database away must wait for them)."""
+
+    async def subscribed() -> bool:
+        snapshots = await metric(
+            system.notifier,
+            "pv_ws_messages_pushed_total",
+            lambda labels: labels["type"] == "snapshot",
+        )
+        return snapshots >= n
+
+    await user.wait_for(subscribed, within=60, what="every watcher subscribed")
 
 
 async def count_in(db: AsyncDatabase, statuses: tuple[str, ...], ids: list[str]) -> int:

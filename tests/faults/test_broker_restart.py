@@ -31,12 +31,11 @@ from tests.faults.harness import (
     release,
     submit_and_watch,
     wait_for_status,
+    watchers_subscribed,
 )
-from tests.support import client as user
 from tests.support import processes
 from tests.support.backends import free_port, port_open, unavailable
 from tests.support.fake_openrouter import FakeOpenRouter
-from tests.support.observe import metric
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -156,15 +155,7 @@ async def test_rabbitmq_restarted_mid_run(
     run = await submit_and_watch(system, fault_client)
     ids = run.ids
 
-    async def subscribed() -> bool:
-        snapshots = await metric(
-            system.notifier,
-            "pv_ws_messages_pushed_total",
-            lambda labels: labels["type"] == "snapshot",
-        )
-        return snapshots >= N_JOBS
-
-    await user.wait_for(subscribed, within=60, what="every watcher subscribed")
+    await watchers_subscribed(system)
     faults = 0
     for _ in range(RESTARTS):
         await wait_for_status(database, ids, "generating", within=90)

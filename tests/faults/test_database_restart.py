@@ -26,12 +26,11 @@ from tests.faults.harness import (
     release,
     submit_and_watch,
     wait_for_status,
+    watchers_subscribed,
 )
-from tests.support import client as user
 from tests.support import processes
 from tests.support.backends import SecantusDaemon
 from tests.support.fake_openrouter import FakeOpenRouter
-from tests.support.observe import metric
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -84,15 +83,7 @@ async def test_database_restarted_mid_run(
         ids = run.ids
         faults = 0
 
-        async def subscribed() -> bool:  # a subscription reads the job: not while it is down
-            snapshots = await metric(
-                system.notifier,
-                "pv_ws_messages_pushed_total",
-                lambda labels: labels["type"] == "snapshot",
-            )
-            return snapshots >= N_JOBS
-
-        await user.wait_for(subscribed, within=60, what="every watcher subscribed")
+        await watchers_subscribed(system)
         outages = []
         for _ in range(RESTARTS):
             await wait_for_status(own_database, ids, "generating", within=90)

@@ -2,7 +2,8 @@
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from common.events import JobStatus
 from common.jobs import Job, new_job_id
-from common.storage import upload_key
+from common.storage import Storage, upload_key
 from common.worker import WorkerContext
 from video.providers.base import CheckpointCallback, ProgressCallback, VideoProvider, VideoRequest
 
@@ -127,3 +128,33 @@ async def delete_topology(ctx: WorkerContext) -> None:
         for queue in (work.queue, work.dead_letter, *(q for _, q in work.retries)):
             await (await ctx.broker.declare_queue(queue)).delete(if_unused=False, if_empty=False)
     await (await ctx.broker.declare_exchange(ctx.topology.exchange)).delete()
+
+
+@asynccontextmanager
+async def running_worker(
+    wrap_provider: Callable[[VideoProvider], VideoProvider] = lambda provider: provider,
+    wrap_storage: Callable[[Storage], Any] = lambda storage: storage,
+) -> AsyncIterator[Worker]:
+    """The video worker in this process with the local renderer (and storage) wrapped as
+    a test needs, on the environment the `settings` fixture set up; its queues, exchange
+    and database removed afterwards."""
+    from video.config import VideoSettings
+    from video.handlers import register
+    from video.providers.local import LocalProvider
+
+    video_settings = VideoSettings()
+    ctx = WorkerContext.create(video_settings)
+    ctx.storage = wrap_storage(ctx.storage)
+    provider = CountingProvider(wrap_provider(LocalProvider(video_settings)))
+    register(ctx, video_settings, provider)
+    await ctx.broker.start()
+    await ctx.start()
+    try:
+        yield Worker(ctx, provider)
+    finally:
+        await ctx.broker.stop()
+        await ctx.broker.connect()
+        await delete_topology(ctx)
+        await ctx.broker.stop()
+        await ctx.client.drop_database(video_settings.mongodb_database)
+        await ctx.stop()

@@ -15,13 +15,10 @@ from common.errors import JobError
 from common.events import PromptReady
 from common.settings import CommonSettings
 from common.storage import Storage
-from common.worker import WorkerContext, retry_wait
+from common.worker import retry_wait
 from services.video.tests.images import mug
-from services.video.tests.support import CountingProvider, Worker, delete_topology
-from video.config import VideoSettings
-from video.handlers import register
+from services.video.tests.support import Worker, running_worker
 from video.providers.base import CheckpointCallback, ProgressCallback, VideoProvider, VideoRequest
-from video.providers.local import LocalProvider
 
 CHEAP = {"aspect_ratio": "1:1", "duration": 3, "style": None}
 
@@ -56,23 +53,14 @@ async def flaky_worker(
 ) -> AsyncIterator[tuple[Worker, FailingWrites]]:
     monkeypatch.setenv("RENDER_FPS", "10")
     monkeypatch.setenv("MAX_ATTEMPTS", "3")
-    video_settings = VideoSettings()
-    ctx = WorkerContext.create(video_settings)
-    storage = FailingWrites(ctx.storage, failures=flaky)
-    ctx.storage = storage  # type: ignore[assignment]
-    provider = CountingProvider(LocalProvider(video_settings))
-    register(ctx, video_settings, provider)
-    await ctx.broker.start()
-    await ctx.start()
-    try:
-        yield Worker(ctx, provider), storage
-    finally:
-        await ctx.broker.stop()
-        await ctx.broker.connect()
-        await delete_topology(ctx)
-        await ctx.broker.stop()
-        await ctx.client.drop_database(video_settings.mongodb_database)
-        await ctx.stop()
+    failing: list[FailingWrites] = []
+
+    def wrap(storage: Storage) -> FailingWrites:
+        failing.append(FailingWrites(storage, failures=flaky))
+        return failing[0]
+
+    async with running_worker(wrap_storage=wrap) as worker:
+        yield worker, failing[0]
 
 
 @pytest.mark.parametrize("flaky", [2], indirect=True)
@@ -152,30 +140,22 @@ async def test_a_retry_after_longer_than_every_tier_is_honoured(
     """Retry-After 6 s with tiers of at most 3 s: the event goes round the longest tier
     until then, and the attempt is counted once."""
     monkeypatch.setenv("RENDER_FPS", "10")
-    video_settings = VideoSettings()
-    ctx = WorkerContext.create(video_settings)
-    provider = RateLimited(LocalProvider(video_settings), retry_after=6)
-    register(ctx, video_settings, provider)
-    await ctx.broker.start()
-    await ctx.start()
-    try:
-        worker = Worker(ctx, CountingProvider(provider))  # type: ignore[arg-type]
+    limited: list[RateLimited] = []
+
+    def wrap(provider: VideoProvider) -> RateLimited:
+        limited.append(RateLimited(provider, retry_after=6))
+        return limited[0]
+
+    async with running_worker(wrap_provider=wrap) as worker:
         job = await worker.add_job(mug(), options=CHEAP)
-        await ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+        await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
 
         done = await worker.wait_for_status(job["_id"], "completed", "failed", within=60)
 
-        assert done["status"] == "completed", done.get("error")
-        assert done["attempts"] == 1 and done["last_error"]["code"] == "provider_rate_limited"
-        first, second = provider.calls
-        assert second - first >= 6.0
-    finally:
-        await ctx.broker.stop()
-        await ctx.broker.connect()
-        await delete_topology(ctx)
-        await ctx.broker.stop()
-        await ctx.client.drop_database(video_settings.mongodb_database)
-        await ctx.stop()
+    assert done["status"] == "completed", done.get("error")
+    assert done["attempts"] == 1 and done["last_error"]["code"] == "provider_rate_limited"
+    first, second = limited[0].calls
+    assert second - first >= 6.0
 
 
 @pytest.mark.parametrize(("tier", "at_least"), [(5, 0), (30, 0), (30, 27), (3, 10)])
