@@ -105,3 +105,20 @@ async def test_a_duplicate_deliverys_failure_leaves_the_working_lease_alone(mong
     # a's own failure counts, and frees the job for the retry.
     assert await repo.record_attempt(job["_id"], holder="a", code="x", message="slow") == 1
     assert "lease" not in await repo.get(job["_id"])
+
+
+async def test_a_paid_id_lands_on_its_own_submitting_mark_without_the_lease(mongo_db) -> None:
+    repo = JobRepository(mongo_db)
+    job, _ = await repo.create(_job())
+    args = {"ready": JobStatus.QUEUED, "working": (JobStatus.PROMPTING,), "progress": 10}
+    await repo.claim(job["_id"], holder="a", lease_seconds=30, **args)
+    mark = {"provider": "openrouter", "holder": "a", "status": "submitting"}
+    assert await repo.update_fields(job["_id"], holder="a", fields={"provider_job": mark})
+    await repo.hand_back(job["_id"], holder="a")  # a's handler was cancelled meanwhile
+
+    paid = {"provider": "openrouter", "holder": "a", "id": "vid_1", "status": "pending"}
+    assert not await repo.record_submission(job["_id"], holder="b", provider_job=paid)
+    assert await repo.record_submission(job["_id"], holder="a", provider_job=paid)
+    assert (await repo.get(job["_id"]))["provider_job"] == paid
+    # Only over a mark: a saved id is never replaced this way.
+    assert not await repo.record_submission(job["_id"], holder="a", provider_job=mark)

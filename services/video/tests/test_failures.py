@@ -105,13 +105,16 @@ class FlakyRepo:
         self.saved.append(fields)
         return self.leased
 
+    async def record_submission(self, job_id: str, *, holder: str, provider_job: dict) -> bool:
+        return False  # no `submitting` mark of ours here
+
 
 async def test_a_paid_jobs_id_is_saved_once_the_database_is_back(monkeypatch) -> None:
     monkeypatch.setattr(handlers, "CHECKPOINT_WAITS", (0.01,) * 5)
     repo = FlakyRepo(outage=3)
-    fields = {"provider_job": {"provider": "openrouter", "id": "vid_1"}}
+    fields = {"provider": "openrouter", "id": "vid_1"}
     assert await handlers.save_checkpoint(repo, "j1", "w1", fields)  # type: ignore[arg-type]
-    assert repo.saved == [fields]
+    assert repo.saved == [{"provider_job": fields}]
 
     # A longer outage is an error for the stage (retried later); a lost lease is False.
     with pytest.raises(AutoReconnect):

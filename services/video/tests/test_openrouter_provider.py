@@ -3,6 +3,7 @@ clip, its id saved before the first poll, one poll per delivery, the model's lim
 before anything is paid; then the video worker with it, on the real broker, database and
 storage."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -19,7 +20,7 @@ from common.media import probe_video
 from common.settings import CommonSettings
 from common.worker import WorkerContext
 from services.video.tests.images import mug
-from services.video.tests.support import Worker
+from services.video.tests.support import Worker, eventually
 from tests.support.fake_openrouter import SEEDANCE, FakeOpenRouter, Fault, VideoPlan
 from video.config import VideoSettings
 from video.handlers import register
@@ -74,6 +75,10 @@ def request_for(photo: Path, **changes: Any) -> VideoRequest:
         ),
         **changes,
     )
+
+
+async def as_value(value: Any) -> Any:
+    return value
 
 
 def cost_metric() -> float:
@@ -236,12 +241,48 @@ async def test_an_unconfirmed_submission_is_never_sent_twice(
     [marker] = calls.saved
     assert marker["status"] == "submitting"
 
-    # A later delivery (a redelivery after a crash, say) finds the mark and stops too.
+    # A later delivery (a redelivery after a crash, say) finds the mark. While the
+    # submission might still land it waits; after that it stops too. Never sent again.
     again = request_for(photo_file, provider_job=marker)
-    with pytest.raises(JobError) as caught:
+    with pytest.raises(PollLater) as waiting:
         await provider.generate(again, tmp_path, calls.report, calls.checkpoint)
+    assert waiting.value.status == "submitting"
+    stale = {**marker, "submitting_at": now() - timedelta(seconds=provider.submit_grace + 1)}
+    with pytest.raises(JobError) as caught:
+        await provider.generate(
+            request_for(photo_file, provider_job=stale), tmp_path, calls.report, calls.checkpoint
+        )
     assert caught.value.code == "provider_unconfirmed" and "Retry the job" in caught.value.message
     assert len(fake.calls("POST /videos")) == 1
+
+
+async def test_a_submission_outlives_its_cancelled_handler_and_saves_its_id(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path
+) -> None:
+    """The broker connection drops (or the worker stops) while POST /videos is on its
+    way: the handler is cancelled, but the submission gets its answer and saves the paid
+    job's id, which the next delivery resumes."""
+    fake.fail("POST /videos", Fault(delay=1.0))
+    calls = Calls(fake)
+    provider = provider_for(fake)
+    handler = asyncio.create_task(
+        provider.generate(request_for(photo_file), tmp_path, calls.report, calls.checkpoint)
+    )
+    await eventually(lambda: as_value(fake.calls("POST /videos")), bool, 10)  # on its way
+    handler.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+
+    await eventually(lambda: as_value(calls.saved), lambda s: "id" in s[-1], 10)
+    saved = calls.saved[-1]
+    assert saved["id"] in fake.jobs
+
+    with pytest.raises(PollLater):
+        await provider.generate(
+            request_for(photo_file, provider_job=saved), tmp_path, calls.report, calls.checkpoint
+        )
+    assert len(fake.calls("POST /videos")) == 1
+    assert fake.calls("GET /videos/{id}")[-1].path.endswith(saved["id"])
 
 
 async def test_a_failing_poll_waits_for_the_next_one_and_the_deadline_ends_it(

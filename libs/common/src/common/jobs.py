@@ -175,6 +175,22 @@ class JobRepository:
         )
         return result.modified_count == 1
 
+    async def record_submission(
+        self, job_id: str, *, holder: str, provider_job: dict[str, Any]
+    ) -> bool:
+        """Save a paid provider job over this holder's own `submitting` mark, lease or
+        not: a submission that outlived its cancelled handler must not lose what was paid
+        for (nobody else touches the mark meanwhile: they wait for it)."""
+        result = await self.jobs.update_one(
+            {
+                "_id": job_id,
+                "provider_job.status": "submitting",
+                "provider_job.holder": holder,
+            },
+            {"$set": {"provider_job": provider_job, "updated_at": now()}},
+        )
+        return result.modified_count == 1
+
     async def fail(
         self,
         job_id: str,

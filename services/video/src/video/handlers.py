@@ -49,14 +49,22 @@ CHECKPOINT_WAITS = (1, 2, 4, 8, 16)
 
 
 async def save_checkpoint(
-    repo: JobRepository, job_id: str, holder: str, fields: dict[str, Any]
+    repo: JobRepository, job_id: str, holder: str, provider_job: dict[str, Any]
 ) -> bool:
     """Save a provider's checkpoint (a paid job's id), trying again for about half a
     minute while the database is away: the id exists only in memory until then, and
-    losing it would fail a clip that is already paid for. False if the lease is gone."""
+    losing it would fail a clip that is already paid for. A paid job's id is saved over
+    our own `submitting` mark even when the lease is gone (the handler was cancelled
+    while it was sent). False if it could not be saved for want of the lease."""
     for wait in (*CHECKPOINT_WAITS, None):
         try:
-            return await repo.update_fields(job_id, holder=holder, fields=fields)
+            if await repo.update_fields(
+                job_id, holder=holder, fields={"provider_job": provider_job}
+            ):
+                return True
+            return "id" in provider_job and await repo.record_submission(
+                job_id, holder=holder, provider_job=provider_job
+            )
         except PyMongoError as e:
             if wait is None:
                 raise
@@ -229,8 +237,8 @@ class VideoStage:
         name = self.provider.name
 
         async def checkpoint(data: dict[str, Any]) -> None:
-            fields = {"provider_job": {"provider": name, **data}}
-            if not await save_checkpoint(ctx.repo, request.job_id, ctx.holder, fields):
+            provider_job = {"provider": name, "holder": ctx.holder, **data}
+            if not await save_checkpoint(ctx.repo, request.job_id, ctx.holder, provider_job):
                 raise LeaseLost(request.job_id)
 
         started = time.monotonic()

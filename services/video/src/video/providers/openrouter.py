@@ -20,7 +20,7 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from common.errors import JobError
 from common.jobs import now
@@ -151,6 +151,9 @@ class OpenRouterVideoProvider:
         self.deadline = settings.openrouter_video_deadline_seconds
         self.webhook_url = settings.openrouter_webhook_url
         self.render_timeout = settings.render_timeout_seconds
+        # How long an unconfirmed submission may still be on its way: its send and its
+        # answer (a read timeout each) and the save of its id.
+        self.submit_grace = 2 * settings.openrouter_video_timeout_seconds + 30
         self.catalog = ModelCatalog(settings.openrouter_models_ttl_seconds)
         self.storage = storage
 
@@ -168,17 +171,25 @@ class OpenRouterVideoProvider:
             if job and job.get("provider") == self.name and job.get("id"):
                 log.info("resuming OpenRouter video job %s", job["id"])
             elif job and job.get("provider") == self.name and job.get("status") == SUBMITTING:
-                # A submission began and its answer was never stored (a crash, a lost
-                # connection): OpenRouter may be rendering and billing it. Not again.
-                raise JobError(
-                    "provider_unconfirmed",
-                    "OpenRouter may have started a paid video job for this request whose id "
-                    "was never received; it was not sent again so as not to pay twice. "
-                    "Retry the job to send it anew.",
-                )
+                self.unconfirmed(job)
             else:
                 job = await self.submit(api, request, checkpoint)
             return await self.follow(api, request, job, workdir, progress, checkpoint)
+
+    def unconfirmed(self, mark: dict[str, Any]) -> NoReturn:
+        """A submission began and its id is not stored. While it may still be on its way
+        (the handler that sent it was cancelled, its submission goes on), wait for it;
+        after that, OpenRouter may be rendering and billing a job nobody knows: never
+        send again."""
+        age = (now() - _aware(mark.get("submitting_at"))).total_seconds()
+        if age < self.submit_grace:
+            raise PollLater(min(self.poll_interval, self.submit_grace - age), SUBMITTING)
+        raise JobError(
+            "provider_unconfirmed",
+            "OpenRouter may have started a paid video job for this request whose id "
+            "was never received; it was not sent again so as not to pay twice. "
+            "Retry the job to send it anew.",
+        )
 
     async def submit(
         self, api: OpenRouter, request: VideoRequest, checkpoint: CheckpointCallback
@@ -210,8 +221,18 @@ class OpenRouterVideoProvider:
             body["callback_url"] = self.webhook_url
         # Marked before sending: from here until the id is stored, nothing resubmits.
         await checkpoint({"status": SUBMITTING, "submitting_at": now(), "model": self.model})
+        # Shielded: if this handler is cancelled (the broker connection dropped, shutdown)
+        # the submission still gets its answer and saves the id, so nothing paid is lost.
+        return await asyncio.shield(self._send(body, options, checkpoint))
+
+    async def _send(
+        self, body: dict[str, Any], options: dict[str, Any], checkpoint: CheckpointCallback
+    ) -> dict[str, Any]:
+        """POST /videos on a client of its own (it may outlive the caller's) and save the
+        paid job's id."""
         try:
-            answer = await api.call("POST", "/videos", json_body=body, idempotent=False)
+            async with OpenRouter(self.config) as api:
+                answer = await api.call("POST", "/videos", json_body=body, idempotent=False)
         except Unconfirmed:
             raise  # the mark stays: a later attempt fails instead of paying twice
         except JobError:
