@@ -219,17 +219,18 @@ class OpenRouterVideoProvider:
             body["generate_audio"] = False  # a product clip is silent; audio costs more
         if self.webhook_url:
             body["callback_url"] = self.webhook_url
-        # Marked before sending: from here until the id is stored, nothing resubmits.
-        await checkpoint({"status": SUBMITTING, "submitting_at": now(), "model": self.model})
         # Shielded: if this handler is cancelled (the broker connection dropped, shutdown)
-        # the submission still gets its answer and saves the id, so nothing paid is lost.
+        # from the mark on, the submission still gets its answer and saves the id, so
+        # nothing paid is lost and no mark is left without its request.
         return await asyncio.shield(self._send(body, options, checkpoint))
 
     async def _send(
         self, body: dict[str, Any], options: dict[str, Any], checkpoint: CheckpointCallback
     ) -> dict[str, Any]:
-        """POST /videos on a client of its own (it may outlive the caller's) and save the
-        paid job's id."""
+        """Mark the job, POST /videos on a client of its own (it may outlive the caller's)
+        and save the paid job's id."""
+        # Marked before sending: from here until the id is stored, nothing resubmits.
+        await checkpoint({"status": SUBMITTING, "submitting_at": now(), "model": self.model})
         try:
             async with OpenRouter(self.config) as api:
                 answer = await api.call("POST", "/videos", json_body=body, idempotent=False)
