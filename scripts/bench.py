@@ -199,7 +199,9 @@ def report(results: dict[str, object], jobs: int, uploads: int, command: str) ->
         "Notes: the video worker renders with ffmpeg, so end-to-end time is CPU-bound and",
         "scales with cores and `PREFETCH`. Upload latency includes decoding, normalising and",
         "storing the photo and the MongoDB write; the refusal status is 413 (or a closed",
-        "connection, shown as 0).",
+        "connection, shown as 0). Memory is with ordinary photos: one at the pixel limit",
+        "takes up to ~310 MB more in the gateway while it is decoded (`DECODE_CONCURRENCY`",
+        "at a time, docs/security.md).",
         "",
     ]
     return "\n".join(lines)
