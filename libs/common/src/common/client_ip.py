@@ -10,10 +10,11 @@ Shared by the gateway (free-tier limits) and the notifier (connections per addre
 which both read `TRUSTED_PROXIES`.
 """
 
-import json
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
+
+from common.settings import list_from_env
 
 Network = IPv4Network | IPv6Network
 
@@ -67,7 +68,5 @@ def network_of(ip: str) -> str:
 
 def parse_networks(value: Any) -> Any:
     """`TRUSTED_PROXIES` as a JSON list or comma-separated (`10.0.0.0/8, fd00::/8`)."""
-    if isinstance(value, str):
-        text = value.strip()
-        value = json.loads(text) if text.startswith("[") else text.split(",")
-    return [ip_network(str(n).strip(), strict=False) for n in value if str(n).strip()]
+    networks = (str(n).strip() for n in list_from_env(value))
+    return [ip_network(n, strict=False) for n in networks if n]

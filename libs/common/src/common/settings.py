@@ -4,14 +4,25 @@ With no variables set everything points at the embedded local defaults, so
 `make run` works on a fresh machine. Services extend `CommonSettings`.
 """
 
+import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SIGNING_KEY = "dev-only-signing-key-change-me"
+
+
+def list_from_env(value: Any) -> Any:
+    """A JSON list, or the friendlier comma-separated form (`10.0.0.0/8, 192.168.0.0/16`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class CommonSettings(BaseSettings):

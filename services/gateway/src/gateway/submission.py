@@ -14,13 +14,13 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from common.client_ip import network_of
 from common.errors import ApiError
 from common.events import JobSubmitted
 from common.jobs import Job, new_job_id
 from common.logs import job_id_var
 from common.metrics import JOBS_SUBMITTED
 from common.storage import upload_key
-from gateway.client_ip import network_of
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 from gateway.images import NormalizedImage

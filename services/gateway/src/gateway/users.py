@@ -21,8 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from common.auth import Session, SessionStore
+from common.client_ip import network_of
 from common.errors import ApiError
-from gateway.client_ip import network_of
 from gateway.core.config import GatewaySettings
 from gateway.limits import Limit, Limiter, rate_limited
 from gateway.mail import Mailer, MailUnavailable

@@ -6,10 +6,10 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from common.auth import Principal
+from common.client_ip import client_ip
 from common.errors import ApiError
 from common.jobs import Job
 from common.tokens import InvalidToken
-from gateway.client_ip import client_ip
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 

@@ -1,25 +1,14 @@
 """Gateway settings: the common ones plus upload limits and what the web client needs."""
 
-import json
-from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from common.settings import CommonSettings
+from common.client_ip import Network, parse_networks
+from common.settings import CommonSettings, list_from_env
 
 MIB = 1024 * 1024
-
-
-def _list_from_env(value: Any) -> Any:
-    """A JSON list, or the friendlier comma-separated form (`10.0.0.0/8, 192.168.0.0/16`)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
 
 
 class GatewaySettings(CommonSettings):
@@ -70,18 +59,16 @@ class GatewaySettings(CommonSettings):
     free_verifies_per_ip: int = Field(default=100, ge=0)
 
     # X-Forwarded-For is believed only from these networks (the load balancer's).
-    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
-        default_factory=list
-    )
+    trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
     # Origins allowed to call the API from a browser (CORS); empty: same origin only.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:
-        return [ip_network(n, strict=False) for n in _list_from_env(value)]
+        return parse_networks(value)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
-        return _list_from_env(value)
+        return list_from_env(value)

@@ -4,7 +4,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from gateway.client_ip import client_ip, network_of
+from common.client_ip import client_ip, network_of
 
 TRUSTED = [ip_network("10.0.0.0/8"), ip_network("fd00::/8")]
 
