@@ -173,6 +173,21 @@ class Limiter:
         finally:  # only our own turn: one that outlived TURN_SECONDS may be another's now
             await self.counters.delete_one(turn)
 
+    @asynccontextmanager
+    async def reserve(
+        self, owner: str, running_max: int, limits: list[Limit]
+    ) -> AsyncIterator[Taken]:
+        """Room for one more video of `owner`: a running slot held for the block and a
+        unit of each limit, given back if the block raises. A block that decides to make
+        no video after all (a replay, a job that changed meanwhile) gives them back."""
+        async with self.running_slot(owner, running_max):
+            taken = await self.take(limits)
+            try:
+                yield taken
+            except BaseException:
+                await self.give_back(taken)
+                raise
+
     async def _take_turn(self, turn: dict[str, str]) -> None:
         waited_until = time.monotonic() + TURN_WAIT_SECONDS
         while True:

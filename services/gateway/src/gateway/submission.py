@@ -161,21 +161,18 @@ async def submit_job(
             return _replay(existing, fingerprint)
 
     s = services.settings
-    async with services.limiter.running_slot(owner, s.free_running_jobs_per_email):
-        taken = await services.limiter.take(_free_tier(s, owner, client_ip))
-        try:
-            submission = await _store_and_announce(
-                services,
-                owner=owner,
-                client_ip=client_ip,
-                create=create,
-                image=image,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-            )
-        except BaseException:
-            await services.limiter.give_back(taken)
-            raise
+    async with services.limiter.reserve(
+        owner, s.free_running_jobs_per_email, _free_tier(s, owner, client_ip)
+    ) as taken:
+        submission = await _store_and_announce(
+            services,
+            owner=owner,
+            client_ip=client_ip,
+            create=create,
+            image=image,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
     if not submission.created:
         await services.limiter.give_back(taken)
     return submission

@@ -67,15 +67,12 @@ async def retry_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
         )
     # The free tier applies as to a new job: running jobs at a time, videos per day.
     owner = job["owner"]
-    async with services.limiter.running_slot(owner, s.free_running_jobs_per_email):
-        taken = await services.limiter.take(
-            [Limit("jobs_per_email", mailbox(owner), s.free_jobs_per_email)]
-        )
-        try:
-            retried = await services.pipeline.retry(job["_id"])
-        except BaseException:
-            await services.limiter.give_back(taken)
-            raise
+    async with services.limiter.reserve(
+        owner,
+        s.free_running_jobs_per_email,
+        [Limit("jobs_per_email", mailbox(owner), s.free_jobs_per_email)],
+    ) as taken:
+        retried = await services.pipeline.retry(job["_id"])
     if retried is None:  # it changed in between (retried twice at once, say)
         await services.limiter.give_back(taken)
         current = await services.repo.get(job["_id"]) or job
