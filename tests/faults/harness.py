@@ -28,7 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tests.support import client as user
 from tests.support import processes
 from tests.support.backends import free_port
-from tests.support.fake_openrouter import FakeOpenRouter, Recorded, VideoPlan
+from tests.support.fake_openrouter import FakeOpenRouter, Recorded, VideoPlan, user_text
 from tests.support.observe import metric
 from tests.support.processes import Service, System
 
@@ -204,14 +204,7 @@ def release(fake: FakeOpenRouter, count: int | None = None) -> int:
 
 def chat_title(recorded: Recorded) -> str:
     """The user text of a chat request (it names the job's title)."""
-    body = recorded.json if isinstance(recorded.json, dict) else {}
-    return " ".join(
-        part.get("text", "")
-        for message in body.get("messages") or []
-        if message.get("role") == "user" and isinstance(message.get("content"), list)
-        for part in message["content"]
-        if isinstance(part, dict) and part.get("type") == "text"
-    )
+    return user_text(recorded.json)
 
 
 def naming(texts: list[str], title: str) -> int:

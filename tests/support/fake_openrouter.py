@@ -553,16 +553,21 @@ def chat_problem(body: Any) -> str | None:
     return None
 
 
+def user_text(body: Any) -> str:
+    """The text parts of a chat request's user messages (they name the product)."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    return " ".join(
+        part.get("text", "")
+        for message in messages or []
+        if message.get("role") == "user" and isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") == "text"
+    )
+
+
 def default_prompt(body: dict[str, Any]) -> dict[str, str]:
     """A valid reply to the prompt writer's schema, naming the product from the request."""
-    text = " ".join(
-        part.get("text", "")
-        for message in body["messages"]
-        if message["role"] == "user" and isinstance(message["content"], list)
-        for part in message["content"]
-        if part.get("type") == "text"
-    )
-    found = re.search(r"Title: (.+)", text)
+    found = re.search(r"Title: (.+)", user_text(body))
     title = found.group(1).strip() if found else "the product"
     return {
         "prompt": (
