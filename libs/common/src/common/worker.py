@@ -223,7 +223,8 @@ class WorkerContext:
         stage: str,
         work: WorkQueue,
     ) -> Callable[[Callable[[E], Awaitable[Any]]], Callable[[E], Awaitable[Any]]]:
-        """Wrap a handler with job logging context, timing and error classification."""
+        """Wrap a handler with job logging context, `x-not-before` deferral and error
+        classification (stage time is observed on each transition, `common.pipeline`)."""
 
         def decorate(handler: Callable[[E], Awaitable[Any]]) -> Callable[[E], Awaitable[Any]]:
             @functools.wraps(handler)

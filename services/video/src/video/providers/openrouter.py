@@ -7,11 +7,12 @@ redelivery after a crash, a webhook's wake-up) resumes polling that id. Each del
 once; while OpenRouter works the provider raises `PollLater` and the worker re-schedules the
 event through a retry queue, so no prefetch slot is held for minutes.
 
-The submission itself is marked on the job before it is sent (`status: submitting`). If the
-answer never arrives (the connection drops after sending, a crash, an unreadable reply) the
-job fails with `provider_unconfirmed` instead of sending again: a second paid job is worse
-than asking the user to retry. An error answer from OpenRouter means no job was made, so
-that is retried as usual.
+The submission itself is marked on the job before it is sent (`status: submitting`), and
+mark, send and saved id run shielded from the handler's cancellation. If the answer never
+arrives (the connection drops after sending, an unreadable reply, a crash before the id is
+saved) the job fails with `provider_unconfirmed` instead of sending again (a delivery that
+finds a recent mark first waits for it): a second paid job is worse than asking the user
+to retry. An error answer from OpenRouter means no job was made, so that is retried as usual.
 """
 
 import asyncio
