@@ -1,6 +1,18 @@
 // The REST API as every page uses it: the client configuration, the signed-in session,
 // JSON requests, error messages and job links.
 
+// What each job status is called on screen.
+export const STATUS_LABELS = {
+  queued: "Queued",
+  prompting: "Writing the prompt",
+  prompt_ready: "Prompt ready",
+  generating: "Generating",
+  storing: "Saving",
+  completed: "Done",
+  failed: "Failed",
+  canceled: "Canceled",
+};
+
 const SESSION_KEY = "productVideos.session";
 const LAST_JOB_KEY = "productVideos.lastJob";
 

@@ -2,6 +2,7 @@
 
 import { authHeaders, config, errorMessage, newIdempotencyKey } from "./api.js";
 import { $, formatBytes, setText, show } from "./dom.js";
+import { applyPreset, buildPresetPicker, updateDurationHint } from "./presets.js";
 
 const FIELD_LABELS = {
   image: "Photo",
@@ -10,6 +11,12 @@ const FIELD_LABELS = {
   aspect_ratio: "Aspect ratio",
   duration: "Duration",
   style: "Style",
+  preset: "Platform",
+  cta: "Call to action",
+  price: "Price",
+  music: "Music",
+  captions: "Captions",
+  finish: "Finished ad",
   "Idempotency-Key": "Request",
 };
 
@@ -23,9 +30,31 @@ function updateCounter(input, counter) {
   setText(counter, max > 0 ? `${input.value.length} / ${max}` : "");
 }
 
+const COUNTED = ["title", "description", "cta", "price"];
+
 function updateCounters() {
-  updateCounter($("title"), $("title-count"));
-  updateCounter($("description"), $("description-count"));
+  for (const name of COUNTED) updateCounter($(name), $(`${name}-count`));
+}
+
+// Captions, music, CTA and price only mean something on a finished ad.
+function syncFinish() {
+  $("finish-options").disabled = !$("finish").checked;
+}
+
+// The request: the form's fields, empty optional ones left out, the switches as the API
+// spells them (music/captions "on"|"off", finish "true"|"false").
+function formData(form) {
+  const data = new FormData(form);
+  for (const name of ["style", "cta", "price", "preset"]) {
+    if (!String(data.get(name) || "").trim()) data.delete(name);
+  }
+  const finish = $("finish").checked;
+  data.set("finish", String(finish));
+  for (const name of ["music", "captions"]) {
+    if (finish) data.set(name, $(name).checked ? "on" : "off");
+    else data.delete(name);
+  }
+  return data;
 }
 
 function clearFormErrors() {
@@ -95,8 +124,7 @@ async function onSubmit(event) {
     showFormError("Please check the form.", problems);
     return;
   }
-  const data = new FormData(form);
-  if (!String(data.get("style") || "").trim()) data.delete("style");
+  const data = formData(form);
   pendingKey = pendingKey || newIdempotencyKey();
 
   const button = $("submit");
@@ -135,6 +163,8 @@ function applyConfig() {
   $("title").maxLength = limits.title_max_length;
   $("description").maxLength = limits.description_max_length;
   if (limits.style_max_length) $("style").maxLength = limits.style_max_length;
+  if (config.cta_max_length) $("cta").maxLength = config.cta_max_length;
+  if (config.price_max_length) $("price").maxLength = config.price_max_length;
   setText($("min-side"), String(limits.min_image_side));
   setText($("max-size"), formatBytes(config.max_upload_bytes));
   const duration = $("duration");
@@ -146,8 +176,10 @@ function applyConfig() {
     for (const input of document.querySelectorAll('input[name="aspect_ratio"]')) {
       input.closest("label").hidden = !config.aspect_ratios.includes(input.value);
       input.checked = input.value === (config.default_aspect_ratio || "9:16");
+      input.defaultChecked = input.checked;
     }
   }
+  buildPresetPicker();
 }
 
 export function showCreate(visible) {
@@ -158,7 +190,8 @@ export function showCreate(visible) {
 export function resetForm() {
   $("job-form").reset();
   show($("preview"), false);
-  setText($("duration-value"), $("duration").value);
+  applyPreset();
+  syncFinish();
   updateCounters();
   clearFormErrors();
   $("image").focus();
@@ -174,9 +207,14 @@ export function initCreate(given) {
     pendingKey = null; // a changed request is a new request
   });
   $("image").addEventListener("change", onPhotoChosen);
-  $("duration").addEventListener("input", (e) => setText($("duration-value"), e.target.value));
-  for (const [input, counter] of [["title", "title-count"], ["description", "description-count"]]) {
-    $(input).addEventListener("input", () => updateCounter($(input), $(counter)));
+  $("duration").addEventListener("input", (e) => {
+    setText($("duration-value"), e.target.value);
+    updateDurationHint();
+  });
+  $("finish").addEventListener("change", syncFinish);
+  for (const name of COUNTED) {
+    $(name).addEventListener("input", () => updateCounter($(name), $(`${name}-count`)));
   }
+  syncFinish();
   updateCounters();
 }

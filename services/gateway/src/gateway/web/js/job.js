@@ -1,6 +1,8 @@
-// The job view: the steps ticking by live, then the finished clip (or why it failed).
+// The job view: the steps ticking by live and the brief while the clip renders, then the
+// finished ad with its sound (or why it failed).
 
-import { fetchJob, forget, jobFileUrl } from "./api.js";
+import { STATUS_LABELS, fetchJob, forget, jobFileUrl } from "./api.js";
+import { renderBrief } from "./brief.js";
 import { $, setText, show } from "./dom.js";
 import { FATAL_CODES, FINAL, JobWatcher } from "./ws.js";
 
@@ -47,10 +49,15 @@ function renderJob(job, view) {
   const failed = view.status === "failed" || view.status === "canceled";
   renderSteps(view.status, failed ? failedStep(view) : null);
   renderProgress(view.progress);
+  $("watch").dataset.outcome = failed ? "failed" : view.status === "completed" ? "done" : "working";
+  if (failed) setText($("progress-label"), STATUS_LABELS[view.status]);
 
   const promptText = view.prompt && view.prompt.text;
   if (promptText) setText($("prompt-text"), promptText);
   show($("prompt-box"), Boolean(promptText));
+
+  renderBrief(view);
+  renderNotes(view.notes);
 
   const error = $("job-error");
   if (failed) {
@@ -63,6 +70,56 @@ function renderJob(job, view) {
   else show($("result"), false);
 }
 
+// What the job says its owner should know (a length outside the platform's best, …).
+function renderNotes(notes) {
+  const list = $("job-notes");
+  list.replaceChildren();
+  for (const note of Array.isArray(notes) ? notes : []) {
+    const item = document.createElement("li");
+    item.textContent = note;
+    list.append(item);
+  }
+  show(list, list.children.length > 0);
+}
+
+function number(value, digits = 1) {
+  // A real minus sign: "−14.0 LUFS".
+  return value.toFixed(digits).replace("-", "\u2212");
+}
+
+function soundFact(audio) {
+  if (audio === null) return "No sound track";
+  const parts = [String(audio.codec || "audio").toUpperCase()];
+  if (audio.sample_rate) parts.push(`${audio.sample_rate / 1000} kHz`);
+  if (audio.channels) parts.push(audio.channels === 2 ? "stereo" : audio.channels === 1 ? "mono" : `${audio.channels} channels`);
+  if (typeof audio.loudness_lufs === "number") parts.push(`${number(audio.loudness_lufs)} LUFS`);
+  if (typeof audio.true_peak_dbtp === "number") parts.push(`true peak ${number(audio.true_peak_dbtp)} dBTP`);
+  return `Sound: ${parts.join(", ")}`;
+}
+
+// The finished video's facts: finished or raw, its sound, how well it kept the product.
+function renderVideoFacts(video) {
+  const facts = [];
+  if (video.finished === true) facts.push("Finished ad: captions, music and an end card");
+  else if (video.finished === false) facts.push("Raw clip: no captions, music or end card");
+  if (video.audio !== undefined) facts.push(soundFact(video.audio));
+  if (typeof video.fidelity === "number") facts.push(`Product match: ${Math.round(video.fidelity * 100)} %`);
+  const list = $("video-facts");
+  list.replaceChildren();
+  for (const fact of facts) {
+    const item = document.createElement("li");
+    item.textContent = fact;
+    list.append(item);
+  }
+  show(list, facts.length > 0);
+  const warning = $("fidelity-warning");
+  setText(
+    warning,
+    "The product in this clip may not look exactly like your photo (labels or logos can drift): watch it before you post it.",
+  );
+  show(warning, video.fidelity_warning === true);
+}
+
 function showVideo(job, view) {
   const player = $("player");
   const ratio = (view.options && view.options.aspect_ratio) || "9:16";
@@ -72,9 +129,13 @@ function showVideo(job, view) {
   if (player.dataset.src !== src) {
     player.dataset.src = src;
     player.poster = jobFileUrl(job, "poster");
+    // The ad has sound: the player starts unmuted (the user presses play; nothing autoplays).
+    player.muted = false;
+    player.defaultMuted = false;
     player.src = src;
   }
   player.setAttribute("aria-label", `Video: ${view.title}`);
+  renderVideoFacts(view.video || {});
   const download = $("download");
   download.href = jobFileUrl(job, "video", true);
   show($("result"), true);
@@ -95,10 +156,13 @@ export function startWatching(job, initialView = null) {
   show($("watch"), true);
   show($("result"), false);
   show($("job-error"), false);
+  show($("brief"), false);
+  show($("job-notes"), false);
   const player = $("player");
   player.removeAttribute("src");
   delete player.dataset.src;
   setText($("job-title"), initialView ? initialView.title : "Loading…");
+  $("watch").dataset.outcome = "working";
   renderStatus("queued", 0);
 
   const current = new JobWatcher(job, {

@@ -1,18 +1,7 @@
 // "My videos": the signed-in user's jobs, newest first, a page at a time.
 
-import { authHeaders, currentSession } from "./api.js";
+import { STATUS_LABELS, authHeaders, currentSession } from "./api.js";
 import { $, show } from "./dom.js";
-
-export const STATUS_LABELS = {
-  queued: "Queued",
-  prompting: "Writing the prompt",
-  prompt_ready: "Prompt ready",
-  generating: "Generating",
-  storing: "Saving",
-  completed: "Done",
-  failed: "Failed",
-  canceled: "Canceled",
-};
 
 // Where the next page starts (null: no more).
 let jobsCursor = null;
