@@ -94,7 +94,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 
 def preset(page: Page, name: str) -> Locator:
-    """The platform card of a preset (its label reads "TikTok 9:16 · best 9–15 s")."""
+    """The platform card of a preset (its label reads "TikTok 9:16 · 9–15 s")."""
     return page.locator(f'#presets input[value="{name}"]')
 
 

@@ -68,9 +68,8 @@ async def test_web_client_is_served_with_security_headers(gateway):
 
     # One module per screen, each served as JavaScript from this origin (which the CSP allows).
     modules = await web_modules(gateway.client)
-    assert {"/js/api.js", "/js/ws.js", "/js/sign-in.js", "/js/create.js", "/js/job.js"} <= set(
-        modules
-    )
+    screens = ("api", "ws", "sign-in", "create", "presets", "job", "brief", "my-jobs")
+    assert {f"/js/{name}.js" for name in screens} <= set(modules)
     for path, text in modules.items():
         assert "innerHTML" not in text, path  # user text is only ever set as textContent
     assert (await gateway.client.get("/style.css")).status_code == 200
