@@ -465,6 +465,7 @@ async def test_every_state_of_a_job_is_clear_at_phone_and_desktop_widths(
         "job-failed",
         "failed",
         5,
+        brief=BRIEF,
         error={"code": "video_failed", "message": "The video could not be rendered."},
     )
     api.jobs[failed["id"]] = failed

@@ -4,6 +4,7 @@
 import { $, setText, show } from "./dom.js";
 
 const HEX = /^#[0-9a-f]{6}$/i;
+const FAILED = new Set(["failed", "canceled"]);
 
 // WCAG relative luminance of a #rrggbb colour.
 function luminance(hex) {
@@ -50,11 +51,12 @@ function paintCard(colours) {
   }
 }
 
-// Shows the job's brief (or hides the section when it has none yet).
+// Shows the job's brief; hidden while it has none yet, and for a job that failed (no ad).
 export function renderBrief(view) {
   const brief = view.brief;
-  show($("brief"), Boolean(brief && brief.hook));
-  if (!brief || !brief.hook) return;
+  const shown = Boolean(brief && brief.hook) && !FAILED.has(view.status);
+  show($("brief"), shown);
+  if (!shown) return;
   const options = view.options || {};
   let title = "What your ad will say";
   if (view.status === "completed") title = "What your ad says";
