@@ -2,6 +2,8 @@
 
 import re
 
+from services.gateway.tests.support import web_modules
+
 
 async def test_healthz_and_readyz(gateway):
     assert (await gateway.client.get("/healthz")).json() == {"status": "ok"}
@@ -56,7 +58,7 @@ async def test_config_tells_the_client_what_it_needs(gateway):
 async def test_web_client_is_served_with_security_headers(gateway):
     page = await gateway.client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert '<script type="module" src="/app.js">' in page.text
+    assert '<script type="module" src="/js/app.js">' in page.text
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "no-referrer"
     csp = page.headers["content-security-policy"]
@@ -64,10 +66,12 @@ async def test_web_client_is_served_with_security_headers(gateway):
     assert "connect-src 'self' ws://localhost:8001" in csp
     assert "blob:" in re.search(r"media-src [^;]+", csp).group(0)
 
-    script = await gateway.client.get("/app.js")
-    assert script.status_code == 200
-    assert "javascript" in script.headers["content-type"]
-    assert "innerHTML" not in script.text  # user text is only ever set as textContent
+    # One module per screen, each served as JavaScript from this origin (which the CSP allows).
+    modules = await web_modules(gateway.client)
+    screens = ("api", "ws", "sign-in", "create", "presets", "job", "brief", "my-jobs")
+    assert {f"/js/{name}.js" for name in screens} <= set(modules)
+    for path, text in modules.items():
+        assert "innerHTML" not in text, path  # user text is only ever set as textContent
     assert (await gateway.client.get("/style.css")).status_code == 200
 
     api = await gateway.client.get("/api/v1/config")

@@ -1,6 +1,8 @@
 """The web client's sign-in step and the browser-facing protections: security
 headers, CORS only for configured origins, bounded request bodies."""
 
+from services.gateway.tests.support import web_modules
+
 API = "/api/v1"
 
 
@@ -9,7 +11,7 @@ async def test_the_web_client_signs_in_by_email_and_lists_my_videos(gateway):
     for element in ('id="email-form"', 'id="code-form"', 'autocomplete="one-time-code"'):
         assert element in page
     assert 'id="sign-out"' in page and 'id="jobs-list"' in page
-    script = (await gateway.client.get("/app.js")).text
+    script = "\n".join((await web_modules(gateway.client)).values())
     for call in ("/api/v1/auth/email", "/api/v1/auth/verify", "/api/v1/auth/logout"):
         assert call in script
     assert "/api/v1/jobs?" in script and "localStorage" in script

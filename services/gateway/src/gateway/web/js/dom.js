@@ -1,0 +1,16 @@
+// Small DOM helpers shared by every screen. Text from users or the server only ever goes
+// in with textContent, never parsed as HTML.
+
+export const $ = (id) => document.getElementById(id);
+
+export function show(element, visible) {
+  element.hidden = !visible;
+}
+
+export function setText(element, text) {
+  element.textContent = text;
+}
+
+export function formatBytes(bytes) {
+  return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MiB` : `${Math.round(bytes / 1024)} KiB`;
+}
