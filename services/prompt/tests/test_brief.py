@@ -32,6 +32,15 @@ def test_the_brief_is_the_owners_words_cut_to_size() -> None:
     assert briefs.derive("Stoneware Mug", MUG, NAVY_MUG) == brief  # deterministic
 
 
+def test_numbers_stay_whole_and_the_mood_follows_the_words() -> None:
+    brief = briefs.derive("Scale", "Weighs 3,5 kg, timer up to 10:30; spacious tray.", NAVY_MUG)
+    assert brief.benefits == ["Weighs 3,5 kg", "Timer up to 10:30", "Spacious tray"]
+    assert brief.mood == "upbeat"  # "spacious" is not "spa"
+    assert briefs.derive("Lamp", "A soothing glow for the bedroom.", NAVY_MUG).mood == "calm"
+    dark = describe(photo((300, 300), (12, 12, 14)))
+    assert briefs.derive("Lamp", "A lamp.", dark).mood == "bold"
+
+
 def test_a_long_title_gives_a_short_hook() -> None:
     title = "Handmade Stoneware Coffee Mug 350ml, Speckled Glaze, Dishwasher Safe"
     assert briefs.hook_from_title(title) == "Handmade Stoneware Coffee Mug 350ml"

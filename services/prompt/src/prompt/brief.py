@@ -35,7 +35,10 @@ MOODS: tuple[Mood, ...] = ("upbeat", "calm", "bold")
 # Sentence ends and clause breaks of the scripts a description may use (Latin, Arabic,
 # CJK full-width punctuation, Devanagari danda), and line breaks.
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|[\n\r]+|[。！？؟।]+")
-_CLAUSE = re.compile(r"\s*[,;:،؛、，；：]\s*|\s+[–—-]\s+|\s*[•·|]\s*")
+# (A comma or colon between digits is part of a number: "3,5 kg", "10:30".)
+_CLAUSE = re.compile(
+    r"\s*(?:[;،؛、，；：•·|]|(?<!\d)[,:]|[,:](?!\d))\s*|\s+[–—-]\s+",
+)
 # A cut of a long clause does not end on a word that leaves it hanging.
 _DANGLING = {
     "a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or",
@@ -159,7 +162,7 @@ def mood_for(title: str, description: str, style: str | None, facts: PhotoFacts)
     """The mood the owner's words ask for, else one from the photo (dark: bold)."""
     text = normalise(f"{style or ''} {title} {description}")
     for mood, hints in _MOOD_HINTS:
-        if any(re.search(rf"\b{hint}", text) for hint in hints):
+        if any(re.search(rf"\b{hint}(?:s|es|ed|ing|ly|y)?\b", text) for hint in hints):
             return mood
     return "bold" if facts.brightness == "dark" else "upbeat"
 
