@@ -163,3 +163,36 @@ async def test_openapi_documents_the_new_fields(gateway, field: str) -> None:
     assert field in properties
     job = schema["components"]["schemas"]["JobPublic"]["properties"]
     assert "brief" in job and "notes" in job
+
+
+async def test_a_job_from_before_presets_shows_the_defaults_and_its_brief_once_written(
+    gateway,
+) -> None:
+    accepted = (await gateway.submit(SMALL)).json()
+    jobs = gateway.services.db["jobs"]
+    # As stored before the ad options existed: none of their keys, no notes.
+    unset = {f"options.{key}": "" for key in ("preset", "cta", "price", "music", "captions")}
+    await jobs.update_one(
+        {"_id": accepted["id"]}, {"$unset": {**unset, "options.finish": "", "notes": ""}}
+    )
+    headers = {"Authorization": f"Bearer {accepted['token']}"}
+    view = (await gateway.client.get(f"/api/v1/jobs/{accepted['id']}", headers=headers)).json()
+    assert view["options"]["music"] == "on" and view["options"]["finish"] is True
+    assert view["options"]["preset"] is None and view["notes"] == [] and view["brief"] is None
+
+    brief = {
+        "hook": "Sturdy red mug",
+        "benefits": ["A sturdy red mug"],
+        "cta": "Shop now",
+        "price": None,
+        "palette": ["#c82828", "#fafafa"],
+        "mood": "upbeat",
+        "shots": [
+            {"kind": "detail", "caption": "hook", "focus": [0.5, 0.4]},
+            {"kind": "hero", "caption": "benefits", "focus": None},
+            {"kind": "end_card", "caption": None, "focus": None},
+        ],
+    }
+    await jobs.update_one({"_id": accepted["id"]}, {"$set": {"brief": brief}})
+    view = (await gateway.client.get(f"/api/v1/jobs/{accepted['id']}", headers=headers)).json()
+    assert view["brief"] == brief
