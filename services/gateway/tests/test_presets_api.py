@@ -2,6 +2,8 @@
 real gateway, broker, database and storage: what a preset fills in, what contradicts it,
 what the job says about a length its platform does not favour."""
 
+import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -9,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.presets import DURATION_DEFAULT, DURATION_MAX, DURATION_MIN, PRESETS, duration_note
+from gateway.models import JobCreate, JobOptions
+from gateway.submission import request_fingerprint
 from services.gateway.tests.conftest import photo
 from services.gateway.tests.test_jobs_api import assert_error
 
@@ -196,3 +200,20 @@ async def test_a_job_from_before_presets_shows_the_defaults_and_its_brief_once_w
     await jobs.update_one({"_id": accepted["id"]}, {"$set": {"brief": brief}})
     view = (await gateway.client.get(f"/api/v1/jobs/{accepted['id']}", headers=headers)).json()
     assert view["brief"] == brief
+
+
+def test_a_request_without_ad_options_keeps_its_idempotency_fingerprint() -> None:
+    old_style = {
+        "image": "ab" * 32,
+        "title": "Red mug",
+        "description": "A sturdy red mug.",
+        "options": {"aspect_ratio": "9:16", "duration": 5, "style": None},
+    }
+    before = hashlib.sha256(
+        json.dumps(old_style, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
+    create = JobCreate(title="Red mug", description="A sturdy red mug.", options=JobOptions())
+    assert request_fingerprint(create, "ab" * 32) == before
+    # Another CTA is another request: the same key for it is a 409.
+    other = create.model_copy(update={"options": JobOptions(cta="Buy it")})
+    assert request_fingerprint(other, "ab" * 32) != before
