@@ -205,3 +205,27 @@ def test_the_owners_cta_and_price_go_on_the_brief() -> None:
     assert job["hook"] == stored["hook"]
     assert briefs.for_job(stored, {})["cta"] == "Shop now"  # a job from before presets
     assert briefs.for_job(stored, {"cta": None, "price": None})["price"] is None
+
+
+model_brief = st.fixed_dictionaries(
+    {},
+    optional={
+        "hook": text | st.integers(),
+        "benefits": st.lists(text | st.none(), max_size=6) | text,
+        "cta": text,
+        "mood": st.sampled_from(["upbeat", "calm", "bold", "sad"]) | text,
+    },
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=model_brief | st.none() | text, description=text)
+def test_whatever_a_model_writes_the_brief_is_valid_and_claims_no_price(
+    raw: object, description: str
+) -> None:
+    brief, _ = briefs.repair(raw, title="Stoneware Mug", description=description, facts=NAVY_MUG)
+    Brief.model_validate(brief.model_dump(mode="json"))
+    assert word_count(brief.hook) <= HOOK_MAX_WORDS
+    assert all(1 <= word_count(line) <= BENEFIT_MAX_WORDS for line in brief.benefits)
+    assert all("$" not in line and "€" not in line for line in brief.benefits)
+    assert brief.price is None and brief.palette == list(NAVY_MUG.palette)
