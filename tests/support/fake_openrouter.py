@@ -565,10 +565,18 @@ def user_text(body: Any) -> str:
     )
 
 
-def default_prompt(body: dict[str, Any]) -> dict[str, str]:
-    """A valid reply to the prompt writer's schema, naming the product from the request."""
-    found = re.search(r"Title: (.+)", user_text(body))
+def default_prompt(body: dict[str, Any]) -> dict[str, Any]:
+    """A valid reply to the prompt writer's schema, naming the product from the request,
+    with a brief whose benefits are the description's first clauses (the owner's facts)."""
+    text = user_text(body)
+    found = re.search(r"Title: (.+)", text)
     title = found.group(1).strip() if found else "the product"
+    described = re.search(r"Description: (.+)", text)
+    clauses = [
+        " ".join(c.split()[:7])
+        for c in re.split(r"[.,;!?\n]+", described.group(1) if described else "")
+        if c.strip() and c.strip() != "(none)"
+    ]
     return {
         "prompt": (
             f"A slow cinematic push-in on {title} standing on a warm oak table, soft morning "
@@ -577,6 +585,12 @@ def default_prompt(body: dict[str, Any]) -> dict[str, str]:
         ),
         "camera_motion": "slow push-in",
         "mood": "warm and inviting",
+        "brief": {
+            "hook": f"Meet {' '.join(title.split()[:6])}",
+            "benefits": clauses[:3],
+            "cta": "Shop now",
+            "mood": "calm",
+        },
     }
 
 

@@ -70,3 +70,15 @@ def test_brief_refuses_long_hooks_and_bad_colours() -> None:
         )
     with pytest.raises(ValueError, match="rrggbb"):
         Brief(hook="Hi", benefits=[], palette=["red", "#ffffff"])
+
+
+def test_brief_word_limits_hold_in_scripts_without_spaces() -> None:
+    palette = ["#000000", "#ffffff"]
+    assert (
+        Brief(hook="手工陶瓷咖啡杯", benefits=["耐热又好看"], palette=palette).hook
+        == "手工陶瓷咖啡杯"
+    )
+    with pytest.raises(ValueError, match="hook"):
+        Brief(hook="手工制作的陶瓷咖啡杯耐热又好看", benefits=[], palette=palette)  # 15 characters
+    # Emoji and Arabic count as the words they are.
+    Brief(hook="كوب قهوة مصنوع يدويًا 🍵", benefits=[], palette=palette)

@@ -12,6 +12,15 @@ from PIL import Image
 from common.metrics import JOBS_SUBMITTED
 from services.gateway.tests.support import MIB, MULTIPART, Stream
 
+NO_AD_OPTIONS = {
+    "preset": None,
+    "cta": None,
+    "price": None,
+    "music": "on",
+    "captions": "on",
+    "finish": True,
+}
+
 
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
@@ -45,7 +54,13 @@ async def test_submit_stores_the_job_and_the_photo_and_queues_it(gateway, make_p
     assert view["id"] == job_id and view["status"] == "queued" and view["progress"] == 0
     assert view["title"] == "Tasse «Été» 🍵 — 茶杯"
     assert view["description"] == "Handmade.\nDishwasher safe. <b>not html</b>"
-    assert view["options"] == {"aspect_ratio": "16:9", "duration": 7, "style": "cinematic"}
+    assert view["options"] == {
+        "aspect_ratio": "16:9",
+        "duration": 7,
+        "style": "cinematic",
+        **NO_AD_OPTIONS,
+    }
+    assert view["brief"] is None and view["notes"] == []  # the brief comes with the prompt
     assert view["image"] == {"width": 800, "height": 600, "content_type": "image/jpeg"}
 
     stored = await gateway.services.db["jobs"].find_one({"_id": job_id})
@@ -74,6 +89,7 @@ async def test_defaults_apply_when_options_are_left_out(gateway):
         "aspect_ratio": "9:16",
         "duration": 5,
         "style": None,
+        **NO_AD_OPTIONS,
     }
 
 
@@ -134,6 +150,17 @@ REFUSALS = {
     "duration too long": (lambda p: p(), {"duration": "11"}, 422, "validation_error"),
     "duration not a number": (lambda p: p(), {"duration": "five"}, 422, "validation_error"),
     "unknown aspect ratio": (lambda p: p(), {"aspect_ratio": "4:3"}, 422, "validation_error"),
+    "unknown preset": (lambda p: p(), {"preset": "myspace"}, 422, "validation_error"),
+    "ratio against the preset": (
+        lambda p: p(),
+        {"preset": "tiktok", "aspect_ratio": "16:9"},
+        422,
+        "validation_error",
+    ),
+    "cta too long": (lambda p: p(), {"cta": "x" * 41}, 422, "validation_error"),
+    "price too long": (lambda p: p(), {"price": "9" * 21}, 422, "validation_error"),
+    "music neither on nor off": (lambda p: p(), {"music": "loud"}, 422, "validation_error"),
+    "finish not a bool": (lambda p: p(), {"finish": "maybe"}, 422, "validation_error"),
 }
 
 

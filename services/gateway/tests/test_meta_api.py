@@ -53,6 +53,19 @@ async def test_config_tells_the_client_what_it_needs(gateway):
     assert config["limits"]["title_max_length"] == 120
     assert config["limits"]["description_max_length"] == 2000
     assert config["limits"]["image_types"] == ["image/jpeg", "image/png", "image/webp"]
+    assert config["cta_max_length"] == 40 and config["price_max_length"] == 20
+    presets = {p["name"]: p for p in config["presets"]}
+    assert list(presets) == ["tiktok", "reels", "shorts", "feed", "youtube", "amazon"]
+    assert presets["tiktok"] == {
+        "name": "tiktok",
+        "label": "TikTok",
+        "aspect_ratio": "9:16",
+        "durations": {"min": 5, "max": 10, "default": 9},
+        "best": [9, 15],
+    }
+    assert presets["amazon"]["aspect_ratio"] == "16:9"
+    assert presets["amazon"]["durations"] == {"min": 6, "max": 10, "default": 10}
+    assert presets["feed"]["aspect_ratio"] == "1:1"
 
 
 async def test_web_client_is_served_with_security_headers(gateway):

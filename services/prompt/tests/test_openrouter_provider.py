@@ -28,6 +28,12 @@ GOOD = {
     "prompt": "A slow push-in on the navy mug on a linen cloth, soft window light, calm.",
     "camera_motion": "slow push-in",
     "mood": "calm",
+    "brief": {
+        "hook": "Slow mornings, speckled glaze",
+        "benefits": ["Hand-thrown stoneware", "Speckled glaze"],
+        "cta": "Order yours",
+        "mood": "calm",
+    },
 }
 
 
@@ -90,6 +96,54 @@ async def test_the_photo_and_the_product_go_to_a_vision_model(fake: FakeOpenRout
         "cost": fake.chat_cost,
     }
     assert result.details["repaired"] is False
+    # The brief came in the same reply: one call wrote both.
+    assert "brief" in SCHEMA["required"] and '"brief"' in system["content"]
+    assert "Never invent claims" in system["content"]
+    brief = result.brief
+    assert brief is not None and brief["hook"] == "Meet Stoneware Mug"
+    assert brief["benefits"][0] == "Hand-thrown mug with a speckled glaze"
+    assert all(line in request().description for line in brief["benefits"])
+    assert brief["cta"] == "Shop now" and brief["mood"] == "calm" and brief["price"] is None
+    assert brief["palette"] == list(request().facts.palette)  # measured, not the model's
+    assert result.details["brief_repairs"] == []
+
+
+async def test_a_brief_that_does_not_fit_is_repaired_without_another_call(
+    fake: FakeOpenRouter,
+) -> None:
+    bad_brief = {
+        "hook": "The award-winning mug every barista in town swears by",
+        "benefits": ["Voted best mug of 2024", "Speckled glaze", "Only $9.99"],
+        "cta": "x" * 80,
+        "mood": "melancholic",
+    }
+    fake.chat_replies.append(json.dumps({**GOOD, "brief": bad_brief}))
+    result = await OpenRouterPromptProvider(settings_for(fake)).write(request())
+
+    assert len(fake.calls("POST /chat/completions")) == 1, "the brief costs no second call"
+    assert result.text == GOOD["prompt"] and result.details["repaired"] is False
+    brief = result.brief
+    assert brief is not None
+    assert brief["hook"] == "Stoneware Mug"  # an award the owner never named: the title
+    # Invented claims and prices dropped; the description fills up to two facts.
+    assert brief["benefits"] == ["Speckled glaze", "Hand-thrown mug with a speckled glaze"]
+    assert brief["cta"] == "Shop now" and brief["mood"] == "upbeat"  # a bright photo
+    repairs = result.details["brief_repairs"]
+    assert any("Voted best mug" in r for r in repairs) and "mood from the photo" in repairs
+
+
+@pytest.mark.parametrize("brief", [None, "hook: mug", {"hook": ["a"], "benefits": 3}])
+async def test_a_missing_or_broken_brief_is_derived(fake: FakeOpenRouter, brief: object) -> None:
+    reply = {k: v for k, v in GOOD.items() if k != "brief"}
+    if brief is not None:
+        reply["brief"] = brief
+    fake.chat_replies.append(json.dumps(reply))
+    result = await OpenRouterPromptProvider(settings_for(fake)).write(request())
+    assert len(fake.calls("POST /chat/completions")) == 1
+    assert result.text == GOOD["prompt"] and result.brief is not None
+    assert result.brief["hook"] == "Stoneware Mug"
+    assert result.brief["benefits"][0] == "Hand-thrown mug with a speckled glaze"
+    assert result.details["brief_repairs"]
 
 
 async def test_a_malformed_reply_is_repaired_once(fake: FakeOpenRouter) -> None:
@@ -205,3 +259,7 @@ async def test_the_worker_stores_the_llm_prompt_with_its_cost_and_reuses_it(
     assert second["prompt"]["source"] == "reused" and second["prompt"]["cost"] == 0
     assert second["prompt"]["text"] == prompt["text"]
     assert len(fake.calls("POST /chat/completions")) == 1, "reuse makes no chat call"
+    # The brief written with the prompt is stored with it, and reused with it.
+    assert first["brief"]["hook"] == "Meet Stoneware Mug" and first["brief"]["mood"] == "calm"
+    assert cached["brief"] == first["brief"]
+    assert second["brief"] == first["brief"]

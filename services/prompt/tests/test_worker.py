@@ -33,6 +33,13 @@ async def test_submitted_job_gets_a_template_prompt_and_prompt_ready(worker: Wor
     assert prompt["details"]["camera_move"] in prompt["text"]
     assert steps(done) == [(1, "queued", 0), (2, "prompting", 10), (3, "prompt_ready", 30)]
     assert "lease" not in done
+    # The brief, stored in the same step as the prompt.
+    brief = done["brief"]
+    assert brief["hook"] == "Stoneware Mug"
+    assert brief["benefits"] == ["Hand-thrown mug with a speckled glaze"]
+    assert brief["cta"] == "Shop now" and brief["price"] is None
+    assert len(brief["palette"]) == 2 and brief["mood"] in ("upbeat", "calm", "bold")
+    assert [s["kind"] for s in brief["shots"]] == ["detail", "hero", "end_card"]
 
     messages = await worker.take_messages(worker.ctx.topology.video_jobs.queue, 1)
     assert [(m["type"], m["job_id"]) for m in messages] == [("prompt.ready", job["_id"])]
@@ -70,6 +77,44 @@ async def test_same_photo_and_text_reuses_the_prompt_without_a_provider_call(
     third = await worker.wait_for_status(third["_id"], "prompt_ready", "failed")
     assert third["prompt"]["source"] == "template"
     assert worker.provider.calls == [first["_id"], third["_id"]]
+
+
+async def test_a_reused_prompt_reuses_its_brief_with_the_owners_cta_and_price(
+    worker: Worker,
+) -> None:
+    options = {"aspect_ratio": "9:16", "duration": 5, "style": None}
+    first = await worker.add_job(NAVY_MUG, options={**options, "cta": None, "price": None})
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=first["_id"]))
+    first = await worker.wait_for_status(first["_id"], "prompt_ready", "failed")
+
+    # The same product from another shop: its own CTA and price, the rest of the brief reused.
+    second = await worker.add_job(
+        NAVY_MUG,
+        options={**options, "cta": "Visit our Etsy shop", "price": "€24", "preset": "reels"},
+    )
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=second["_id"]))
+    second = await worker.wait_for_status(second["_id"], "prompt_ready", "failed")
+    assert second["prompt"]["source"] == "reused"
+    assert worker.provider.calls == [first["_id"]]
+    assert second["brief"] == {**first["brief"], "cta": "Visit our Etsy shop", "price": "€24"}
+    cached = await PromptCache(worker.ctx.db).prompts.find_one(
+        {"_id": first["prompt"]["details"]["reuse_key"]}
+    )
+    assert cached["brief"]["cta"] == "Shop now" and cached["brief"]["price"] is None
+
+
+async def test_a_prompt_cached_before_briefs_gets_one_from_the_photo(worker: Worker) -> None:
+    first = await worker.add_job(NAVY_MUG)
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=first["_id"]))
+    first = await worker.wait_for_status(first["_id"], "prompt_ready", "failed")
+    key = first["prompt"]["details"]["reuse_key"]
+    await PromptCache(worker.ctx.db).prompts.update_one({"_id": key}, {"$unset": {"brief": ""}})
+
+    second = await worker.add_job(NAVY_MUG)
+    await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=second["_id"]))
+    second = await worker.wait_for_status(second["_id"], "prompt_ready", "failed")
+    assert second["prompt"]["source"] == "reused"
+    assert second["brief"] == first["brief"]  # derived offline, as the template would
 
 
 async def test_duplicated_submission_writes_one_prompt(worker: Worker) -> None:

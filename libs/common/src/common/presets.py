@@ -7,9 +7,22 @@ disagree the stricter figure). Clips are made in the 720p class of each ratio
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 # What every provider can make today, in whole seconds (the API's duration range).
 DURATION_MIN, DURATION_MAX, DURATION_DEFAULT = 3, 10, 5
+
+# The ad options of a job (`options` in the job document) and their values when absent:
+# jobs stored before presets existed have none of these keys, so readers use
+# `options.get(key, JOB_OPTION_DEFAULTS[key])`.
+JOB_OPTION_DEFAULTS: dict[str, Any] = {
+    "preset": None,
+    "cta": None,
+    "price": None,
+    "music": "on",
+    "captions": "on",
+    "finish": True,
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,16 @@ RATIO_SAFE_AREAS: dict[str, SafeArea] = {
     for ratio in ("9:16", "1:1", "16:9")
     if (group := [p for p in PRESETS.values() if p.aspect_ratio == ratio])
 }
+
+
+def durations(preset: Preset) -> dict[str, int]:
+    """The lengths a job of `preset` can ask for: what the platform accepts within what the
+    providers make, and its default (what `GET /api/v1/config` lists)."""
+    return {
+        "min": clamp_duration(preset.allowed[0]),
+        "max": clamp_duration(preset.allowed[1]),
+        "default": preset.default_duration,
+    }
 
 
 def clamp_duration(seconds: int) -> int:

@@ -5,6 +5,7 @@ from typing import Any
 from urllib.parse import quote
 
 from common.jobs import Job
+from common.presets import JOB_OPTION_DEFAULTS
 from common.storage import Storage
 from common.tokens import Signer
 
@@ -35,7 +36,8 @@ async def public_job(job: Job, storage: Storage, signer: Signer) -> dict[str, An
         "seq": job["seq"],
         "title": job["title"],
         "description": job["description"],
-        "options": job["options"],
+        # Jobs stored before the ad options existed show their defaults.
+        "options": {**JOB_OPTION_DEFAULTS, **job["options"]},
         "image": {k: job["image"][k] for k in ("width", "height", "content_type")},
         "attempts": job.get("attempts", 0),
         "created_at": _iso(job["created_at"]),
@@ -45,6 +47,8 @@ async def public_job(job: Job, storage: Storage, signer: Signer) -> dict[str, An
             for h in job.get("history", [])
         ],
         "prompt": None,
+        "brief": job.get("brief"),  # written with the prompt; None until then
+        "notes": list(job.get("notes") or []),
         "video": None,
         "error": None,
     }

@@ -1,19 +1,37 @@
 """Request and response models: what the OpenAPI schema documents."""
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from common.brief import CTA_MAX_CHARS, PRICE_MAX_CHARS, Brief
+from common.presets import DURATION_DEFAULT, DURATION_MAX, DURATION_MIN, PRESETS
 
 AspectRatio = Literal["9:16", "1:1", "16:9"]
 ASPECT_RATIOS: tuple[AspectRatio, ...] = ("9:16", "1:1", "16:9")
 DEFAULT_ASPECT_RATIO: AspectRatio = "9:16"
-DURATION_MIN, DURATION_MAX, DURATION_DEFAULT = 3, 10, 5
+# The names of `common.presets.PRESETS` (spelled out for the OpenAPI schema and mypy).
+PresetName = Literal["tiktok", "reels", "shorts", "feed", "youtube", "amazon"]
+assert set(get_args(PresetName)) == set(PRESETS), "PresetName must list common.presets"
+OnOff = Literal["on", "off"]
 
 
 class JobOptions(BaseModel):
     aspect_ratio: AspectRatio = DEFAULT_ASPECT_RATIO
     duration: int = Field(default=DURATION_DEFAULT, ge=DURATION_MIN, le=DURATION_MAX)
     style: str | None = None
+    preset: PresetName | None = Field(
+        default=None, description="The platform the ad is for (ratio, length, text-safe area)."
+    )
+    cta: str | None = Field(
+        default=None, max_length=CTA_MAX_CHARS, description="The end card's call to action."
+    )
+    price: str | None = Field(
+        default=None, max_length=PRICE_MAX_CHARS, description="The price shown, as typed."
+    )
+    music: OnOff = "on"
+    captions: OnOff = "on"
+    finish: bool = Field(default=True, description="false: the raw motion clip, no ad.")
 
 
 class JobCreate(BaseModel):
@@ -81,6 +99,13 @@ class JobPublic(BaseModel):
     updated_at: str
     history: list[HistoryEntry]
     prompt: PromptPublic | None = None
+    brief: Brief | None = Field(
+        default=None, description="The ad's creative brief, written with the prompt."
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What the owner should know about the job (a length outside the preset's).",
+    )
     video: VideoPublic | None = None
     error: JobErrorPublic | None = None
 
@@ -96,6 +121,14 @@ class DurationLimits(BaseModel):
     min: int
     max: int
     default: int
+
+
+class PresetPublic(BaseModel):
+    name: PresetName
+    label: str
+    aspect_ratio: AspectRatio
+    durations: DurationLimits = Field(description="The lengths a job of this preset can ask for.")
+    best: tuple[int, int] = Field(description="The seconds that perform best on the platform.")
 
 
 class UploadLimits(BaseModel):
@@ -115,6 +148,9 @@ class ClientConfig(BaseModel):
     durations: DurationLimits
     max_upload_bytes: int
     limits: UploadLimits
+    presets: list[PresetPublic]
+    cta_max_length: int
+    price_max_length: int
 
 
 class ErrorDetail(BaseModel):

@@ -14,18 +14,27 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from common.brief import CTA_MAX_CHARS, PRICE_MAX_CHARS
 from common.client_ip import network_of
 from common.errors import ApiError
 from common.events import JobSubmitted
 from common.jobs import Job, new_job_id
 from common.logs import job_id_var
 from common.metrics import JOBS_SUBMITTED
+from common.presets import DURATION_DEFAULT, JOB_OPTION_DEFAULTS, PRESETS, duration_note
 from common.storage import upload_key
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 from gateway.images import NormalizedImage
 from gateway.limits import Limit
-from gateway.models import JobCreate, JobOptions
+from gateway.models import (
+    DEFAULT_ASPECT_RATIO,
+    AspectRatio,
+    JobCreate,
+    JobOptions,
+    OnOff,
+    PresetName,
+)
 from gateway.users import mailbox
 
 log = logging.getLogger(__name__)
@@ -49,30 +58,97 @@ def _text_field(
     return text, None
 
 
+@dataclass(frozen=True)
+class OptionFields:
+    """The ad options as sent (None: left out), before the preset's rules apply."""
+
+    aspect_ratio: AspectRatio | None = None
+    duration: int | None = None
+    preset: PresetName | None = None
+    cta: str | None = None
+    price: str | None = None
+    music: OnOff = "on"
+    captions: OnOff = "on"
+    finish: bool = True
+
+
+def _ratio_and_length(
+    fields: OptionFields,
+) -> tuple[AspectRatio, int, dict[str, str] | None]:
+    """A preset fills the ratio and (when none is sent) the length; an explicit ratio that
+    contradicts it is a problem."""
+    if fields.preset is None:
+        return (
+            fields.aspect_ratio or DEFAULT_ASPECT_RATIO,
+            fields.duration or DURATION_DEFAULT,
+            None,
+        )
+    preset = PRESETS[fields.preset]
+    ratio: AspectRatio = preset.aspect_ratio  # type: ignore[assignment]
+    duration = fields.duration or preset.default_duration
+    if fields.aspect_ratio is not None and fields.aspect_ratio != ratio:
+        return (
+            ratio,
+            duration,
+            {
+                "field": "aspect_ratio",
+                "message": f"The {preset.name} preset ({preset.label}) is {ratio}: "
+                f"leave aspect_ratio out or send {ratio}.",
+            },
+        )
+    return ratio, duration, None
+
+
 def validate_fields(
     settings: GatewaySettings,
     *,
     title: str,
     description: str,
     style: str | None,
-    options: JobOptions,
+    options: OptionFields | None = None,
 ) -> JobCreate:
-    """The text fields, stripped and within their limits; 422 listing every problem."""
+    """The text fields, stripped and within their limits, and the ad options with the
+    preset's rules applied; 422 listing every problem."""
+    fields = options or OptionFields()
     checked = {
         "title": _text_field("title", title, settings.title_max_length, required=True),
         "description": _text_field(
             "description", description, settings.description_max_length, required=True
         ),
         "style": _text_field("style", style, settings.style_max_length, required=False),
+        "cta": _text_field("cta", fields.cta, CTA_MAX_CHARS, required=False),
+        "price": _text_field("price", fields.price, PRICE_MAX_CHARS, required=False),
     }
+    ratio, duration, contradiction = _ratio_and_length(fields)
     problems = [problem for _, problem in checked.values() if problem]
+    if contradiction:
+        problems.append(contradiction)
     if problems:
         raise ApiError(422, "validation_error", "The request is not valid.", details=problems)
     return JobCreate(
         title=checked["title"][0] or "",
         description=checked["description"][0] or "",
-        options=options.model_copy(update={"style": checked["style"][0]}),
+        options=JobOptions(
+            aspect_ratio=ratio,
+            duration=duration,
+            style=checked["style"][0],
+            preset=fields.preset,
+            cta=checked["cta"][0],
+            price=checked["price"][0],
+            music=fields.music,
+            captions=fields.captions,
+            finish=fields.finish,
+        ),
     )
+
+
+def job_notes(options: JobOptions) -> list[str]:
+    """What the owner is told about the job's options: a length outside what its preset's
+    platform takes or does best with (made as asked, never changed silently)."""
+    if options.preset is None:
+        return []
+    note = duration_note(options.preset, options.duration)
+    return [note] if note else []
 
 
 def validate_idempotency_key(settings: GatewaySettings, key: str | None) -> str | None:
@@ -94,9 +170,17 @@ def validate_idempotency_key(settings: GatewaySettings, key: str | None) -> str 
 
 
 def request_fingerprint(create: JobCreate, image_sha256: str) -> str:
-    """What makes two submissions "the same request" for an idempotency key."""
+    """What makes two submissions "the same request" for an idempotency key. Ad options at
+    their defaults are left out, so a request without them has the fingerprint it had
+    before they existed."""
+    request = create.model_dump(mode="json")
+    request["options"] = {
+        key: value
+        for key, value in request["options"].items()
+        if key not in JOB_OPTION_DEFAULTS or value != JOB_OPTION_DEFAULTS[key]
+    }
     canonical = json.dumps(
-        {"image": image_sha256, **create.model_dump(mode="json")},
+        {"image": image_sha256, **request},
         sort_keys=True,
         ensure_ascii=False,
     )
@@ -207,6 +291,7 @@ async def _store_and_announce(
             "content_type": image.content_type,
         },
         "request_fingerprint": fingerprint,
+        "notes": job_notes(create.options),
     }
     if idempotency_key is not None:
         document["idempotency_key"] = idempotency_key

@@ -1,4 +1,5 @@
-"""`job.submitted` → a prompt (reused or freshly written) on the job → `prompt.ready`."""
+"""`job.submitted` → a prompt and its brief (reused or freshly written) on the job →
+`prompt.ready`."""
 
 import asyncio
 import logging
@@ -15,6 +16,7 @@ from common.metrics import PROMPT_REUSE, PROVIDER_CALLS, PROVIDER_COST, PROVIDER
 from common.storage import ObjectNotFound
 from common.storage_errors import storage_errors
 from common.worker import RetryLater, WorkerContext
+from prompt import brief as briefs
 from prompt import photo_facts
 from prompt.config import PromptSettings
 from prompt.providers.base import (
@@ -65,12 +67,12 @@ class PromptStage:
         try:
             # Renewed while the LLM writes (a slow call, a repair): a lease that ran out
             # would let a redelivery take the job over and pay for a second call.
-            prompt = await holding_lease(
+            fields = await holding_lease(
                 ctx.repo,
                 event.job_id,
                 holder=ctx.holder,
                 seconds=self.settings.lease_seconds,
-                work=self.prompt_for(claim.job),
+                work=self.fields_for(claim.job),
             )
         except LeaseLost:
             log.warning("the job is no longer ours (canceled, timed out or taken over)")
@@ -80,7 +82,7 @@ class PromptStage:
             expected=[JobStatus.PROMPTING],
             to=JobStatus.PROMPT_READY,
             progress=30,
-            fields={"prompt": prompt},
+            fields=fields,
             unset=["lease"],
         )
         if moved is None:
@@ -88,8 +90,9 @@ class PromptStage:
             return
         await ctx.publishers.prompt_ready.publish(PromptReady(job_id=event.job_id))
 
-    async def prompt_for(self, job: Job) -> dict[str, Any]:
-        """The job's `prompt` field: from the reuse cache, else from the provider."""
+    async def fields_for(self, job: Job) -> dict[str, Any]:
+        """The job's `prompt` and `brief` fields: from the reuse cache, else from the
+        provider (one call writes both); the brief gets the owner's CTA and price."""
         options = VideoOptions.from_job(job["options"])
         key = reuse_key(
             image_sha256=job["image"]["sha256"],
@@ -106,16 +109,24 @@ class PromptStage:
             PROMPT_REUSE.labels(result="hit").inc()
             # Nothing was spent on this job: the cost was paid by the job that wrote it.
             return {
-                **prompt,
-                "text": cached.text,
-                "source": "reused",
-                "model": cached.model,
-                "cost": 0.0,
-                "details": {**cached.details, "reuse_key": key, "reused_from": cached.origin_job},
+                "prompt": {
+                    **prompt,
+                    "text": cached.text,
+                    "source": "reused",
+                    "model": cached.model,
+                    "cost": 0.0,
+                    "details": {
+                        **cached.details,
+                        "reuse_key": key,
+                        "reused_from": cached.origin_job,
+                    },
+                },
+                "brief": await self.brief_for(job, cached.brief),
             }
         if cached is not None:
             # This job wrote it before a crash: keep it rather than paying again.
             text, model, cost, details = cached.text, cached.model, cached.cost, cached.details
+            brief = cached.brief
         else:
             PROMPT_REUSE.labels(result="miss").inc()
             result = await self.call_provider(job, options)
@@ -123,26 +134,50 @@ class PromptStage:
                 key, result=result, provider=self.provider.name, job_id=job["_id"]
             )
             text, model, cost, details = result.text, result.model, result.cost, result.details
+            brief = result.brief
         return {
-            **prompt,
-            "text": text,
-            "source": "template" if self.provider.name == "template" else "llm",
-            "model": model,
-            "cost": cost,
-            "details": {**details, "reuse_key": key},
+            "prompt": {
+                **prompt,
+                "text": text,
+                "source": "template" if self.provider.name == "template" else "llm",
+                "model": model,
+                "cost": cost,
+                "details": {**details, "reuse_key": key},
+            },
+            "brief": await self.brief_for(job, brief),
         }
 
-    async def call_provider(self, job: Job, options: VideoOptions) -> PromptResult:
+    async def brief_for(self, job: Job, brief: dict[str, Any] | None) -> dict[str, Any]:
+        """The job's brief: the written (or reused) one with the owner's CTA and price. A
+        prompt cached before briefs existed gets one derived offline from the photo."""
+        if brief is None:
+            data, _ = await self.photo_of(job)
+            facts = await self.facts_of(data)
+            derived = briefs.derive(
+                job["title"], job["description"], facts, job["options"].get("style")
+            )
+            brief = derived.model_dump(mode="json")
+        return briefs.for_job(brief, job["options"])
+
+    async def photo_of(self, job: Job) -> tuple[bytes, str]:
         image = job["image"]
         try:
             with storage_errors("read the product photo"):  # an outage is retried
                 data = await self.ctx.storage.get_bytes(image["key"])
         except ObjectNotFound as e:
             raise JobError("source_missing", "The uploaded photo is missing from storage.") from e
+        return data, image.get("content_type", "application/octet-stream")
+
+    @staticmethod
+    async def facts_of(data: bytes) -> photo_facts.PhotoFacts:
         try:
-            facts = await asyncio.to_thread(photo_facts.describe, data)
+            return await asyncio.to_thread(photo_facts.describe, data)
         except photo_facts.InvalidImage as e:
             raise JobError("invalid_image", f"The uploaded photo cannot be read: {e}") from e
+
+    async def call_provider(self, job: Job, options: VideoOptions) -> PromptResult:
+        data, content_type = await self.photo_of(job)
+        facts = await self.facts_of(data)
         request = PromptRequest(
             job_id=job["_id"],
             title=job["title"],
@@ -150,8 +185,8 @@ class PromptStage:
             options=options,
             facts=facts,
             image=data,
-            content_type=image.get("content_type", "application/octet-stream"),
-            image_key=image["key"],
+            content_type=content_type,
+            image_key=job["image"]["key"],
         )
         name = self.provider.name
         started = time.monotonic()

@@ -1,11 +1,12 @@
 """What a prompt can say about the photo without a vision model: its orientation,
-its dominant colours in plain words, its brightness and a plain background."""
+its dominant colours in plain words, its brightness and a plain background; and what the
+brief takes from it: the palette (the photo's own colours as hex) and where its detail is."""
 
 from dataclasses import asdict, dataclass
 from io import BytesIO
 from typing import Any, Literal, cast
 
-from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
 
 # Plain-word names a shop owner would use; every pixel is mapped to the nearest one.
 PALETTE: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -61,10 +62,18 @@ class PhotoFacts:
     colours: tuple[str, ...]  # most dominant first
     brightness: Brightness
     background: str | None  # e.g. "plain white" when the border is uniform
+    # 2-3 colours measured from the photo as `#rrggbb`: the product's first, then the
+    # backdrop's (a shade of the only colour when the photo has one).
+    palette: tuple[str, ...] = ("#808080", "#404040")
+    # Where the most detail is (edges), as shares of the width and height: where a close-up
+    # shot looks.
+    focus: tuple[float, float] = (0.5, 0.5)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["colours"] = list(self.colours)
+        data["palette"] = list(self.palette)
+        data["focus"] = list(self.focus)
         return data
 
 
@@ -130,15 +139,94 @@ def _background(image: Image.Image) -> str | None:
     return colour_name((red, green, blue))
 
 
-def _dominant(image: Image.Image) -> list[tuple[str, float]]:
-    """Palette names by share of pixels, largest first."""
+def _dominant(image: Image.Image) -> tuple[list[tuple[str, float]], dict[str, str]]:
+    """Palette names by share of pixels, largest first; and for each name the mean colour
+    of its pixels in the photo, as `#rrggbb`."""
     mapped = image.quantize(palette=_PALETTE_IMAGE, dither=Image.Dither.NONE)
-    counts: dict[str, int] = {}
-    for count, index in mapped.getcolors(256) or []:
-        name = PALETTE[cast(int, index) % len(PALETTE)][0]
-        counts[name] = counts.get(name, 0) + count
-    total = sum(counts.values())
-    return sorted(((n, c / total) for n, c in counts.items()), key=lambda x: (-x[1], x[0]))
+    indices = mapped.tobytes()  # one palette index per pixel
+    rgb = image.tobytes()  # three bytes per pixel
+    sums: dict[str, list[int]] = {}
+    for pixel, index in enumerate(indices):
+        name = PALETTE[index % len(PALETTE)][0]
+        acc = sums.setdefault(name, [0, 0, 0, 0])
+        acc[0] += rgb[3 * pixel]
+        acc[1] += rgb[3 * pixel + 1]
+        acc[2] += rgb[3 * pixel + 2]
+        acc[3] += 1
+    total = sum(acc[3] for acc in sums.values())
+    shares = sorted(((n, acc[3] / total) for n, acc in sums.items()), key=lambda x: (-x[1], x[0]))
+    means = {
+        n: "#" + "".join(f"{round(acc[c] / acc[3]):02x}" for c in range(3))
+        for n, acc in sums.items()
+    }
+    return shares, means
+
+
+def _shade(colour: str) -> str:
+    """A clearly lighter or darker version of `#rrggbb`, for a photo of one colour."""
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    light = sum(rgb) / 3 > 127
+    return "#" + "".join(
+        f"{(round(c * 0.45) if light else round(c + (255 - c) * 0.6)):02x}" for c in rgb
+    )
+
+
+def _palette(
+    colours: tuple[str, ...],
+    subject: list[tuple[str, float]],
+    background: str | None,
+    means: dict[str, str],
+) -> tuple[str, ...]:
+    """The product's main colours, then the backdrop's, then other large areas."""
+    names = list(colours[:2])
+    if background is not None and background not in names:
+        names.append(background)
+    names += [n for n, s in subject if s >= MIN_SHARE and n not in names]
+    palette = tuple(means[n] for n in names[:MAX_COLOURS])
+    return palette if len(palette) >= 2 else (palette[0], _shade(palette[0]))
+
+
+FOCUS_GRID = 3
+
+
+def _focus(image: Image.Image) -> tuple[float, float]:
+    """The centre of the edge energy in the most detailed cell of a 3x3 grid (the centre
+    cell wins ties); the middle of a photo without edges."""
+    edges = image.convert("L").filter(ImageFilter.FIND_EDGES)
+    width, height = edges.size
+    # FIND_EDGES marks the image's own border: leave a pixel out on every side.
+    pixels = edges.load()
+    assert pixels is not None
+    best: tuple[float, int, int] | None = None
+    for row in range(FOCUS_GRID):
+        for col in range(FOCUS_GRID):
+            x0, x1 = (
+                max(1, col * width // FOCUS_GRID),
+                min(width - 1, (col + 1) * width // FOCUS_GRID),
+            )
+            y0, y1 = (
+                max(1, row * height // FOCUS_GRID),
+                min(height - 1, (row + 1) * height // FOCUS_GRID),
+            )
+            energy = sum(cast(int, pixels[x, y]) for y in range(y0, y1) for x in range(x0, x1))
+            centre_first = (row, col) == (1, 1)
+            if energy and (
+                best is None or energy > best[0] or (energy == best[0] and centre_first)
+            ):
+                best = (energy, row, col)
+    if best is None:
+        return (0.5, 0.5)
+    _, row, col = best
+    x0, x1 = max(1, col * width // FOCUS_GRID), min(width - 1, (col + 1) * width // FOCUS_GRID)
+    y0, y1 = max(1, row * height // FOCUS_GRID), min(height - 1, (row + 1) * height // FOCUS_GRID)
+    weight = sx = sy = 0.0
+    for y in range(y0, y1):
+        for x in range(x0, x1):
+            value = cast(int, pixels[x, y])
+            weight += value
+            sx += value * (x + 0.5)
+            sy += value * (y + 0.5)
+    return (round(sx / weight / width, 2), round(sy / weight / height, 2))
 
 
 def describe(data: bytes) -> PhotoFacts:
@@ -148,7 +236,7 @@ def describe(data: bytes) -> PhotoFacts:
     small = image.copy()
     small.thumbnail((THUMBNAIL, THUMBNAIL))
 
-    shares = _dominant(small)
+    shares, means = _dominant(small)
     background = _background(small)
     subject = shares
     if background is not None:
@@ -171,4 +259,6 @@ def describe(data: bytes) -> PhotoFacts:
         colours=colours,
         brightness=brightness,
         background=None if background is None else f"plain {background}",
+        palette=_palette(colours, subject, background, means),
+        focus=_focus(small),
     )

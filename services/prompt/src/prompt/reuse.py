@@ -1,5 +1,7 @@
 """The prompt reuse cache (collection `prompts`): the same photo with the same
-text and options gets the prompt already written for it, without a provider call.
+text and options gets the prompt already written for it, and its brief, without a
+provider call. (The owner's CTA and price are not part of the key: they are added to
+the reused brief for each job.)
 
 The key covers everything that shapes the prompt: the photo's sha256, the title
 and description (normalised, so case and whitespace edits still reuse), the
@@ -56,6 +58,8 @@ class CachedPrompt:
     origin_job: str  # the job whose provider call wrote it
     hits: int
     details: dict[str, Any] = field(default_factory=dict)
+    # None for entries stored before briefs existed.
+    brief: dict[str, Any] | None = None
 
 
 def _cached(doc: dict[str, Any]) -> CachedPrompt:
@@ -68,6 +72,7 @@ def _cached(doc: dict[str, Any]) -> CachedPrompt:
         origin_job=doc["origin_job"],
         hits=int(doc.get("hits", 0)),
         details=doc.get("details") or {},
+        brief=doc.get("brief"),
     )
 
 
@@ -105,6 +110,7 @@ class PromptCache:
                         "provider": provider,
                         "cost": result.cost,
                         "details": result.details,
+                        "brief": result.brief,
                         "origin_job": job_id,
                         "hits": 0,
                         "created_at": stamp,

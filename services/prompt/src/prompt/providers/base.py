@@ -44,6 +44,9 @@ class PromptResult:
     model: str
     cost: float = 0.0  # US dollars
     details: dict[str, Any] = field(default_factory=dict)
+    # The creative brief written with the prompt (`common.brief.Brief` as JSON), before the
+    # owner's CTA and price are added (`prompt.brief.for_job`).
+    brief: dict[str, Any] | None = None
 
 
 class PromptProvider(Protocol):
@@ -51,7 +54,8 @@ class PromptProvider(Protocol):
     model: str  # part of the reuse key: another model writes another prompt
 
     async def write(self, request: PromptRequest) -> PromptResult:
-        """Write the video prompt; raise `common.errors.JobError` to fail or retry."""
+        """Write the video prompt and its brief, in one go; raise `common.errors.JobError`
+        to fail or retry."""
         ...
 
 

@@ -2,11 +2,13 @@
 description and what the photo shows. Deterministic, free, needs no key.
 
 It always names one camera move the local video renderer understands, so the
-clip's motion follows the prompt.
+clip's motion follows the prompt. The brief beside it is derived the same way
+(`prompt.brief.derive`).
 """
 
 import hashlib
 
+from prompt import brief
 from prompt.photo_facts import PhotoFacts
 from prompt.providers.base import PromptRequest, PromptResult
 from prompt.text import normalise, tidy
@@ -107,4 +109,7 @@ class TemplateProvider:
             model=self.model,
             cost=0.0,
             details={"camera_move": move, "photo": request.facts.as_dict()},
+            brief=brief.derive(
+                request.title, request.description, request.facts, request.options.style
+            ).model_dump(mode="json"),
         )

@@ -9,9 +9,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
+from common.brief import CTA_MAX_CHARS, PRICE_MAX_CHARS
 from common.errors import ApiError
 from common.events import JobStatus
 from common.jobs import Job
+from common.presets import DURATION_DEFAULT, DURATION_MAX, DURATION_MIN
 from common.views import API_PREFIX, download_url, public_job
 from gateway.api.deps import (
     AuthorizedJobDep,
@@ -25,17 +27,16 @@ from gateway.downloads import download_name
 from gateway.images import ACCEPTED_TYPES
 from gateway.models import (
     DEFAULT_ASPECT_RATIO,
-    DURATION_DEFAULT,
-    DURATION_MAX,
-    DURATION_MIN,
     AspectRatio,
     JobAccepted,
-    JobOptions,
     JobPublic,
     JobsPublic,
+    OnOff,
+    PresetName,
     error_responses,
 )
 from gateway.submission import (
+    OptionFields,
     refuse_over_limit,
     submit_job,
     validate_fields,
@@ -68,11 +69,40 @@ async def create_job(
     ],
     title: Annotated[str, Form(description="The product's name.")],
     description: Annotated[str, Form(description="What the product is and why it is good.")],
-    aspect_ratio: Annotated[AspectRatio, Form()] = DEFAULT_ASPECT_RATIO,
+    aspect_ratio: Annotated[
+        AspectRatio | None,
+        Form(
+            description=f"Default: the preset's, else {DEFAULT_ASPECT_RATIO}. One that "
+            "contradicts the preset is refused."
+        ),
+    ] = None,
     duration: Annotated[
-        int, Form(ge=DURATION_MIN, le=DURATION_MAX, description="Clip length in seconds.")
-    ] = DURATION_DEFAULT,
+        int | None,
+        Form(
+            ge=DURATION_MIN,
+            le=DURATION_MAX,
+            description=f"Clip length in seconds. Default: the preset's, else {DURATION_DEFAULT}."
+            " A length outside what the preset's platform takes is made, with a note on the job.",
+        ),
+    ] = None,
     style: Annotated[str | None, Form(description="Optional style hint.")] = None,
+    preset: Annotated[
+        PresetName | None,
+        Form(description="The platform the ad is for: its ratio, length and text-safe area."),
+    ] = None,
+    cta: Annotated[
+        str | None,
+        Form(description=f"The call to action (at most {CTA_MAX_CHARS} characters)."),
+    ] = None,
+    price: Annotated[
+        str | None,
+        Form(description=f"The price, as shown (at most {PRICE_MAX_CHARS} characters)."),
+    ] = None,
+    music: Annotated[OnOff, Form(description="off: a silent soundtrack.")] = "on",
+    captions: Annotated[OnOff, Form(description="off: no hook or benefit captions.")] = "on",
+    finish: Annotated[
+        bool, Form(description="false: the raw motion clip, without captions, end card or music.")
+    ] = True,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -87,7 +117,16 @@ async def create_job(
         title=title,
         description=description,
         style=style,
-        options=JobOptions(aspect_ratio=aspect_ratio, duration=duration),
+        options=OptionFields(
+            aspect_ratio=aspect_ratio,
+            duration=duration,
+            preset=preset,
+            cta=cta,
+            price=price,
+            music=music,
+            captions=captions,
+            finish=finish,
+        ),
     )
     # Decoding is the costly part: a user over a limit is refused before it.
     await refuse_over_limit(

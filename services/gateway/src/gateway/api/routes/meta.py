@@ -6,18 +6,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from common import metrics
+from common.brief import CTA_MAX_CHARS, PRICE_MAX_CHARS
 from common.health import readiness
+from common.presets import DURATION_DEFAULT, DURATION_MAX, DURATION_MIN, PRESETS, durations
 from common.views import API_PREFIX
 from gateway.api.deps import SettingsDep
 from gateway.images import ACCEPTED_TYPES
-from gateway.models import (
-    ASPECT_RATIOS,
-    DEFAULT_ASPECT_RATIO,
-    DURATION_DEFAULT,
-    DURATION_MAX,
-    DURATION_MIN,
-    ClientConfig,
-)
+from gateway.models import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, ClientConfig
 
 config_router = APIRouter(prefix=API_PREFIX, tags=["meta"])
 probes_router = APIRouter(tags=["meta"])
@@ -40,6 +35,18 @@ async def client_config(settings: SettingsDep) -> dict[str, Any]:
             "style_max_length": settings.style_max_length,
             "image_types": list(ACCEPTED_TYPES),
         },
+        "presets": [
+            {
+                "name": p.name,
+                "label": p.label,
+                "aspect_ratio": p.aspect_ratio,
+                "durations": durations(p),
+                "best": list(p.best),
+            }
+            for p in PRESETS.values()
+        ],
+        "cta_max_length": CTA_MAX_CHARS,
+        "price_max_length": PRICE_MAX_CHARS,
     }
 
 
