@@ -174,6 +174,10 @@ class SessionPublic(BaseModel):
 
 class Me(BaseModel):
     email: str
+    credential: Literal["session", "api_key"] = "session"
+    scopes: list[str] | None = Field(
+        default=None, description="An API key's scopes; null for a session (everything)."
+    )
 
 
 class JobListed(JobPublic):
@@ -185,3 +189,41 @@ class JobsPublic(BaseModel):
     next_cursor: str | None = Field(
         description="Pass it as `cursor` for the next page; null on the last page."
     )
+
+
+ApiScope = Literal["jobs:read", "jobs:write", "batches:write", "webhooks:manage"]
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="What the key is for.")
+    scopes: list[ApiScope] = Field(
+        min_length=1, max_length=4, description="What the key may do (at least one scope)."
+    )
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    created_at: str
+    last_used_at: str | None = Field(description="Within a minute; null if never used.")
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself (`pv_live_…`): shown this once, never again.")
+
+
+class ApiKeysPublic(BaseModel):
+    keys: list[ApiKeyPublic] = Field(description="The owner's keys, newest first.")
+
+
+class SessionListed(BaseModel):
+    id: str = Field(description="Names the session in this list (not a credential).")
+    created_at: str
+    expires_at: str
+    current: bool = Field(description="The session making this request.")
+
+
+class SessionsPublic(BaseModel):
+    sessions: list[SessionListed] = Field(description="Signed-in sessions, newest first.")
