@@ -227,3 +227,71 @@ class SessionListed(BaseModel):
 
 class SessionsPublic(BaseModel):
     sessions: list[SessionListed] = Field(description="Signed-in sessions, newest first.")
+
+
+WebhookEventType = Literal["job.completed", "job.failed"]
+
+
+class WebhookEndpointCreate(BaseModel):
+    url: str = Field(
+        max_length=2000, description="Where deliveries are POSTed: `https://`, a public host."
+    )
+    events: list[WebhookEventType] = Field(min_length=1, max_length=10)
+    description: str | None = Field(default=None, max_length=200)
+
+
+class WebhookEndpointChange(BaseModel):
+    url: str | None = Field(default=None, max_length=2000)
+    events: list[WebhookEventType] | None = Field(default=None, min_length=1, max_length=10)
+    description: str | None = Field(default=None, max_length=200)
+    enabled: bool | None = Field(
+        default=None, description="false disables the endpoint; true enables it again."
+    )
+
+
+class WebhookEndpointPublic(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None = Field(description="Why it was disabled, if it was.")
+    failing_since: str | None = Field(description="Every delivery has failed since then.")
+    created_at: str
+    updated_at: str
+
+
+class WebhookEndpointCreated(WebhookEndpointPublic):
+    secret: str = Field(description="The signing secret (`whsec_…`): shown this once.")
+
+
+class WebhookEndpointsPublic(BaseModel):
+    endpoints: list[WebhookEndpointPublic]
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="The new signing secret, shown this once.")
+    previous_expires_at: str | None = Field(
+        description="Until then the previous secret signs too (24 h)."
+    )
+
+
+class DeliveryAttempt(BaseModel):
+    at: str
+    status_code: int | None = Field(description="The endpoint's answer; null if none came.")
+    duration_ms: int
+    error: str | None
+
+
+class WebhookDeliveryPublic(BaseModel):
+    id: str = Field(description="The `webhook-id` header: the same on every attempt.")
+    type: str
+    job_id: str
+    status: Literal["pending", "delivering", "delivered", "failed"]
+    created_at: str
+    next_attempt_at: str | None
+    attempts: list[DeliveryAttempt]
+
+
+class WebhookDeliveriesPublic(BaseModel):
+    deliveries: list[WebhookDeliveryPublic] = Field(description="Newest first.")

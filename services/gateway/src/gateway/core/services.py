@@ -7,6 +7,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 import common.db as database
+from common import webhooks
 from common.auth import SessionStore
 from common.jobs import JobRepository
 from common.messaging import Publishers, make_broker
@@ -59,6 +60,7 @@ class Services:
             await database.ensure_indexes(db)
             await sessions.ensure_indexes()
             await api_keys.ensure_indexes()
+            await webhooks.ensure_indexes(db)
             await limiter.ensure_indexes()
             await sign_in.ensure_indexes()
             if isinstance(storage, S3Storage):
