@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from common.client_ip import Network, parse_networks
@@ -45,10 +45,15 @@ class NotifierSettings(CommonSettings):
     # How long the clip and poster links in a webhook's body work.
     webhook_link_ttl_seconds: int = Field(default=900, ge=60)
 
-    @property
-    def webhook_lease_seconds(self) -> float:
-        """A claimed delivery's lease: past it, a replica that died mid-send lets go."""
-        return self.webhook_timeout_seconds + 30
+    # A claimed delivery's lease: past it, a replica that died mid-send lets go of it
+    # (longer than WEBHOOK_TIMEOUT_SECONDS, so a live attempt is never sent twice at once).
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> "NotifierSettings":
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT_SECONDS")
+        return self
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
