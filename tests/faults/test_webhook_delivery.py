@@ -20,29 +20,22 @@ import pytest
 from pymongo import AsyncMongoClient
 from standardwebhooks import Webhook
 
-from common.events import JobStatus
-from common.jobs import JobRepository, new_job_id
+from common.jobs import JobRepository
 from common.messaging import Publishers, make_broker
 from common.pipeline import Pipeline
 from common.settings import CommonSettings
-from common.storage import poster_key, upload_key, video_key
 from common.topology import Topology
 from tests.conftest import _run
 from tests.faults.harness import restart
 from tests.faults.test_broker_restart import RabbitNode, own_broker  # noqa: F401 (fixture)
 from tests.support import client as user
 from tests.support import processes
+from tests.support.finished_jobs import complete_job
 from tests.support.receiver import Answer, Receiver
 
 pytestmark = pytest.mark.timeout(300)
 
 N_JOBS = 50
-STAGES = [
-    (JobStatus.PROMPTING, 10),
-    (JobStatus.PROMPT_READY, 30),
-    (JobStatus.GENERATING, 40),
-    (JobStatus.STORING, 90),
-]
 WEBHOOK_ENV = {
     "OUTBOUND_ALLOW_PRIVATE": "true",  # the receiver listens on loopback
     "WEBHOOK_RETRY_DELAYS": "[0.5, 1, 2]",
@@ -62,52 +55,6 @@ def webhook_system(
 ) -> Iterator[processes.System]:
     env = {**system_env, **WEBHOOK_ENV, "AMQP_URL": own_broker.url}
     yield from _run(request, env, tmp_path / "logs", ("gateway", "notifier"))
-
-
-async def end_job(repo: JobRepository, pipeline: Pipeline, owner: str) -> str:
-    """A job stored, moved through its stages and completed; `job.completed` published,
-    again and again until the broker takes it (a restart may be under way)."""
-    job_id = new_job_id()
-    await repo.create(
-        {
-            "_id": job_id,
-            "owner": owner,
-            "client_ip": "127.0.0.1",
-            "title": f"Item {job_id[:6]}",
-            "description": "A product.",
-            "options": {"aspect_ratio": "1:1", "duration": 3, "style": None},
-            "image": {
-                "key": upload_key(job_id, "jpg"),
-                "sha256": "0" * 64,
-                "width": 400,
-                "height": 400,
-                "content_type": "image/jpeg",
-            },
-        }
-    )
-    previous = JobStatus.QUEUED
-    for status, progress in STAGES:
-        await repo.transition(job_id, expected=[previous], to=status, progress=progress)
-        previous = status
-    video = {
-        "key": video_key(job_id),
-        "poster_key": poster_key(job_id),
-        "duration": 3.0,
-        "width": 720,
-        "height": 720,
-        "size": 1000,
-        "codec": "h264",
-    }
-    job = await repo.transition(
-        job_id, expected=[previous], to=JobStatus.COMPLETED, progress=100, fields={"video": video}
-    )
-    while True:
-        try:
-            async with asyncio.timeout(5):
-                await pipeline.announce_final_again(job)
-            return job_id
-        except Exception:  # the broker is restarting: the worker's message comes back
-            await asyncio.sleep(0.5)
 
 
 async def test_every_event_is_delivered_through_kills_and_a_broker_restart(
@@ -144,7 +91,7 @@ async def test_every_event_is_delivered_through_kills_and_a_broker_restart(
             async def produce() -> list[str]:
                 ids = []
                 for _ in range(N_JOBS):
-                    ids.append(await end_job(repo, Pipeline(repo, publishers), email))
+                    ids.append(await complete_job(repo, Pipeline(repo, publishers), email))
                     await asyncio.sleep(0.1)
                 return ids
 
