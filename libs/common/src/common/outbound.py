@@ -33,6 +33,7 @@ import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MIB = 1024 * 1024
+DNS_TIMEOUT_SECONDS = 5.0
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # Special-purpose ranges that Python's `is_global` lets through (IANA registries).
 _ALSO_NOT_PUBLIC = (
@@ -122,8 +123,9 @@ async def resolve(host: str, port: int, *, allow_private: bool = False) -> list[
     private address among public ones is refused too: the connect could pick it)."""
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as e:
+        async with asyncio.timeout(DNS_TIMEOUT_SECONDS):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, TimeoutError) as e:
         raise OutboundError("dns_failed", f"{host} could not be resolved.") from e
     addresses: list[IPAddress] = []
     for *_, sockaddr in infos:
