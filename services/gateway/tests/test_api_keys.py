@@ -20,6 +20,7 @@ async def create_key(gateway, scopes: list[str], name: str = "shop") -> dict:
         f"{API}/api-keys", json={"name": name, "scopes": scopes}, headers=await gateway.auth()
     )
     assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"  # the key is in it
     return response.json()
 
 

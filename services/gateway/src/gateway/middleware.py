@@ -52,7 +52,8 @@ def content_security_policy(ws_url: str, extra_media_origins: list[str]) -> str:
 # FastAPI's own documentation pages load Swagger UI / ReDoc from a CDN with inline scripts.
 _DOCS_PATHS = ("/docs", "/redoc")
 BAD_KEY = InvalidToken("the API key is not valid")
-_AUTH_PATH = "/api/v1/auth/"
+# Answers that carry session tokens, API keys or webhook secrets must never sit in a cache.
+_NO_STORE_PATHS = ("/api/v1/auth/", "/api/v1/api-keys", "/api/v1/webhook-endpoints")
 
 
 class SecurityHeaders:
@@ -75,8 +76,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         with_csp = not scope["path"].startswith(_DOCS_PATHS)
-        # Answers that carry session tokens must never sit in a cache.
-        no_store = scope["path"].startswith(_AUTH_PATH)
+        no_store = scope["path"].startswith(_NO_STORE_PATHS)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
