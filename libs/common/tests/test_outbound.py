@@ -4,6 +4,7 @@ no redirects, size and time limits; OUTBOUND_ALLOW_PRIVATE refused in production
 
 import asyncio
 import ipaddress
+import logging
 import socket
 
 import pytest
@@ -197,6 +198,19 @@ async def test_redirects_are_not_followed_and_limits_hold():
             assert hung.value.code == "timeout"
         finally:
             await client.aclose()
+
+
+async def test_the_log_shows_only_the_origin_of_a_users_url(caplog):
+    async with Receiver() as receiver:
+        client = OutboundClient(allow_private=True)
+        try:
+            with caplog.at_level(logging.INFO, logger="httpx"):
+                await client.request("POST", f"{receiver.url}/hooks/s3cret?token=abc", content=b"")
+        finally:
+            await client.aclose()
+    assert receiver.received[0].path == "/hooks/s3cret?token=abc"
+    assert f"127.0.0.1:{receiver.port}" in caplog.text
+    assert "s3cret" not in caplog.text and "token=abc" not in caplog.text
 
 
 async def test_followed_redirects_are_checked_at_every_hop():

@@ -9,10 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
 from gateway.core.config import GatewaySettings
 from gateway.main import create_app as create_gateway
+from notifier.config import NotifierSettings
+from notifier.webhooks import retry_delay
 from services.notifier.tests.support import HAPPY_PATH, Driver
 from tests.support import client as user
 from tests.support.receiver import Answer, Receiver
@@ -310,3 +314,19 @@ async def test_api_keys_manage_webhooks_only_with_the_scope(account):
     )
     assert removed.status_code == 204
     assert (await account.call("GET", "/webhook-endpoints")).json()["endpoints"] == []
+
+
+@settings(max_examples=200)
+@given(st.integers(1, 200))
+def test_the_default_retry_schedule_starts_quick_grows_and_spans_a_day(attempt):
+    delays = NotifierSettings().webhook_retry_delays
+    first, second = retry_delay(delays, 1), retry_delay(delays, 2)
+    assert first <= 5 and second <= 30
+    assert retry_delay(delays, attempt) <= delays[min(attempt, len(delays)) - 1]
+    assert delays == sorted(delays)
+    # A day of retries is a dozen or so tries, not hundreds.
+    tries, elapsed = 0, 0.0
+    while elapsed <= 24 * 3600:
+        tries += 1
+        elapsed += delays[min(tries, len(delays)) - 1]
+    assert 10 <= tries <= 20

@@ -21,7 +21,9 @@ cloud's metadata service. So every such request goes through `OutboundClient`:
 """
 
 import asyncio
+import contextvars
 import ipaddress
+import logging
 import socket
 import time
 from collections.abc import Iterable, Mapping
@@ -41,6 +43,24 @@ _ALSO_NOT_PUBLIC = (
     ipaddress.ip_network("192.88.99.0/24"),  # 6to4 relay anycast
     ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64
 )
+
+
+# Set while a request of an OutboundClient runs: httpx's own log line of it shows only the
+# target's origin (a user's URL may carry a token in its path or query).
+_OUTBOUND = contextvars.ContextVar("outbound", default=False)
+
+
+class _OriginOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _OUTBOUND.get() and isinstance(record.args, tuple):
+            record.args = tuple(
+                f"{a.scheme}://{a.netloc.decode()}/…" if isinstance(a, httpx.URL) else a
+                for a in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_OriginOnly())
 
 
 class OutboundError(Exception):
@@ -255,6 +275,7 @@ class OutboundClient:
         deadline = deadline or self.timeout
         cap = self.max_bytes if max_bytes is None else max_bytes
         started = time.monotonic()
+        hidden = _OUTBOUND.set(True)
         try:
             async with asyncio.timeout(deadline):
                 for _ in range(max_redirects + 1):
@@ -273,6 +294,8 @@ class OutboundClient:
             raise OutboundError("timeout", f"No answer within {deadline:g} s.") from None
         except httpx.HTTPError as e:
             raise OutboundError("connect_failed", _describe(e)) from None
+        finally:
+            _OUTBOUND.reset(hidden)
         return OutboundResponse(
             response.status_code,
             response.headers,
