@@ -13,6 +13,7 @@ on one broker that never connects; FastStream describes that broker.
 import argparse
 import difflib
 import sys
+from asyncio import Event
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ REPLICA = "{replica_id}"
 def build() -> ApplicationSchema:
     # Imported here: the services' modules configure logging, which a --help need not do.
     from common.worker import WorkerContext
+    from notifier.config import NotifierSettings
     from notifier.events import subscribe_status
     from notifier.hub import Hub
+    from notifier.webhooks import subscribe_webhook_events
     from prompt.config import PromptSettings
     from prompt.handlers import register as register_prompt
     from video.config import VideoSettings
@@ -67,6 +70,9 @@ def build() -> ApplicationSchema:
         raise AssertionError("documentation only: nothing is consumed")
 
     subscribe_status(ctx.broker, ctx.topology, REPLICA, Hub(ctx.repo, no_view))
+    subscribe_webhook_events(
+        ctx.broker, ctx.topology, ctx.repo.jobs.database, NotifierSettings(**fixed), Event()
+    )
     spec = AsyncAPI(ctx.broker, title=TITLE, version=VERSION, description=DESCRIPTION)
     schema = spec.to_specification()
     assert isinstance(schema, ApplicationSchema)

@@ -39,6 +39,7 @@ def test_the_document_describes_every_event_and_who_consumes_it() -> None:
         "prompt.jobs": "job.submitted",
         "video.jobs": "prompt.ready",
         "notifier.{replica_id}": "job.status",
+        "notifier.webhooks": "job.completed",  # and job.failed: bound to both
     }
     schemas = document["components"]["schemas"]
     assert {"event_id", "job_id", "occurred_at", "type"} <= set(

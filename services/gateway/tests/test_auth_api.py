@@ -54,7 +54,7 @@ async def test_the_code_arrives_by_email_and_becomes_a_session(gateway, mail_sin
     assert body["email"] == email and body["token"] and body["expires_at"]
     assert await gateway.services.db["users"].find_one({"_id": email}) is not None
     me = await gateway.client.get(f"{API}/auth/me", headers=user.auth(body["token"]))
-    assert me.json() == {"email": email}
+    assert me.json() == {"email": email, "credential": "session", "scopes": None}
 
     # A code works once.
     error_of(await verify(gateway, email, code), 400, "code_expired")

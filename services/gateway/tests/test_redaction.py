@@ -29,3 +29,12 @@ def test_the_access_log_record_is_redacted():
     assert RedactUrls().filter(record)
     assert "secret-token" not in record.getMessage()
     assert "token=[redacted]" in record.getMessage()
+
+
+def test_api_keys_and_webhook_secrets_keep_only_their_prefix():
+    key = "pv_live_" + "A1b2" * 10
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    line = f'"GET /api/v1/jobs?token={key} HTTP/1.1" Bearer {key} {secret}'
+    redacted = redact(line)
+    assert key not in redacted and secret not in redacted
+    assert "Bearer pv_live_[redacted]" in redacted and "whsec_[redacted]" in redacted

@@ -11,6 +11,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from itsdangerous import SignatureExpired
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,11 +22,22 @@ from common.tokens import InvalidToken, Signer
 
 @dataclass(frozen=True)
 class Principal:
-    """A signed-in user (`email`, `session_id`) or one job's token holder (`job_id`)."""
+    """A signed-in user (`email`, `session_id`), an owner's API key (`email`,
+    `api_key_id`, `scopes`) or one job's token holder (`job_id`)."""
 
     email: str | None = None
     session_id: str | None = None
     job_id: str | None = None
+    api_key_id: str | None = None
+    # What an API key may do; None for a session, which may do everything its owner may.
+    scopes: frozenset[str] | None = None
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.api_key_id is not None
+
+    def allows(self, scope: str) -> bool:
+        return self.scopes is None or scope in self.scopes
 
     @property
     def signed_in(self) -> bool:
@@ -57,6 +69,7 @@ class SessionStore:
 
     async def ensure_indexes(self) -> None:
         await self.sessions.create_index("expires_at", expireAfterSeconds=0, name="expires")
+        await self.sessions.create_index("email", name="email")
 
     async def create(self, email: str, ttl_seconds: int) -> Session:
         session_id = secrets.token_urlsafe(18)
@@ -70,6 +83,18 @@ class SessionStore:
 
     async def revoke(self, session_id: str) -> None:
         await self.sessions.delete_one({"_id": session_id})
+
+    async def of_user(self, email: str) -> list[dict[str, Any]]:
+        """The user's unexpired sessions, newest first."""
+        cursor = self.sessions.find(
+            {"email": email, "expires_at": {"$gt": datetime.now(UTC)}}
+        ).sort([("created_at", -1), ("_id", 1)])
+        return [record async for record in cursor]
+
+    async def revoke_all(self, email: str) -> int:
+        """Sign the user out everywhere: every session token of theirs stops working."""
+        result = await self.sessions.delete_many({"email": email})
+        return result.deleted_count
 
     async def live(self, session_ids: list[str]) -> set[str]:
         """Which of these sessions are still signed in and unexpired (one query)."""

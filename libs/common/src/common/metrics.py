@@ -68,6 +68,21 @@ WS_PUSH_SECONDS = Histogram(
     "From an event's occurred_at to its push to a socket.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+WEBHOOK_DELIVERIES = Counter(
+    "pv_webhook_deliveries_total",
+    "Webhook delivery attempts by event and outcome (delivered, retrying, failed: given up).",
+    ["event", "outcome"],
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "pv_webhook_attempt_duration_seconds",
+    "How long a customer's endpoint took to answer a webhook (or to fail).",
+    ["event"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "pv_webhook_endpoints_disabled_total",
+    "Webhook endpoints disabled after failing for a day.",
+)
 HTTP_REQUESTS = Counter(
     "pv_http_requests_total", "HTTP requests by route and status.", ["route", "method", "status"]
 )

@@ -33,9 +33,19 @@ class Pipeline:
     async def announce_final_again(self, job: Job | None) -> None:
         """A duplicate delivery found the job final: say so once more, in case the first
         announcement was lost between the database write and the publish (watchers
-        drop a `seq` they have already seen)."""
+        drop a `seq` they have already seen; webhook deliveries are keyed by the event
+        and `seq`, so a second `job.completed` makes no second delivery)."""
         if job is not None and JobStatus(job["status"]).is_final:
             await self.announce(job)
+            await self._announce_end(job)
+
+    async def _announce_end(self, job: Job) -> None:
+        """`job.completed` or `job.failed` for a job that ended so (none for canceled)."""
+        if job["status"] == JobStatus.COMPLETED:
+            await self.publishers.job_completed.publish(JobCompleted(job_id=job["_id"]))
+        elif job["status"] == JobStatus.FAILED:
+            code = (job.get("error") or {}).get("code", "")
+            await self.publishers.job_failed.publish(JobFailed(job_id=job["_id"], error_code=code))
 
     async def advance(
         self,
@@ -55,7 +65,7 @@ class Pipeline:
             await self._stored(job)
             if to is JobStatus.COMPLETED:
                 self._count_final(job)
-                await self.publishers.job_completed.publish(JobCompleted(job_id=job_id))
+                await self._announce_end(job)
         return job
 
     async def fail(
@@ -73,7 +83,7 @@ class Pipeline:
         if job is not None:
             await self._stored(job)
             self._count_final(job)
-            await self.publishers.job_failed.publish(JobFailed(job_id=job_id, error_code=code))
+            await self._announce_end(job)
         return job
 
     async def cancel(self, job_id: str) -> Job | None:

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SIGNING_KEY = "dev-only-signing-key-change-me"
@@ -29,6 +29,8 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     service_name: str = "product-videos"
+    # `production` refuses settings that are only safe on a developer's machine.
+    environment: str = "development"
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -70,6 +72,10 @@ class CommonSettings(BaseSettings):
     openrouter_webhook_url: str | None = None
     openrouter_webhook_secret: SecretStr | None = None
 
+    # Outgoing requests to URLs users gave (webhooks, photo URLs; common/outbound.py):
+    # true also allows http and private or loopback targets. Development and tests only.
+    outbound_allow_private: bool = False
+
     # Delayed redelivery tiers for retryable failures, in seconds; one retry queue each.
     retry_delays: list[int] = [5, 30, 120]
     max_attempts: int = Field(default=4, ge=1)
@@ -89,6 +95,15 @@ class CommonSettings(BaseSettings):
         "generating": 3600.0,
         "storing": 900.0,
     }
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_outbound_in_production(self) -> "CommonSettings":
+        if self.environment == "production" and self.outbound_allow_private:
+            raise ValueError(
+                "OUTBOUND_ALLOW_PRIVATE=true lets users make this service call private and "
+                "loopback addresses; it is refused with ENVIRONMENT=production"
+            )
+        return self
 
     @cached_property
     def exchange_name(self) -> str:

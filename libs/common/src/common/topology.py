@@ -1,5 +1,7 @@
 """Broker topology: one durable topic exchange, quorum work queues with a
-dead-letter queue and delayed-retry queues each, and the per-replica status queue.
+dead-letter queue and delayed-retry queues each, the webhook queue (the notifier turns
+`job.completed` / `job.failed` into stored webhook deliveries) and the per-replica
+status queue.
 
 Every service declares the whole topology at start-up (declarations are
 idempotent), so no event is unroutable just because a consumer started late.
@@ -15,6 +17,8 @@ from common.settings import CommonSettings
 
 # A message redelivered this many times (a crash loop, say) goes to the dead-letter queue.
 DELIVERY_LIMIT = 10
+# The events that may become outgoing webhooks.
+WEBHOOK_EVENTS = (RoutingKey.JOB_COMPLETED, RoutingKey.JOB_FAILED)
 
 
 @dataclass(frozen=True)
@@ -56,18 +60,49 @@ class Topology:
         )
         self.prompt_jobs = self._work_queue("prompt.jobs", RoutingKey.JOB_SUBMITTED)
         self.video_jobs = self._work_queue("video.jobs", RoutingKey.PROMPT_READY)
+        self.webhook_events, self.webhook_dead_letter = self._webhook_queue()
 
     @property
     def work_queues(self) -> tuple[WorkQueue, ...]:
         return (self.prompt_jobs, self.video_jobs)
 
+    @property
+    def durable_queues(self) -> tuple[RabbitQueue, ...]:
+        """Every durable queue of the topology (for tests that clean up after them)."""
+        queues: list[RabbitQueue] = []
+        for work in self.work_queues:
+            queues += [work.queue, work.dead_letter, *(q for _, q in work.retries)]
+        return (*queues, self.webhook_events, self.webhook_dead_letter)
+
+    def _webhook_queue(self) -> tuple[RabbitQueue, RabbitQueue]:
+        """`notifier.webhooks`, fed by the events that end a job: a durable queue, so an
+        event published while no notifier runs still becomes its deliveries."""
+        full = self.settings.queue_name("notifier.webhooks")
+        expires = self.settings.amqp_queue_expires_seconds
+        dead_letter = _quorum(f"{full}.dlq", {}, expires_seconds=expires)
+        queue = _quorum(
+            full,
+            {
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": dead_letter.name,
+                **self._dead_letter_strategy(),
+                "x-delivery-limit": DELIVERY_LIMIT,
+            },
+            routing_key=WEBHOOK_EVENTS[0].value,
+            expires_seconds=expires,
+        )
+        return queue, dead_letter
+
+    def _dead_letter_strategy(self) -> dict[str, Any]:
+        if self.settings.amqp_dead_letter_strategy == "at-least-once":
+            # RabbitMQ only moves dead letters at-least-once with reject-publish overflow.
+            return {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+        return {"x-dead-letter-strategy": "at-most-once"}
+
     def _work_queue(self, name: str, routing_key: RoutingKey) -> WorkQueue:
         full = self.settings.queue_name(name)
         expires = self.settings.amqp_queue_expires_seconds
-        strategy: dict[str, Any] = {"x-dead-letter-strategy": "at-most-once"}
-        if self.settings.amqp_dead_letter_strategy == "at-least-once":
-            # RabbitMQ only moves dead letters at-least-once with reject-publish overflow.
-            strategy = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+        strategy = self._dead_letter_strategy()
         dead_letter = _quorum(f"{full}.dlq", {}, expires_seconds=expires)
         # Expired retries go back to the work queue through the default exchange.
         retries = tuple(
@@ -111,10 +146,9 @@ class Topology:
     async def delete(self, broker: RabbitBroker) -> None:
         """Remove the work queues and the exchange: test teardown on a shared broker, where
         left-over quorum queues pile up until RabbitMQ runs out of file handles."""
-        for work in self.work_queues:
-            for queue in (work.queue, work.dead_letter, *(q for _, q in work.retries)):
-                declared = await broker.declare_queue(queue)
-                await declared.delete(if_unused=False, if_empty=False)
+        for queue in self.durable_queues:
+            declared = await broker.declare_queue(queue)
+            await declared.delete(if_unused=False, if_empty=False)
         exchange = await broker.declare_exchange(self.exchange)
         await exchange.delete()
 
@@ -126,3 +160,7 @@ class Topology:
             await broker.declare_queue(work.dead_letter)
             for _, retry in work.retries:
                 await broker.declare_queue(retry)
+        webhooks = await broker.declare_queue(self.webhook_events)
+        for key in WEBHOOK_EVENTS:
+            await webhooks.bind(exchange, routing_key=key.value)
+        await broker.declare_queue(self.webhook_dead_letter)

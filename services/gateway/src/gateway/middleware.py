@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common.errors import error_body
 from common.tokens import InvalidToken, Signer
 from gateway.api.deps import SESSION_NEEDED, SIGN_IN_FIRST, not_accepted
+from gateway.api_keys import KEY_PATTERN, looks_like_key
 from gateway.images import too_large
 
 
@@ -50,7 +51,9 @@ def content_security_policy(ws_url: str, extra_media_origins: list[str]) -> str:
 
 # FastAPI's own documentation pages load Swagger UI / ReDoc from a CDN with inline scripts.
 _DOCS_PATHS = ("/docs", "/redoc")
-_AUTH_PATH = "/api/v1/auth/"
+BAD_KEY = InvalidToken("the API key is not valid")
+# Answers that carry session tokens, API keys or webhook secrets must never sit in a cache.
+_NO_STORE_PATHS = ("/api/v1/auth/", "/api/v1/api-keys", "/api/v1/webhook-endpoints")
 
 
 class SecurityHeaders:
@@ -73,8 +76,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         with_csp = not scope["path"].startswith(_DOCS_PATHS)
-        # Answers that carry session tokens must never sit in a cache.
-        no_store = scope["path"].startswith(_AUTH_PATH)
+        no_store = scope["path"].startswith(_NO_STORE_PATHS)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -153,8 +155,9 @@ class UploadSizeLimit:
 
 
 class SessionRequired:
-    """Uploads to `path` need a session: one without a plausible session token (there,
-    signed by us, not expired: no database read) is refused before its body is read.
+    """Uploads to `path` need a session or an API key: one without a plausible session
+    token (there, signed by us, not expired: no database read) or a well-formed key is
+    refused before its body is read.
     FastAPI parses the form before any dependency runs, so otherwise an anonymous
     client could make the gateway read and spool a whole upload only to answer 401.
     The route's dependency still checks the session's record (sign-out)."""
@@ -183,6 +186,8 @@ class SessionRequired:
         scheme, token = get_authorization_scheme_param(authorization)
         if scheme.lower() != "bearer" or not token:
             return SIGN_IN_FIRST
+        if looks_like_key(token):  # its hash and scopes are the dependency's to check
+            return None if KEY_PATTERN.fullmatch(token) else not_accepted(BAD_KEY)
         with suppress(InvalidToken):  # a good job token: it reads its job, no more
             self.signer.job_from_token(token)
             return SESSION_NEEDED

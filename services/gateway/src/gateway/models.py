@@ -210,6 +210,10 @@ class SessionPublic(BaseModel):
 
 class Me(BaseModel):
     email: str
+    credential: Literal["session", "api_key"] = "session"
+    scopes: list[str] | None = Field(
+        default=None, description="An API key's scopes; null for a session (everything)."
+    )
 
 
 class JobListed(JobPublic):
@@ -221,3 +225,109 @@ class JobsPublic(BaseModel):
     next_cursor: str | None = Field(
         description="Pass it as `cursor` for the next page; null on the last page."
     )
+
+
+ApiScope = Literal["jobs:read", "jobs:write", "batches:write", "webhooks:manage"]
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="What the key is for.")
+    scopes: list[ApiScope] = Field(
+        min_length=1, max_length=4, description="What the key may do (at least one scope)."
+    )
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    created_at: str
+    last_used_at: str | None = Field(description="Within a minute; null if never used.")
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself (`pv_live_…`): shown this once, never again.")
+
+
+class ApiKeysPublic(BaseModel):
+    keys: list[ApiKeyPublic] = Field(description="The owner's keys, newest first.")
+
+
+class SessionListed(BaseModel):
+    id: str = Field(description="Names the session in this list (not a credential).")
+    created_at: str
+    expires_at: str
+    current: bool = Field(description="The session making this request.")
+
+
+class SessionsPublic(BaseModel):
+    sessions: list[SessionListed] = Field(description="Signed-in sessions, newest first.")
+
+
+WebhookEventType = Literal["job.completed", "job.failed"]
+
+
+class WebhookEndpointCreate(BaseModel):
+    url: str = Field(
+        max_length=2000, description="Where deliveries are POSTed: `https://`, a public host."
+    )
+    events: list[WebhookEventType] = Field(min_length=1, max_length=10)
+    description: str | None = Field(default=None, max_length=200)
+
+
+class WebhookEndpointChange(BaseModel):
+    url: str | None = Field(default=None, max_length=2000)
+    events: list[WebhookEventType] | None = Field(default=None, min_length=1, max_length=10)
+    description: str | None = Field(default=None, max_length=200)
+    enabled: bool | None = Field(
+        default=None, description="false disables the endpoint; true enables it again."
+    )
+
+
+class WebhookEndpointPublic(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None = Field(description="Why it was disabled, if it was.")
+    failing_since: str | None = Field(description="Every delivery has failed since then.")
+    created_at: str
+    updated_at: str
+
+
+class WebhookEndpointCreated(WebhookEndpointPublic):
+    secret: str = Field(description="The signing secret (`whsec_…`): shown this once.")
+
+
+class WebhookEndpointsPublic(BaseModel):
+    endpoints: list[WebhookEndpointPublic]
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="The new signing secret, shown this once.")
+    previous_expires_at: str | None = Field(
+        description="Until then the previous secret signs too (24 h)."
+    )
+
+
+class DeliveryAttempt(BaseModel):
+    at: str
+    status_code: int | None = Field(description="The endpoint's answer; null if none came.")
+    duration_ms: int
+    error: str | None
+
+
+class WebhookDeliveryPublic(BaseModel):
+    id: str = Field(description="The `webhook-id` header: the same on every attempt.")
+    type: str
+    job_id: str
+    status: Literal["pending", "delivering", "delivered", "failed"]
+    created_at: str
+    next_attempt_at: str | None
+    attempts: list[DeliveryAttempt]
+
+
+class WebhookDeliveriesPublic(BaseModel):
+    deliveries: list[WebhookDeliveryPublic] = Field(description="Newest first.")

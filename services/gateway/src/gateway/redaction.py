@@ -1,5 +1,6 @@
 """Keeps credentials that travel in URLs out of the access log: job tokens
-(`?token=`) and the signatures of download links (`/api/v1/files/<signature>`)."""
+(`?token=`), the signatures of download links (`/api/v1/files/<signature>`), and API
+keys and webhook secrets wherever they appear (only their recognisable prefix stays)."""
 
 import logging
 import re
@@ -7,6 +8,7 @@ import re
 _PATTERNS = (
     (re.compile(r"([?&]token=)[^&\s\"]+"), r"\1[redacted]"),
     (re.compile(r"(/api/v1/files/)[^?\s\"]+"), r"\1[redacted]"),
+    (re.compile(r"\b(pv_live_|whsec_)[A-Za-z0-9+/=_-]+"), r"\1[redacted]"),
 )
 
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from common.client_ip import Network, parse_networks
@@ -27,6 +27,33 @@ class NotifierSettings(CommonSettings):
     max_connections_per_ip: int = Field(default=20, ge=1)
     # X-Forwarded-For is believed only from these networks (the ingress controller's).
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
+
+    # Outgoing webhooks (notifier.webhooks): how long one attempt may take, the delays
+    # between attempts (the last one repeats), when a delivery is given up (after the
+    # event) and an endpoint that fails all along is disabled.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_delays: list[float] = Field(
+        default=[5, 30, 120, 600, 1800, 3600, 7200, 14400], min_length=1
+    )
+    webhook_give_up_seconds: float = Field(default=24 * 3600, gt=0)
+    webhook_disable_after_seconds: float = Field(default=24 * 3600, gt=0)
+    # Requests in flight per replica, and per endpoint (a slow endpoint fills only its own).
+    webhook_concurrency: int = Field(default=32, ge=1)
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1)
+    # How often due deliveries are looked for (new ones from this replica wake it at once).
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # How long the clip and poster links in a webhook's body work.
+    webhook_link_ttl_seconds: int = Field(default=900, ge=60)
+
+    # A claimed delivery's lease: past it, a replica that died mid-send lets go of it
+    # (longer than WEBHOOK_TIMEOUT_SECONDS, so a live attempt is never sent twice at once).
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> "NotifierSettings":
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT_SECONDS")
+        return self
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

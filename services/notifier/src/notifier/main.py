@@ -1,7 +1,9 @@
 """The notifier app: `uvicorn notifier.main:app --port 8001 --ws-per-message-deflate false`.
 
 A plain FastStream broker runs inside the FastAPI lifespan (the FastAPI plugin is
-deprecated); each replica consumes its own exclusive queue bound to `job.status`.
+deprecated); each replica consumes its own exclusive queue bound to `job.status`, and
+the shared `notifier.webhooks` queue, whose events the webhook worker
+(`notifier.webhooks`) turns into signed deliveries to customers' endpoints.
 Beside it runs the upkeep loop (`notifier.upkeep`), woken early when the broker
 connection comes back, since events published while it was down never arrive.
 """
@@ -19,12 +21,14 @@ from fastapi.responses import JSONResponse
 
 import common.db as database
 from common import metrics
+from common import webhooks as webhook_store
 from common.auth import SessionStore
 from common.errors import install_error_handlers
 from common.health import readiness
 from common.jobs import Job, JobRepository
 from common.logs import configure_logging
 from common.messaging import make_broker
+from common.outbound import OutboundClient
 from common.request_metrics import RequestMetrics
 from common.storage import storage_from_settings
 from common.tokens import Signer
@@ -35,6 +39,7 @@ from notifier.config import NotifierSettings
 from notifier.events import subscribe_status
 from notifier.hub import Hub
 from notifier.upkeep import maintain
+from notifier.webhooks import DeliveryWorker, subscribe_webhook_events
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
@@ -55,6 +60,12 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
         hub = Hub(JobRepository(db), view)
         subscribe_status(broker, topology, replica_id, hub)
+        outbound = OutboundClient(
+            allow_private=settings.outbound_allow_private,
+            timeout=settings.webhook_timeout_seconds,
+        )
+        deliveries = DeliveryWorker(db, settings, storage, outbound)
+        subscribe_webhook_events(broker, topology, db, settings, deliveries.wake)
         session = ws.Session(
             settings=settings, hub=hub, signer=signer, sessions=SessionStore(db, signer)
         )
@@ -62,6 +73,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         app.state.readiness = lambda: readiness(broker, db, storage)
         await broker.start()
         await topology.declare(broker)
+        await webhook_store.ensure_indexes(db)
+        sender = asyncio.create_task(deliveries.run())
         wake = asyncio.Event()
         connection = await broker.connect()  # the robust connection broker.start() opened
         connection.reconnect_callbacks.add(lambda _connection: wake.set())
@@ -70,9 +83,13 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             yield
         finally:
             upkeep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upkeep
+            sender.cancel()
+            for task in (upkeep, sender):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await broker.stop()
+            await deliveries.stop()
+            await outbound.aclose()
             await client.close()
 
     app = FastAPI(title="Product Videos notifier", lifespan=lifespan, docs_url=None)

@@ -1,5 +1,6 @@
 """Dependencies of the routes, as `Annotated` aliases."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
@@ -10,6 +11,7 @@ from common.client_ip import client_ip
 from common.errors import ApiError
 from common.jobs import Job
 from common.tokens import InvalidToken
+from gateway.api_keys import Scope, looks_like_key
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 
@@ -41,8 +43,9 @@ def get_client_ip(request: Request) -> str:
 ClientIpDep = Annotated[str, Depends(get_client_ip)]
 
 
-SIGN_IN_FIRST = "Sign in first (Authorization: Bearer <session token>)."
-SESSION_NEEDED = "This needs a signed-in session; a job token only reads its job."
+SIGN_IN_FIRST = "Sign in first (Authorization: Bearer <session token or API key>)."
+SESSION_NEEDED = "This needs a signed-in session or an API key; a job token only reads its job."
+SESSION_ONLY = "Only a signed-in session can do this, never an API key."
 
 
 def not_accepted(error: InvalidToken) -> str:
@@ -55,21 +58,26 @@ def _unauthorized(message: str) -> ApiError:
 
 _bearer = HTTPBearer(
     auto_error=False,
-    description="A session token (from `POST /api/v1/auth/verify`) or, for reading one "
-    "job, the job token returned when it was made.",
+    description="A session token (from `POST /api/v1/auth/verify`), an API key "
+    "(`pv_live_…`, within its scopes) or, for reading one job, the job token returned "
+    "when it was made.",
 )
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 async def _resolve(services: Services, token: str) -> Principal:
+    """The one place a credential becomes a principal: an API key (owner + scopes),
+    a session or a job token."""
     try:
+        if looks_like_key(token):
+            return await services.api_keys.resolve(token)
         return await services.sessions.resolve(token)
     except InvalidToken as e:
         raise _unauthorized(not_accepted(e)) from e
 
 
-async def get_session(credentials: BearerDep, services: ServicesDep) -> Principal:
-    """A signed-in user (session token in the Authorization header)."""
+async def get_owner(credentials: BearerDep, services: ServicesDep) -> Principal:
+    """A signed-in user or one of their API keys (scopes checked by `scoped`)."""
     if not (credentials and credentials.credentials):
         raise _unauthorized(SIGN_IN_FIRST)
     principal = await _resolve(services, credentials.credentials)
@@ -78,7 +86,42 @@ async def get_session(credentials: BearerDep, services: ServicesDep) -> Principa
     return principal
 
 
+OwnerDep = Annotated[Principal, Depends(get_owner)]
+
+
+async def get_session(owner: OwnerDep) -> Principal:
+    """A signed-in session, never an API key: managing keys and sessions."""
+    if owner.is_api_key:
+        raise ApiError(403, "session_required", SESSION_ONLY)
+    return owner
+
+
 SessionDep = Annotated[Principal, Depends(get_session)]
+
+
+def missing_scope(scope: Scope) -> ApiError:
+    return ApiError(
+        403,
+        "missing_scope",
+        f"This API key lacks the scope {scope.value}.",
+        details={"scope": scope.value},
+    )
+
+
+def _scoped(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    async def dependency(owner: OwnerDep) -> Principal:
+        if not owner.allows(scope):
+            raise missing_scope(scope)
+        return owner
+
+    dependency.__name__ = f"scope_{scope.name.lower()}"
+    return dependency
+
+
+# The owner's session, or an API key with the scope (a 403 naming the scope without it).
+JobsReadDep = Annotated[Principal, Depends(_scoped(Scope.JOBS_READ))]
+JobsWriteDep = Annotated[Principal, Depends(_scoped(Scope.JOBS_WRITE))]
+WebhooksManageDep = Annotated[Principal, Depends(_scoped(Scope.WEBHOOKS_MANAGE))]
 
 
 async def get_reader(
@@ -92,10 +135,15 @@ async def get_reader(
         ),
     ] = None,
 ) -> Principal:
-    """The owner's session (header only) or a job token (header or `?token=`)."""
+    """The owner's session or API key (header only) or a job token (header or `?token=`)."""
     if credentials and credentials.credentials:
-        return await _resolve(services, credentials.credentials)
+        principal = await _resolve(services, credentials.credentials)
+        if not principal.allows(Scope.JOBS_READ):
+            raise missing_scope(Scope.JOBS_READ)
+        return principal
     if token:
+        if looks_like_key(token):  # a URL ends up in logs and histories (redacted there)
+            raise _unauthorized("API keys belong in the Authorization header, not the URL.")
         principal = await _resolve(services, token)
         if principal.signed_in:  # a URL ends up in logs and histories: never a session there
             raise _unauthorized("Session tokens belong in the Authorization header, not the URL.")
@@ -116,10 +164,11 @@ async def get_authorized_job(job_id: JobIdPath, reader: ReaderDep, services: Ser
     return job
 
 
-async def get_owned_job(job_id: JobIdPath, session: SessionDep, services: ServicesDep) -> Job:
-    """The job, if the signed-in caller owns it: changing a job takes its owner's session."""
+async def get_owned_job(job_id: JobIdPath, owner: JobsWriteDep, services: ServicesDep) -> Job:
+    """The job, if the caller owns it: changing a job takes its owner's session or an
+    API key with `jobs:write`, never a job token."""
     job = await services.repo.get(job_id)
-    if job is None or not session.owns(job):
+    if job is None or not owner.owns(job):
         raise ApiError(404, *_NO_SUCH_JOB)
     return job
 

@@ -44,6 +44,10 @@ class GatewaySettings(CommonSettings):
     smtp_starttls: bool | None = None  # None: upgrade when the server offers it
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_from: str = "Product Videos <no-reply@localhost>"
+    # API keys an owner may hold at once.
+    api_keys_per_owner: int = Field(default=20, ge=1)
+    # Webhook endpoints an owner may register.
+    webhook_endpoints_per_owner: int = Field(default=10, ge=1)
 
     # Free tier, counted per window (a day unless FREE_WINDOW_SECONDS says otherwise).
     free_window_seconds: int = Field(default=24 * 3600, gt=0)

@@ -7,6 +7,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 import common.db as database
+from common import webhooks
 from common.auth import SessionStore
 from common.jobs import JobRepository
 from common.messaging import Publishers, make_broker
@@ -14,6 +15,7 @@ from common.pipeline import Pipeline
 from common.storage import S3Storage, Storage, storage_from_settings
 from common.tokens import Signer
 from common.topology import Topology
+from gateway.api_keys import ApiKeyStore
 from gateway.core.config import GatewaySettings
 from gateway.images import Decoder, ImageLimits
 from gateway.limits import Limiter
@@ -34,6 +36,7 @@ class Services:
     storage: Storage
     signer: Signer
     sessions: SessionStore
+    api_keys: ApiKeyStore
     limiter: Limiter
     sign_in: SignIn
     decoder: Decoder
@@ -48,6 +51,7 @@ class Services:
         storage = storage_from_settings(settings)
         signer = Signer(settings)
         sessions = SessionStore(db, signer)
+        api_keys = ApiKeyStore(db, settings.api_keys_per_owner)
         limiter = Limiter(db, settings.free_window_seconds)
         sign_in = SignIn(db, settings, mailer_from_settings(settings), limiter, sessions)
         try:
@@ -55,6 +59,8 @@ class Services:
             await topology.declare(broker)
             await database.ensure_indexes(db)
             await sessions.ensure_indexes()
+            await api_keys.ensure_indexes()
+            await webhooks.ensure_indexes(db)
             await limiter.ensure_indexes()
             await sign_in.ensure_indexes()
             if isinstance(storage, S3Storage):
@@ -76,6 +82,7 @@ class Services:
             storage=storage,
             signer=signer,
             sessions=sessions,
+            api_keys=api_keys,
             limiter=limiter,
             sign_in=sign_in,
             decoder=Decoder(

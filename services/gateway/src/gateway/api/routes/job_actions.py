@@ -1,7 +1,7 @@
 """Acting on a job: cancel it, or retry it after it failed.
 
-Only the job's owner may act, with their session (`OwnedJobDep`); the job token
-that shares a job is read-only.
+Only the job's owner may act, with their session or an API key with `jobs:write`
+(`OwnedJobDep`); the job token that shares a job is read-only.
 """
 
 from typing import Any
@@ -30,7 +30,7 @@ def _conflict(code: str, message: str, status: str) -> ApiError:
     description="Stops the work on a job that is not final yet; the job ends `canceled`. "
     "A worker busy with it stops at its next check, and a provider job is cancelled "
     "where the provider allows it.",
-    responses=error_responses(401, 404, 409),
+    responses=error_responses(401, 403, 404, 409),
 )
 async def cancel_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
     canceled = await services.pipeline.cancel(job["_id"])
@@ -48,7 +48,7 @@ async def cancel_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
     "a job with a prompt goes on to the video, else it starts over. Its history goes on. "
     "A retry counts against the free tier like a new video, and a job can be retried "
     "`RETRIES_PER_JOB` times (3).",
-    responses=error_responses(401, 404, 409, 429),
+    responses=error_responses(401, 403, 404, 409, 429),
 )
 async def retry_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
     if job["status"] != JobStatus.FAILED:

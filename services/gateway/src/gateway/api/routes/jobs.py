@@ -18,8 +18,9 @@ from common.views import API_PREFIX, download_url, public_job
 from gateway.api.deps import (
     AuthorizedJobDep,
     ClientIpDep,
+    JobsReadDep,
+    JobsWriteDep,
     ServicesDep,
-    SessionDep,
     SettingsDep,
 )
 from gateway.core.services import Services
@@ -53,14 +54,15 @@ router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
     summary="Submit a product photo",
     responses={
         200: {"model": JobAccepted, "description": "A replay of an earlier Idempotency-Key."},
-        **error_responses(400, 401, 409, 413, 415, 422, 429, 503),
+        **error_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
     },
-    description="Needs a signed-in session. Over a free-tier limit the answer is 429 with "
+    description="Needs a signed-in session or an API key with `jobs:write` (a key's jobs "
+    "count against its owner's limits). Over a free-tier limit the answer is 429 with "
     "`Retry-After`, and the error's `details` say which limit and when it resets.",
 )
 async def create_job(
     services: ServicesDep,
-    session: SessionDep,
+    owner: JobsWriteDep,
     settings: SettingsDep,
     client_ip: ClientIpDep,
     response: Response,
@@ -130,12 +132,12 @@ async def create_job(
     )
     # Decoding is the costly part: a user over a limit is refused before it.
     await refuse_over_limit(
-        services, owner=str(session.email), client_ip=client_ip, idempotency_key=key
+        services, owner=str(owner.email), client_ip=client_ip, idempotency_key=key
     )
     normalized = await services.decoder.normalize(image)
     submission = await submit_job(
         services,
-        owner=str(session.email),
+        owner=str(owner.email),
         client_ip=client_ip,
         create=create,
         image=normalized,
@@ -183,17 +185,17 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     "",
     response_model=JobsPublic,
     summary="List my jobs, newest first",
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 403, 422),
 )
 async def list_jobs(
     services: ServicesDep,
-    session: SessionDep,
+    owner: JobsReadDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
     cursor: Annotated[
         str | None, Query(max_length=300, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> dict[str, Any]:
-    query: dict[str, Any] = {"owner": session.email}
+    query: dict[str, Any] = {"owner": owner.email}
     if cursor is not None:
         created_at, job_id = _decode_cursor(cursor)
         query["$or"] = [
@@ -219,7 +221,7 @@ async def list_jobs(
     "/{job_id}",
     response_model=JobPublic,
     summary="Read a job",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 async def read_job(job: AuthorizedJobDep, services: ServicesDep) -> dict[str, Any]:
     return await public_job(job, services.storage, services.signer)
@@ -245,7 +247,7 @@ async def _redirect_to_file(
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     302: {"description": "Redirect to an expiring link to the file."},
-    **error_responses(401, 404, 409, 422),
+    **error_responses(401, 403, 404, 409, 422),
 }
 DownloadFlag = Annotated[
     bool, Query(description="Save as `<title>.<ext>` instead of playing inline.")
