@@ -244,7 +244,7 @@ async def _fail_unqueued(services: Services, job_id: str, error: Exception) -> N
             services.pipeline.fail(
                 job_id,
                 code="queue_unavailable",
-                message=f"The job could not be queued ({type(error).__name__}).",
+                detail=f"job.submitted could not be published: {type(error).__name__}: {error}",
                 retryable=True,
             ),
             services.settings.publish_timeout_seconds,
