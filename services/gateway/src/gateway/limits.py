@@ -40,7 +40,7 @@ _DESCRIPTIONS = {
     "jobs_per_ip": "videos from this network address",
     "jobs_per_email": "videos for this account",
     "codes_per_ip": "sign-in codes from this network address",
-    "codes_per_email": "sign-in codes for this email address",
+    "codes_per_email": "sign-in codes for this email address from this network address",
     "verifies_per_ip": "sign-in attempts from this network address",
 }
 
