@@ -58,6 +58,10 @@ class GatewaySettings(CommonSettings):
     free_codes_per_email: int = Field(default=10, ge=0)  # per mailbox and requesting network
     # Sign-in codes tried (right or wrong), per window: against guessing across addresses.
     free_verifies_per_ip: int = Field(default=100, ge=0)
+    # Photos refused as unusable (damaged, not an image, too many pixels) per user and
+    # window: who keeps sending them is refused (429) before any more are decoded.
+    refused_photos_per_email: int = Field(default=10, ge=0)
+    refused_photos_window_seconds: int = Field(default=600, gt=0)
 
     # X-Forwarded-For is believed only from these networks (the load balancer's).
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)

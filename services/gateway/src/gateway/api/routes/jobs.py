@@ -36,7 +36,9 @@ from gateway.models import (
     error_responses,
 )
 from gateway.submission import (
+    decode,
     refuse_over_limit,
+    replay,
     submit_job,
     validate_fields,
     validate_idempotency_key,
@@ -89,19 +91,23 @@ async def create_job(
         style=style,
         options=JobOptions(aspect_ratio=aspect_ratio, duration=duration),
     )
-    # Decoding is the costly part: a user over a limit is refused before it.
-    await refuse_over_limit(
-        services, owner=str(session.email), client_ip=client_ip, idempotency_key=key
+    owner = str(session.email)
+    # Decoding is the costly part: a replay is answered without it, and a user over a
+    # limit is refused before it.
+    submission = await replay(
+        services, owner=owner, idempotency_key=key, create=create, upload=image
     )
-    normalized = await services.decoder.normalize(image)
-    submission = await submit_job(
-        services,
-        owner=str(session.email),
-        client_ip=client_ip,
-        create=create,
-        image=normalized,
-        idempotency_key=key,
-    )
+    if submission is None:
+        await refuse_over_limit(services, owner=owner, client_ip=client_ip)
+        normalized = await decode(services, owner=owner, upload=image)
+        submission = await submit_job(
+            services,
+            owner=owner,
+            client_ip=client_ip,
+            create=create,
+            image=normalized,
+            idempotency_key=key,
+        )
     if not submission.created:
         response.status_code = 200
     job = submission.job
