@@ -179,7 +179,8 @@ class SignIn:
             [Limit("verifies_per_ip", network_of(client_ip), s.free_verifies_per_ip)]
         )
         now = _now()
-        tries = f"tries.{_network_key(client_ip)}"  # this network's tries of this code
+        network = _network_key(client_ip)
+        tries = f"tries.{network}"  # this network's tries of this code
         record = await self.codes.find_one_and_update(
             {
                 "_id": email,
@@ -202,7 +203,7 @@ class SignIn:
                 400, "code_expired", "This code has expired or was never sent; ask for a new one."
             )
         if not hmac.compare_digest(record["code_hash"], self._hash(email, code)):
-            network_left = s.code_max_attempts - record["tries"][tries.partition(".")[2]]
+            network_left = s.code_max_attempts - record["tries"][network]
             left = max(0, min(network_left, self._max_tries - record["attempts"]))
             raise ApiError(
                 400,
