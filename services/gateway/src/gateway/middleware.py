@@ -1,4 +1,5 @@
-"""Plain ASGI middleware: security headers, the upload size cap, the upload's session
+"""Plain ASGI middleware: security headers, the upload size cap (which also drains the
+unread body before an early answer, so the client reads it), the upload's session
 check (request metrics are common.request_metrics, shared with the notifier).
 
 Pure ASGI (not BaseHTTPMiddleware) so file responses keep streaming.
