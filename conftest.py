@@ -64,6 +64,7 @@ UNLIMITED = {
         "FREE_CODES_PER_IP",
         "FREE_CODES_PER_EMAIL",
         "FREE_VERIFIES_PER_IP",
+        "REFUSED_PHOTOS_PER_EMAIL",
     )
 }
 

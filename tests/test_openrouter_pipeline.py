@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from common.errors import user_message
 from tests.support import client as user
 from tests.support import processes
 from tests.support.backends import free_port
@@ -154,38 +155,41 @@ async def test_retryable_failures_are_retried_and_permanent_ones_fail_at_once(
     assert len(fake.calls(CHAT)) == 3 and len(fake.calls(CREATE)) == 2
     assert (await stored(database, job["id"]))["prompt"]["details"]["repaired"] is True
 
-    # Out of credits: the job fails at once, saying so, without another call.
+    # Out of credits: the job fails at once, saying so, without another call. The owner
+    # reads the code's stable message, never OpenRouter's words: those are in the log.
     fake.fail(CHAT, Fault(402, message="Insufficient credits"))
     job = await finished(system, api, user.product_photo(seed=34))
     assert job["status"] == "failed" and job["attempts"] == 0
     assert job["error"] == {
         "code": "insufficient_credits",
-        "message": "OpenRouter: insufficient credits (402): Insufficient credits",
+        "message": user_message("insufficient_credits"),
     }
+    assert "insufficient credits (402): Insufficient credits" in system["prompt"].log()
     assert len(fake.calls(CHAT)) == 4
 
-    # A submission OpenRouter refuses fails at once with its reason.
+    # A submission OpenRouter refuses fails at once, its reason in the log.
     fake.fail(CREATE, Fault(400, message="prompt violates the content policy"))
     job = await finished(system, api, user.product_photo(seed=35))
     assert job["status"] == "failed" and job["attempts"] == 0
-    assert job["error"]["message"] == (
-        "OpenRouter: the request was refused (400): prompt violates the content policy"
-    )
+    assert job["error"] == {
+        "code": "provider_bad_request",
+        "message": user_message("provider_bad_request"),
+    }
+    assert "refused (400): prompt violates the content policy" in system["video"].log()
     assert len(fake.calls(CREATE)) == 3
 
     # A length the model does not make fails before anything is paid for.
     fake.models = [{**SEEDANCE, "supported_durations": [5, 10]}]
     job = await finished(system, api, user.product_photo(seed=36), duration=3)
     assert job["status"] == "failed" and job["error"]["code"] == "unsupported_options"
-    assert "cannot make a 3-second clip (it makes 5 s, 10 s)" in job["error"]["message"]
+    assert job["error"]["message"] == user_message("unsupported_options")
+    assert "cannot make a 3-second clip (it makes 5 s, 10 s)" in system["video"].log()
     assert len(fake.calls(CREATE)) == 3
 
-    # The provider's own words when the generation fails.
+    # The provider's own words when the generation fails: in the log only.
     fake.models = [SEEDANCE]
     fake.video_plan = VideoPlan(outcome="failed", error="The image could not be processed")
     job = await finished(system, api, user.product_photo(seed=37))
     assert job["status"] == "failed"
-    assert job["error"] == {
-        "code": "provider_failed",
-        "message": "OpenRouter: The image could not be processed (failed)",
-    }
+    assert job["error"] == {"code": "provider_failed", "message": user_message("provider_failed")}
+    assert "The image could not be processed (failed)" in system["video"].log()

@@ -5,6 +5,7 @@ cancel and retry follow the status machine."""
 from datetime import timedelta
 from typing import Any
 
+from common.errors import user_message
 from common.events import JobStatus
 from common.jobs import JobRepository, new_job_id, now
 from common.pipeline import Pipeline
@@ -115,7 +116,7 @@ async def test_a_job_past_its_stage_deadline_fails_with_the_stage(mongo_db) -> N
     assert failed["status"] == "failed" and "lease" not in failed
     assert failed["error"] == {
         "code": "timeout",
-        "message": "timed out in prompting",
+        "message": user_message("timeout"),
         "retryable": False,
     }
     assert failed["history"][-1]["status"] == "failed"
@@ -160,7 +161,7 @@ async def test_retry_restarts_from_the_failed_stage_keeping_the_prompt(mongo_db)
     without = await _job(repo, JobStatus.PROMPTING, age=1)
     for job_id in (with_prompt, without):
         await repo.record_attempt(job_id, holder="w", code="render_timeout", message="slow")
-        await pipeline.fail(job_id, code="render_timeout", message="slow")
+        await pipeline.fail(job_id, code="render_timeout", detail="slow")
 
     retried = await pipeline.retry(with_prompt)
     assert retried["status"] == "prompt_ready" and retried["prompt"]["text"] == "A slow zoom."
@@ -184,7 +185,7 @@ async def test_retry_keeps_a_finished_paid_provider_job_and_drops_an_unfinished_
     finished = await _job(repo, JobStatus.STORING, age=1, prompt=prompt, provider_job=paid)
     unconfirmed = await _job(repo, JobStatus.GENERATING, age=1, prompt=prompt, provider_job=marked)
     for job_id in (finished, unconfirmed):
-        await pipeline.fail(job_id, code="storage_unavailable", message="storage down")
+        await pipeline.fail(job_id, code="storage_unavailable", detail="storage down")
 
     # The clip is paid for: the retry fetches it again instead of paying for another.
     kept = await pipeline.retry(finished)

@@ -146,7 +146,9 @@ async def test_creating_a_job_needs_a_session(gateway):
 
 async def test_an_upload_without_a_session_is_refused_before_its_body_is_read(gateway):
     """A form is parsed before the route's dependencies run: without the early check an
-    anonymous client could make the gateway read and spool a whole upload for a 401."""
+    anonymous client could make the gateway read and spool a whole upload for a 401.
+    A client that waits for "100 Continue" (as curl does) is never asked for a byte; one
+    that sends at once has its body drained unparsed (tests/test_early_refusals.py)."""
     accepted = await gateway.submit()
     signer = gateway.services.signer
     expired = signer.session_token("sid", "someone@example.com", time.time() - 1)
@@ -159,10 +161,13 @@ async def test_an_upload_without_a_session_is_refused_before_its_body_is_read(ga
     ):
         body = Stream(15 * MIB)
         response = await gateway.client.post(
-            f"{API}/jobs", content=body, headers={**MULTIPART, **headers}
+            f"{API}/jobs",
+            content=body,
+            headers={**MULTIPART, "Expect": "100-continue", **headers},
         )
         error_of(response, 401, "unauthorized")
         assert response.headers["www-authenticate"] == "Bearer"
+        assert response.headers["connection"] == "close"
         assert body.yielded == 0, (headers, body.yielded)
     assert await gateway.job_count() == 1
 

@@ -66,7 +66,7 @@ async def test_retry_restarts_from_the_stage_that_failed(gateway, has_prompt: bo
         await services.db["jobs"].update_one(
             {"_id": job_id}, {"$set": {"prompt": {"text": "Slow zoom.", "source": "template"}}}
         )
-    await services.pipeline.fail(job_id, code="render_failed", message="ffmpeg broke")
+    await services.pipeline.fail(job_id, code="render_failed", detail="ffmpeg broke")
 
     response = await gateway.client.post(f"/api/v1/jobs/{job_id}/retry", headers=auth)
     assert response.status_code == 200, response.text
@@ -96,7 +96,7 @@ async def test_retries_count_against_the_free_tier_and_run_out(start_gateway) ->
         retry = f"/api/v1/jobs/{job_id}/retry"
         pipeline = gateway.services.pipeline
 
-        await pipeline.fail(job_id, code="render_failed", message="ffmpeg broke")
+        await pipeline.fail(job_id, code="render_failed", detail="ffmpeg broke")
         busy_id, _ = await _submitted(gateway)  # now one job runs: the limit of one
         refused = await gateway.client.post(retry, headers=auth)
         assert refused.status_code == 429, refused.text
@@ -104,7 +104,7 @@ async def test_retries_count_against_the_free_tier_and_run_out(start_gateway) ->
 
         await gateway.client.post(f"/api/v1/jobs/{busy_id}/cancel", headers=auth)
         assert (await gateway.client.post(retry, headers=auth)).status_code == 200
-        await pipeline.fail(job_id, code="render_failed", message="again")
+        await pipeline.fail(job_id, code="render_failed", detail="again")
         # Two jobs and one retry made: the third video of the day is the last one.
         limited = await gateway.client.post(retry, headers=auth)
         assert limited.status_code == 429, limited.text
@@ -115,9 +115,9 @@ async def test_a_job_is_retried_only_so_many_times(start_gateway) -> None:
     async with start_gateway(retries_per_job=1) as gateway:
         job_id, auth = await _submitted(gateway)
         retry = f"/api/v1/jobs/{job_id}/retry"
-        await gateway.services.pipeline.fail(job_id, code="render_failed", message="broke")
+        await gateway.services.pipeline.fail(job_id, code="render_failed", detail="broke")
         assert (await gateway.client.post(retry, headers=auth)).status_code == 200
-        await gateway.services.pipeline.fail(job_id, code="render_failed", message="again")
+        await gateway.services.pipeline.fail(job_id, code="render_failed", detail="again")
         used_up = await gateway.client.post(retry, headers=auth)
         assert used_up.status_code == 409
         assert used_up.json()["error"]["code"] == "retries_used_up"

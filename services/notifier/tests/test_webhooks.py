@@ -171,7 +171,7 @@ async def test_a_jobs_events_arrive_in_order_and_a_slow_endpoint_holds_up_no_oth
         await account.endpoint(slow_receiver.url, ["job.failed"])
         await notifier_for_webhooks()
         job = await driver.new_job(account.email)
-        await driver.pipeline.fail(job["_id"], code="provider_error", message="It broke.")
+        await driver.pipeline.fail(job["_id"], code="provider_error", detail="It broke.")
         await slow_receiver.wait_for(1)  # the slow endpoint now holds a request open
         fast_endpoint = await account.endpoint(fast.url)
         await driver.pipeline.retry(job["_id"])

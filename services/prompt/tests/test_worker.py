@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from common.errors import user_message
 from common.events import JobStatus, JobSubmitted
 from prompt.config import PromptSettings
 from prompt.handlers import PromptStage
@@ -148,7 +149,7 @@ async def test_corrupt_photo_fails_the_job_as_invalid_image(worker: Worker) -> N
     await worker.ctx.publishers.job_submitted.publish(JobSubmitted(job_id=job["_id"]))
     failed = await worker.wait_for_status(job["_id"], "failed", "prompt_ready")
     assert failed["error"]["code"] == "invalid_image"
-    assert "cannot be read" in failed["error"]["message"]
+    assert failed["error"]["message"] == user_message("invalid_image")
 
 
 async def test_worker_that_died_after_writing_the_prompt_is_not_paid_twice(

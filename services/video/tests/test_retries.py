@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from common.errors import JobError
+from common.errors import JobError, user_message
 from common.events import PromptReady
 from common.settings import CommonSettings
 from common.storage import Storage
 from common.worker import retry_wait
 from services.video.tests.images import mug
 from services.video.tests.support import Worker, running_worker
+from services.video.tests.test_worker import failure_logged
 from video.providers.base import CheckpointCallback, ProgressCallback, VideoProvider, VideoRequest
 
 CHEAP = {"aspect_ratio": "1:1", "duration": 3, "style": None}
@@ -87,7 +88,7 @@ async def test_storage_failing_twice_is_retried_with_delay_and_completes(
 
 @pytest.mark.parametrize("flaky", [100], indirect=True)
 async def test_storage_failing_every_time_fails_the_job_after_max_attempts(
-    flaky_worker: tuple[Worker, FailingWrites],
+    flaky_worker: tuple[Worker, FailingWrites], caplog: pytest.LogCaptureFixture
 ) -> None:
     worker, storage = flaky_worker
     job = await worker.add_job(mug(), options=CHEAP)
@@ -99,8 +100,10 @@ async def test_storage_failing_every_time_fails_the_job_after_max_attempts(
     assert failed["attempts"] == 3 == len(storage.tries)
     error = failed["error"]
     assert error["code"] == "storage_unavailable" and error["retryable"] is True
-    assert error["message"].startswith("Could not store the clip")
-    assert error["message"].endswith("(gave up after 3 attempts)")
+    # The owner reads the stable message; the storage's own words are in the log.
+    assert error["message"] == user_message("storage_unavailable")
+    assert failure_logged(caplog, job["_id"], "Could not store the clip")
+    assert failure_logged(caplog, job["_id"], "Input/output error (gave up after 3 attempts)")
     assert "lease" not in failed
 
 

@@ -3,9 +3,11 @@
 import hashlib
 from datetime import timedelta
 
+import pytest
 from faststream.rabbit import RabbitQueue
 from PIL import Image
 
+from common.errors import user_message
 from common.events import JobCompleted, JobStatus, JobStatusChanged, PromptReady, RoutingKey
 from common.jobs import now
 from common.media import probe_video
@@ -14,6 +16,13 @@ from services.video.tests.images import mug
 from services.video.tests.support import Worker, duplicates_dropped, eventually
 
 MUG = mug()
+
+
+def failure_logged(caplog: pytest.LogCaptureFixture, job_id: str, detail: str) -> bool:
+    """The failure's detail is in the log, on a line naming the job."""
+    return any(
+        getattr(r, "job_id", None) == job_id and detail in r.getMessage() for r in caplog.records
+    )
 
 
 def statuses(job: dict) -> list[str]:
@@ -102,14 +111,18 @@ async def test_duplicated_prompt_ready_renders_one_clip(worker: Worker) -> None:
     assert statuses(again).count("completed") == 1
 
 
-async def test_unreadable_photo_fails_the_job_with_its_reason(worker: Worker) -> None:
+async def test_unreadable_photo_fails_the_job_with_its_reason(
+    worker: Worker, caplog: pytest.LogCaptureFixture
+) -> None:
     job = await worker.add_job(b"GIF89a this is no image at all")
     await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
 
     failed = await worker.wait_for_status(job["_id"], "completed", "failed")
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "render_failed"
-    assert "product photo" in failed["error"]["message"]
+    # The owner reads the code's stable message; what broke, for operators, is logged.
+    assert failed["error"]["message"] == user_message("render_failed")
+    assert failure_logged(caplog, job["_id"], "product photo")
     assert failed["error"]["retryable"] is False
     assert failed["attempts"] == 0  # permanent: not retried
     assert not worker.stored(video_key(job["_id"])).exists()
@@ -124,7 +137,7 @@ async def test_missing_photo_fails_the_job_with_its_reason(worker: Worker) -> No
     failed = await worker.wait_for_status(job["_id"], "completed", "failed")
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "source_missing"
-    assert "missing" in failed["error"]["message"]
+    assert failed["error"]["message"] == user_message("source_missing")
     assert worker.provider.calls == []
 
 

@@ -2,6 +2,10 @@
 
 `JobError` is what a provider or handler raises to say how a job should fail;
 `ApiError` is what the HTTP services answer with. Both carry a stable `code`.
+
+A failed job shows its owner the stable message of its code (`user_message`), never a
+`JobError`'s own text: that is the detail for operators (a provider's answer, ffmpeg's
+output, a storage endpoint, a file path) and goes to the log, with the job id.
 """
 
 from typing import Any
@@ -13,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class JobError(Exception):
-    """A job-level failure. `retryable` ones are retried with delay, others fail the job."""
+    """A job-level failure. `retryable` ones are retried with delay, others fail the job.
+    `message` is the detail for the log; the job's owner reads `user_message(code)`."""
 
     def __init__(
         self, code: str, message: str, *, retryable: bool = False, retry_after: float | None = None
@@ -24,8 +29,59 @@ class JobError(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
 
-    def as_document(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+_AI = "The AI service we use"
+# What the owner of a failed job reads, per error code.
+USER_MESSAGES: dict[str, str] = {
+    # The photo and the options.
+    "invalid_image": "The photo could not be read; please upload another one.",
+    "source_missing": "The uploaded photo is no longer available; please upload it again.",
+    "invalid_options": "These video options cannot be rendered; please choose others.",
+    "unsupported_options": "The video model cannot make a clip of this length or aspect "
+    "ratio; please choose another.",
+    # Making the prompt and the clip.
+    "prompt_missing": "The video prompt is missing; please retry.",
+    "invalid_llm_reply": f"{_AI} did not write a usable video prompt; please retry.",
+    "render_failed": "The clip could not be rendered from this photo.",
+    "render_timeout": "Rendering the clip took too long; please retry.",
+    "invalid_video": "The generated clip was not usable; please retry.",
+    # The AI provider (prompts and clips).
+    "provider_unavailable": f"{_AI} is unavailable right now; please retry later.",
+    "provider_rate_limited": f"{_AI} is busy right now; please retry later.",
+    "provider_timeout": f"{_AI} took too long to make the clip; please retry.",
+    "provider_unconfirmed": f"{_AI} did not confirm the clip was started; retry the job "
+    "to send it again.",
+    "provider_bad_request": f"{_AI} refused this request.",
+    "provider_forbidden": f"{_AI} refused this photo or text; please try another.",
+    "provider_payload_too_large": f"{_AI} found this request too large; please try a "
+    "smaller photo.",
+    "provider_not_found": f"{_AI} could not find what it was asked for; please retry.",
+    "provider_error": f"{_AI} gave an unexpected answer; please retry.",
+    "provider_failed": f"{_AI} could not make this clip.",
+    "provider_cancelled": f"{_AI} canceled this clip; please retry.",
+    "provider_expired": f"{_AI} dropped this clip before it was made; please retry.",
+    # How the service itself is set up.
+    "provider_unauthorized": "Video generation is not available right now (a configuration "
+    "problem on our side).",
+    "unsupported_model": "Video generation is not available right now (a configuration "
+    "problem on our side).",
+    "insufficient_credits": "Video generation is paused (our credits with the AI service "
+    "are used up); please try again later.",
+    # Our own infrastructure.
+    "storage_unavailable": "Our file storage was unavailable; please retry in a moment.",
+    "storage_refused": "Our file storage refused the file; please retry later.",
+    "infrastructure_unavailable": "A part of our service was unavailable; please retry in "
+    "a moment.",
+    "queue_unavailable": "The job could not be queued; please retry in a moment.",
+    "timeout": "The job took too long and was stopped; please retry.",
+    "internal_error": "Something went wrong on our side.",
+}
+DEFAULT_USER_MESSAGE = "The video could not be made."
+
+
+def user_message(code: str) -> str:
+    """The stable message a job's owner reads for `code`."""
+    return USER_MESSAGES.get(code, DEFAULT_USER_MESSAGE)
 
 
 class ApiError(Exception):

@@ -1,9 +1,11 @@
 """Status changes that are stored and then announced: the one way a service
 moves a job, so no transition can forget its `job.status` event or metrics."""
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
+from common.errors import user_message
 from common.events import (
     JobCompleted,
     JobFailed,
@@ -15,6 +17,8 @@ from common.events import (
 from common.jobs import Job, JobRepository, now
 from common.messaging import Publishers
 from common.metrics import JOB_SECONDS, JOBS_FINISHED, STAGE_SECONDS
+
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -73,14 +77,18 @@ class Pipeline:
         job_id: str,
         *,
         code: str,
-        message: str,
+        detail: str,
         retryable: bool = False,
         expected: Iterable[JobStatus] | None = None,
     ) -> Job | None:
+        """Fail the job (not final yet, or in one of `expected`). Its owner reads the
+        stable message of `code`; `detail` (a provider's answer, ffmpeg's output, an
+        endpoint: words for operators) goes only to the log, with the job id."""
         job = await self.repo.fail(
-            job_id, code=code, message=message, retryable=retryable, expected=expected
+            job_id, code=code, message=user_message(code), retryable=retryable, expected=expected
         )
         if job is not None:
+            log.warning("job failed (%s): %s", code, detail, extra={"job_id": job_id})
             await self._stored(job)
             self._count_final(job)
             await self._announce_end(job)

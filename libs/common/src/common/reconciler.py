@@ -110,7 +110,7 @@ class Reconciler:
             failed = await self.pipeline.fail(
                 job["_id"],
                 code="timeout",
-                message=f"timed out in {status}",
+                detail=f"timed out in {status}",
                 expected=[JobStatus(status)],
             )
             if failed is not None:

@@ -4,7 +4,8 @@ app with its health and metrics routes.
 
 Handlers raise; `stage_handler` decides. A retryable error goes to a delayed
 retry queue (no sleep in the handler, so no prefetch slot is held), a permanent
-one fails the job with its reason, a bug fails it as `internal_error`.
+one fails the job with its code, a bug fails it as `internal_error`. The owner reads
+the code's stable message; the error's own text goes to the log (`Pipeline.fail`).
 
 Each retry waits its tier's delay (`RETRY_DELAYS`, by attempt: exponential backoff) less
 up to `JITTER` of it, so jobs that failed together (a burst of 429s) come back spread out.
@@ -194,8 +195,9 @@ class WorkerContext:
 
     async def _on_error(self, event: E, error: JobError, stage: str, work: WorkQueue) -> None:
         if not error.retryable:
-            log.warning("%s failed: %s (%s)", stage, error.message, error.code)
-            await self.pipeline.fail(event.job_id, code=error.code, message=error.message)
+            await self.pipeline.fail(
+                event.job_id, code=error.code, detail=f"{stage}: {error.message}"
+            )
             return
         attempts = await self.repo.record_attempt(
             event.job_id, holder=self.holder, code=error.code, message=error.message
@@ -204,11 +206,10 @@ class WorkerContext:
             log.info("%s: another worker is on this job; dropping a duplicate delivery", stage)
             return
         if attempts >= self.settings.max_attempts:
-            log.warning("%s gave up after %d attempts: %s", stage, attempts, error.message)
             await self.pipeline.fail(
                 event.job_id,
                 code=error.code,
-                message=f"{error.message} (gave up after {attempts} attempts)",
+                detail=f"{stage}: {error.message} (gave up after {attempts} attempts)",
                 retryable=True,
             )
             return
@@ -261,7 +262,7 @@ class WorkerContext:
                     await self.pipeline.fail(
                         event.job_id,
                         code="internal_error",
-                        message=f"Unexpected error while {stage}: {type(e).__name__}: {e}",
+                        detail=f"Unexpected error while {stage}: {type(e).__name__}: {e}",
                     )
                 finally:
                     job_id_var.reset(token)

@@ -1,6 +1,7 @@
 """Upload validation and normalisation of product photos (Pillow).
 
-The type is decided from the bytes alone; the size is checked from the header
+The type is decided from the bytes alone; the file's structure (every PNG chunk's
+CRC, the JPEG's segments) and its end are checked, and then its size from the header,
 before any pixel is decoded; a file must end where its image ends (anything
 appended — a ZIP, HTML, a script — makes it a polyglot, refused, apart from what
 phones append to a JPEG: more JPEGs and a motion photo's clip); what is stored
@@ -192,13 +193,21 @@ def _jpeg_end(data: bytes, start: int = 0) -> int:
             continue
         i += 2 + _u16(data, i + 2)
         if marker == 0xDA:  # SOS: entropy-coded data up to the next real marker
-            while i + 1 < n and not (
-                data[i] == 0xFF
-                and data[i + 1] not in (0x00, 0xFF)
-                and not 0xD0 <= data[i + 1] <= 0xD7
-            ):
-                i += 1
+            i = _next_marker(data, i)
     raise _Malformed
+
+
+def _next_marker(data: bytes, i: int) -> int:
+    """The position of the next marker at or after `i` in entropy-coded data (where
+    0xFF00 is a stuffed byte and 0xFFD0-D7 are restart markers), or the end of data.
+    Jumps from 0xFF to 0xFF: the scan runs at C speed, not a Python step per byte."""
+    n = len(data)
+    while (i := data.find(b"\xff", i)) != -1 and i + 1 < n:
+        following = data[i + 1]
+        if following not in (0x00, 0xFF) and not 0xD0 <= following <= 0xD7:
+            return i
+        i += 1
+    return n
 
 
 def _png_end(data: bytes) -> int:
@@ -315,8 +324,9 @@ def normalize_image(data: bytes, limits: ImageLimits) -> NormalizedImage:
     if len(data) > limits.max_bytes:
         raise too_large(limits.max_bytes)
     fmt = sniff_format(data)
-    img = _open(data, fmt, limits)
+    # Cheap before costly: a damaged or padded file is refused before a pixel is decoded.
     check_single_image(data, fmt)
+    img = _open(data, fmt, limits)
     if min(img.size) < limits.min_side:
         raise ApiError(
             422,

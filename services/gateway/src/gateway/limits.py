@@ -40,8 +40,9 @@ _DESCRIPTIONS = {
     "jobs_per_ip": "videos from this network address",
     "jobs_per_email": "videos for this account",
     "codes_per_ip": "sign-in codes from this network address",
-    "codes_per_email": "sign-in codes for this email address",
+    "codes_per_email": "sign-in codes for this email address from this network address",
     "verifies_per_ip": "sign-in attempts from this network address",
+    "refused_photos_per_email": "photos that could not be used",
 }
 
 
@@ -50,6 +51,7 @@ class Limit:
     name: str  # e.g. "jobs_per_ip"
     subject: str  # the IP address or email it counts for
     max: int  # 0: no limit
+    window: int | None = None  # seconds; None: the limiter's window
 
 
 def rate_limited(
@@ -89,39 +91,41 @@ class Limiter:
     async def ensure_indexes(self) -> None:
         await self.counters.create_index("expires_at", expireAfterSeconds=0, name="expires")
 
-    def _window(self) -> tuple[int, float]:
+    def _window(self, limit: Limit) -> tuple[int, int, float]:
+        """The limit's window: its length, its start, and now."""
+        window = limit.window or self.window
         now = self.clock()
-        start = int(now // self.window) * self.window
-        return start, now
+        return window, int(now // window) * window, now
 
     def _counter_id(self, limit: Limit, start: int) -> str:
         return f"{limit.name}:{limit.subject}:{start}"
 
-    def _used_up(self, limit: Limit, start: int, now: float) -> ApiError:
-        end = start + self.window
+    def _used_up(self, limit: Limit) -> ApiError:
+        window, start, now = self._window(limit)
+        end = start + window
         resets_at = datetime.fromtimestamp(end, UTC)
         what = _DESCRIPTIONS.get(limit.name, limit.name)
         return rate_limited(
             limit.name,
             limit.max,
             f"The free tier allows {limit.max} {what} per "
-            f"{_period(self.window)}; it resets at {resets_at:%Y-%m-%d %H:%M} UTC.",
+            f"{_period(window)}; it resets at {resets_at:%Y-%m-%d %H:%M} UTC.",
             end - now,
             resets_at,
         )
 
     async def take(self, limits: list[Limit]) -> Taken:
         """One unit of each limit, or none at all: 429 naming the first that is used up."""
-        start, now = self._window()
-        expires_at = datetime.fromtimestamp(start + self.window, UTC)
         taken = Taken()
         for limit in limits:
             if limit.max <= 0:
                 continue
+            window, start, _ = self._window(limit)
             counter_id = self._counter_id(limit, start)
+            expires_at = datetime.fromtimestamp(start + window, UTC)
             if not await self._take_one(counter_id, limit.max, expires_at):
                 await self.give_back(taken)
-                raise self._used_up(limit, start, now)
+                raise self._used_up(limit)
             taken.ids.append(counter_id)
         return taken
 
@@ -145,13 +149,13 @@ class Limiter:
     async def check(self, limits: list[Limit]) -> None:
         """Read-only: 429 if a limit is used up already, taking nothing. A cheap early
         refusal before costly work; `take` stays the one that counts."""
-        start, now = self._window()
         for limit in limits:
             if limit.max <= 0:
                 continue
+            _, start, _ = self._window(limit)
             counter = await self.counters.find_one({"_id": self._counter_id(limit, start)})
             if counter is not None and counter["count"] >= limit.max:
-                raise self._used_up(limit, start, now)
+                raise self._used_up(limit)
 
     async def give_back(self, taken: Taken) -> None:
         for counter_id in taken.ids:
@@ -229,4 +233,6 @@ def _period(seconds: int) -> str:
         return "day"
     if seconds % 3600 == 0:
         return f"{seconds // 3600} hours" if seconds > 3600 else "hour"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} minutes" if seconds > 60 else "minute"
     return f"{seconds} seconds"

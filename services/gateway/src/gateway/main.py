@@ -71,7 +71,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return JSONResponse(
             error_body(error.code, error.message, error.details),
             status_code=413,
-            headers={"Connection": "close"},
         )
 
     app.include_router(api_router)
@@ -82,6 +81,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     media_origins = []
     if settings.s3_endpoint_url and settings.storage_url.startswith("s3://"):
         media_origins.append(settings.s3_endpoint_url.rstrip("/"))
+    # An anonymous upload gets its 401 before any byte of it is read...
+    app.add_middleware(SessionRequired, path=f"{API_PREFIX}/jobs", signer=Signer(settings))
+    # ...and, like every early answer, only after the size cap drained the unread body.
     app.add_middleware(
         UploadSizeLimit,
         path=f"{API_PREFIX}/jobs",
@@ -89,8 +91,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         overhead=FORM_OVERHEAD_BYTES,
         other_bodies_max_bytes=OTHER_BODY_MAX_BYTES,
     )
-    # Outside the size cap: an anonymous upload gets its 401 before any byte is read.
-    app.add_middleware(SessionRequired, path=f"{API_PREFIX}/jobs", signer=Signer(settings))
     app.add_middleware(
         SecurityHeaders, csp=content_security_policy(settings.public_ws_url, media_origins)
     )

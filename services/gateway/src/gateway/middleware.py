@@ -1,9 +1,11 @@
-"""Plain ASGI middleware: security headers, the upload size cap, the upload's session
+"""Plain ASGI middleware: security headers, the upload size cap (which also drains the
+unread body before an early answer, so the client reads it), the upload's session
 check (request metrics are common.request_metrics, shared with the notifier).
 
 Pure ASGI (not BaseHTTPMiddleware) so file responses keep streaming.
 """
 
+import asyncio
 import time
 from contextlib import suppress
 from urllib.parse import urlparse
@@ -101,11 +103,80 @@ class UploadTooLarge(HTTPException):
         self.limit = limit
 
 
+# How long an early answer waits at most for the rest of the body to be drained.
+LINGER_SECONDS = 10.0
+
+
+class _Body:
+    """A request's body as the app reads it (413 past `limit`), and the lingering
+    read of what the app left unread when it answers early.
+
+    A server that answers and closes while the client is still sending makes the
+    kernel reset the connection, and the reset can overtake the answer: the client
+    sees a broken connection instead of the error. So before an answer to a request
+    whose body is not all read goes out, the rest is read and thrown away (what nginx
+    calls a lingering close), up to twice `limit` in all and for `LINGER_SECONDS` at
+    most. A client that sent `Expect: 100-continue` and was never told to go on has
+    sent no body: it gets its answer at once, and the connection is closed."""
+
+    def __init__(self, scope: Scope, receive: Receive, limit: int, stated: int) -> None:
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        self.declared = int(declared) if declared and declared.isdigit() else None
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        self.expects_continue = headers.get("expect", "").lower() == "100-continue"
+        self.done = not chunked and not self.declared  # no body at all
+        self.asked = False  # the app asked for the body (uvicorn then sends "100 Continue")
+        self.read = 0
+        self.limit = limit
+        self.stated = stated  # the limit the 413 names
+        self._receive = receive
+
+    async def _next(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.read += len(message.get("body", b""))
+            self.done = not message.get("more_body", False)
+        else:  # http.disconnect
+            self.done = True
+        return message
+
+    async def receive(self) -> Message:
+        """What the app reads."""
+        self.asked = True
+        message = await self._next()
+        if self.read > self.limit:
+            raise UploadTooLarge(self.stated)
+        return message
+
+    async def drain(self) -> bool:
+        """Read the rest of the body within the caps: True when it was all read (the
+        connection can serve another request), False when it must be closed."""
+        if self.done:
+            return True
+        if self.expects_continue and not self.asked:
+            return False
+        cap = 2 * self.limit
+        if self.declared is not None and self.declared > cap:
+            return False  # it could not all be read anyway
+        try:
+            async with asyncio.timeout(LINGER_SECONDS):
+                while not self.done and self.read <= cap:
+                    await self._next()
+        except TimeoutError:
+            return False
+        return self.done
+
+
 class UploadSizeLimit:
     """Caps request bodies: at once from Content-Length, else while they stream in, so
     an oversized upload is never spooled to disk whole. Uploads to `path` get
     `max_upload_bytes` (plus the form's overhead); every other body gets
-    `other_bodies_max_bytes`."""
+    `other_bodies_max_bytes`.
+
+    Every answer given before the body was all read (this 413, the 401 of
+    `SessionRequired` inside, any other early refusal) first drains the rest
+    (`_Body.drain`), so that the client gets to read it."""
 
     def __init__(
         self,
@@ -130,28 +201,21 @@ class UploadSizeLimit:
             limit, stated = self.upload_limit, self.max_upload_bytes
         else:
             limit = stated = self.other_limit
-        declared = Headers(scope=scope).get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        body = _Body(scope, receive, limit, stated)
+
+        async def send_after_drain(message: Message) -> None:
+            if message["type"] == "http.response.start" and not await body.drain():
+                MutableHeaders(scope=message)["Connection"] = "close"
+            await send(message)
+
+        if body.declared is not None and body.declared > limit:
             error = too_large(stated)
             response = JSONResponse(
-                error_body(error.code, error.message, error.details),
-                status_code=413,
-                headers={"Connection": "close"},
+                error_body(error.code, error.message, error.details), status_code=413
             )
-            await response(scope, receive, send)
+            await response(scope, receive, send_after_drain)
             return
-        received = 0
-
-        async def receive_capped() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise UploadTooLarge(stated)
-            return message
-
-        await self.app(scope, receive_capped, send)
+        await self.app(scope, body.receive, send_after_drain)
 
 
 class SessionRequired:
@@ -174,8 +238,8 @@ class SessionRequired:
                 response = JSONResponse(
                     error_body("unauthorized", problem),
                     status_code=401,
-                    # The body is left unread: the connection cannot serve another request.
-                    headers={"WWW-Authenticate": "Bearer", "Connection": "close"},
+                    # UploadSizeLimit, outside, drains the unread body before it goes out.
+                    headers={"WWW-Authenticate": "Bearer"},
                 )
                 await response(scope, receive, send)
                 return

@@ -4,6 +4,10 @@ A refused request stores nothing; a job is only announced after it is stored;
 the same Idempotency-Key from the same owner never makes a second job. A new job
 takes one unit of its owner's and its IP's free-tier allowance (a replay takes
 none), given back if the job cannot be made after all.
+
+Cheap before costly: a replay is answered from the stored job with the photo only
+hashed, a user over a limit (or who keeps sending unusable photos) is refused before
+the photo is decoded, and every photo the decoder refuses counts against its sender.
 """
 
 import asyncio
@@ -11,8 +15,11 @@ import hashlib
 import json
 import logging
 import unicodedata
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
+
+from fastapi import UploadFile
 
 from common.brief import CTA_MAX_CHARS, PRICE_MAX_CHARS
 from common.client_ip import network_of
@@ -25,7 +32,7 @@ from common.presets import DURATION_DEFAULT, JOB_OPTION_DEFAULTS, PRESETS, durat
 from common.storage import upload_key
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
-from gateway.images import NormalizedImage
+from gateway.images import NormalizedImage, read_upload
 from gateway.limits import Limit
 from gateway.models import (
     DEFAULT_ASPECT_RATIO,
@@ -214,19 +221,61 @@ async def _earlier(services: Services, owner: str, idempotency_key: str) -> Job 
     return await services.repo.jobs.find_one({"owner": owner, "idempotency_key": idempotency_key})
 
 
-async def refuse_over_limit(
-    services: Services, *, owner: str, client_ip: str, idempotency_key: str | None
-) -> None:
-    """429 for a user already over a free-tier limit, before their photo is decoded.
+def _refused_photos(settings: GatewaySettings, owner: str) -> Limit:
+    return Limit(
+        "refused_photos_per_email",
+        mailbox(owner),
+        settings.refused_photos_per_email,
+        settings.refused_photos_window_seconds,
+    )
 
-    Read-only and racy by design: `submit_job` still takes the units atomically. A
-    replay of an earlier Idempotency-Key takes none, so it is let through."""
-    if idempotency_key is not None and await _earlier(services, owner, idempotency_key):
-        return
+
+# What the decoder answers when the photo itself is at fault (not 503 `busy`).
+_PHOTO_REFUSED = (400, 413, 415, 422)
+
+
+async def replay(
+    services: Services,
+    *,
+    owner: str,
+    idempotency_key: str | None,
+    create: JobCreate,
+    upload: UploadFile,
+) -> Submission | None:
+    """The answer to a replay of an earlier Idempotency-Key, from the stored job: the
+    photo is read and hashed, never decoded (409 if it is another request). None when
+    the key is new (or absent)."""
+    if idempotency_key is None:
+        return None
+    existing = await _earlier(services, owner, idempotency_key)
+    if existing is None:
+        return None
+    data = await read_upload(upload, services.settings.max_upload_bytes)
+    return _replay(existing, request_fingerprint(create, hashlib.sha256(data).hexdigest()))
+
+
+async def refuse_over_limit(services: Services, *, owner: str, client_ip: str) -> None:
+    """429 for a user already over a free-tier limit, or who has sent too many unusable
+    photos lately, before their photo is decoded.
+
+    Read-only and racy by design: `submit_job` still takes the units atomically."""
     s = services.settings
+    await services.limiter.check([_refused_photos(s, owner)])
     if s.free_running_jobs_per_email > 0:
         await services.limiter.check_running(owner, s.free_running_jobs_per_email)
     await services.limiter.check(_free_tier(s, owner, client_ip))
+
+
+async def decode(services: Services, *, owner: str, upload: UploadFile) -> NormalizedImage:
+    """The photo, validated and re-encoded; one refused as unusable counts against its
+    sender's `refused_photos_per_email`."""
+    try:
+        return await services.decoder.normalize(upload)
+    except ApiError as e:
+        if e.status in _PHOTO_REFUSED:
+            with suppress(ApiError):  # used up already: the next upload is refused first
+                await services.limiter.take([_refused_photos(services.settings, owner)])
+        raise
 
 
 async def submit_job(
@@ -329,7 +378,7 @@ async def _fail_unqueued(services: Services, job_id: str, error: Exception) -> N
             services.pipeline.fail(
                 job_id,
                 code="queue_unavailable",
-                message=f"The job could not be queued ({type(error).__name__}).",
+                detail=f"job.submitted could not be published: {type(error).__name__}: {error}",
                 retryable=True,
             ),
             services.settings.publish_timeout_seconds,

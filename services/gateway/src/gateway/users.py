@@ -1,11 +1,18 @@
 """Sign-in by email: a one-time code, then a session.
 
 The code is 6 random digits, stored only as an HMAC (keyed with SIGNING_KEY, so
-a copy of the database does not reveal it), valid `CODE_TTL_SECONDS`, good for
-`CODE_MAX_ATTEMPTS` guesses, and used once. Asking again within
-`CODE_RESEND_SECONDS` is refused (429), and so is asking too often per IP and per
-email, and trying codes too often per IP (the free-tier limiter). Users are created
-when they first verify.
+a copy of the database does not reveal it), valid `CODE_TTL_SECONDS` and used once.
+Asking again within `CODE_RESEND_SECONDS` is refused (429), and so is asking too often
+per IP and per email, and trying codes too often per IP (the free-tier limiter). Users
+are created when they first verify.
+
+Nobody but the owner of a mailbox may lock its owner out, so every count that a
+stranger could fill is also per requesting network: codes asked for a mailbox (its
+plus-addresses included) count per mailbox and network, and a code takes
+`CODE_MAX_ATTEMPTS` wrong tries from each network (and `CODE_NETWORKS` times that from
+all together, against guessing from many networks). Wrong tries from elsewhere leave
+the owner's newest code good for the owner's own network, and a code spent by wrong
+tries does not hold back a new one.
 """
 
 import hashlib
@@ -30,6 +37,8 @@ from gateway.mail import Mailer, MailUnavailable
 log = logging.getLogger(__name__)
 
 CODE_DIGITS = 6
+# A code takes CODE_MAX_ATTEMPTS wrong tries per network, and this many times that in all.
+CODE_NETWORKS = 4
 MAX_EMAIL_LENGTH = 254
 # A plain mailbox: dot-atom local part and domain (any script), no quotes, comments,
 # commas or brackets. Those would let one mailbox pose as many addresses (`"me"@x`,
@@ -64,6 +73,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _network_key(client_ip: str) -> str:
+    """The requesting network as a field name (no dots, no `$`)."""
+    return hashlib.sha256(network_of(client_ip).encode()).hexdigest()[:16]
+
+
 class SignIn:
     def __init__(
         self,
@@ -89,27 +103,44 @@ class SignIn:
     def _hash(self, email: str, code: str) -> str:
         return hmac.new(self._key, f"{email}\0{code}".encode(), hashlib.sha256).hexdigest()
 
+    @property
+    def _max_tries(self) -> int:
+        return self.settings.code_max_attempts * CODE_NETWORKS
+
     async def request_code(self, email: str, client_ip: str) -> dict[str, Any]:
         s = self.settings
+        network = network_of(client_ip)
         taken = await self.limiter.take(
             [
-                Limit("codes_per_ip", network_of(client_ip), s.free_codes_per_ip),
-                Limit("codes_per_email", mailbox(email), s.free_codes_per_email),
+                Limit("codes_per_ip", network, s.free_codes_per_ip),
+                # Per mailbox *and* network: asking for victim+1@…, victim+2@… from
+                # elsewhere uses up that network's allowance, not the owner's.
+                Limit(
+                    "codes_per_email", f"{mailbox(email)} from {network}", s.free_codes_per_email
+                ),
             ]
         )
         code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
         now = _now()
         try:
-            # Matches only when no code was sent within the cool-down; a recent one
-            # makes the upsert collide with its _id instead (atomic across replicas).
+            # Matches only when no live code was sent within the cool-down (a code spent
+            # by wrong tries holds nothing back); a recent one makes the upsert collide
+            # with its _id instead (atomic across replicas).
             await self.codes.find_one_and_update(
-                {"_id": email, "sent_at": {"$lte": now - timedelta(seconds=s.code_resend_seconds)}},
+                {
+                    "_id": email,
+                    "$or": [
+                        {"sent_at": {"$lte": now - timedelta(seconds=s.code_resend_seconds)}},
+                        {"attempts": {"$gte": self._max_tries}},
+                    ],
+                },
                 {
                     "$set": {
                         "code_hash": self._hash(email, code),
                         "sent_at": now,
                         "expires_at": now + timedelta(seconds=s.code_ttl_seconds),
                         "attempts": 0,
+                        "tries": {},
                     }
                 },
                 upsert=True,
@@ -148,9 +179,16 @@ class SignIn:
             [Limit("verifies_per_ip", network_of(client_ip), s.free_verifies_per_ip)]
         )
         now = _now()
+        network = _network_key(client_ip)
+        tries = f"tries.{network}"  # this network's tries of this code
         record = await self.codes.find_one_and_update(
-            {"_id": email, "expires_at": {"$gt": now}, "attempts": {"$lt": s.code_max_attempts}},
-            {"$inc": {"attempts": 1}},
+            {
+                "_id": email,
+                "expires_at": {"$gt": now},
+                "attempts": {"$lt": self._max_tries},
+                tries: {"$not": {"$gte": s.code_max_attempts}},
+            },
+            {"$inc": {"attempts": 1, tries: 1}},
             return_document=ReturnDocument.AFTER,
         )
         if record is None:
@@ -165,7 +203,8 @@ class SignIn:
                 400, "code_expired", "This code has expired or was never sent; ask for a new one."
             )
         if not hmac.compare_digest(record["code_hash"], self._hash(email, code)):
-            left = s.code_max_attempts - record["attempts"]
+            network_left = s.code_max_attempts - record["tries"][network]
+            left = max(0, min(network_left, self._max_tries - record["attempts"]))
             raise ApiError(
                 400,
                 "invalid_code",

@@ -33,6 +33,7 @@ class GatewaySettings(CommonSettings):
     # Sign-in: a one-time code by email, then a session token.
     session_ttl_seconds: int = Field(default=30 * 24 * 3600, gt=0)
     code_ttl_seconds: int = Field(default=600, gt=0)
+    # Wrong tries of one code per requesting network (and 4 times that from all together).
     code_max_attempts: int = Field(default=5, ge=1)
     code_resend_seconds: int = Field(default=60, ge=0)
     # Without SMTP_HOST the code is written to the gateway's log (development).
@@ -58,9 +59,13 @@ class GatewaySettings(CommonSettings):
     retries_per_job: int = Field(default=3, ge=0)
     # Sign-in codes asked for, per window: against mail bombing and code guessing.
     free_codes_per_ip: int = Field(default=50, ge=0)
-    free_codes_per_email: int = Field(default=10, ge=0)
+    free_codes_per_email: int = Field(default=10, ge=0)  # per mailbox and requesting network
     # Sign-in codes tried (right or wrong), per window: against guessing across addresses.
     free_verifies_per_ip: int = Field(default=100, ge=0)
+    # Photos refused as unusable (damaged, not an image, too many pixels) per user and
+    # window: who keeps sending them is refused (429) before any more are decoded.
+    refused_photos_per_email: int = Field(default=10, ge=0)
+    refused_photos_window_seconds: int = Field(default=600, gt=0)
 
     # X-Forwarded-For is believed only from these networks (the load balancer's).
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)

@@ -38,7 +38,9 @@ from gateway.models import (
 )
 from gateway.submission import (
     OptionFields,
+    decode,
     refuse_over_limit,
+    replay,
     submit_job,
     validate_fields,
     validate_idempotency_key,
@@ -130,19 +132,23 @@ async def create_job(
             finish=finish,
         ),
     )
-    # Decoding is the costly part: a user over a limit is refused before it.
-    await refuse_over_limit(
-        services, owner=str(owner.email), client_ip=client_ip, idempotency_key=key
+    email = str(owner.email)
+    # Decoding is the costly part: a replay is answered without it, and a user over a
+    # limit is refused before it.
+    submission = await replay(
+        services, owner=email, idempotency_key=key, create=create, upload=image
     )
-    normalized = await services.decoder.normalize(image)
-    submission = await submit_job(
-        services,
-        owner=str(owner.email),
-        client_ip=client_ip,
-        create=create,
-        image=normalized,
-        idempotency_key=key,
-    )
+    if submission is None:
+        await refuse_over_limit(services, owner=email, client_ip=client_ip)
+        normalized = await decode(services, owner=email, upload=image)
+        submission = await submit_job(
+            services,
+            owner=email,
+            client_ip=client_ip,
+            create=create,
+            image=normalized,
+            idempotency_key=key,
+        )
     if not submission.created:
         response.status_code = 200
     job = submission.job
