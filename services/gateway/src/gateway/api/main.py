@@ -4,13 +4,14 @@
 from fastapi import APIRouter, Depends
 
 from common.logs import bind_job_id
-from gateway.api.routes import auth, files, job_actions, jobs, meta, webhooks
+from gateway.api.routes import auth, batches, files, job_actions, jobs, meta, webhooks
 
 # A route with a `{job_id}` logs it on every line (common.logs).
 api_router = APIRouter(dependencies=[Depends(bind_job_id)])
 api_router.include_router(auth.router)
 api_router.include_router(jobs.router)
 api_router.include_router(job_actions.router)
+api_router.include_router(batches.router)
 api_router.include_router(files.router)
 api_router.include_router(webhooks.router)
 api_router.include_router(meta.config_router)
