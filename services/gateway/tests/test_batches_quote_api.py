@@ -54,7 +54,7 @@ async def quote(
 ) -> httpx.Response:
     files: dict[str, Any] = {"manifest": ("products.csv", manifest_data, "text/csv")}
     if photos is not None:
-        files["photos"] = ("photos.zip", photos, "application/zip")
+        files["photos"] = ("photos.zip" if photos else "", photos, "application/zip")
     data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
     auth = await gateway.auth() if headers is None else headers
     return await gateway.client.post(QUOTE, files=files, data=data, headers=auth)
@@ -222,13 +222,16 @@ async def test_an_unsafe_zip_or_missing_zip(gateway: Gateway) -> None:
     assert [(d["row"], d["field"]) for d in details] == [(None, "photos")]
     assert "'..'" in details[0]["message"]
 
-    response = await quote(gateway, manifest(row(1)))
-    assert [(d["row"], d["field"]) for d in response.json()["error"]["details"]] == [(1, "image")]
-    assert "no photos zip" in response.json()["error"]["details"][0]["message"]
+    for empty in (None, b""):  # no photos part, or a form's file input left empty
+        response = await quote(gateway, manifest(row(1)), empty)
+        details = response.json()["error"]["details"]
+        assert [(d["row"], d["field"]) for d in details] == [(1, "image")]
+        assert "no photos zip" in details[0]["message"]
 
 
 async def test_limits_and_sign_in(start_gateway: Callable[..., Any]) -> None:
-    async with start_gateway(batch_max_rows=2, batch_manifest_max_bytes=300) as gateway:
+    limits = {"batch_max_rows": 2, "batch_manifest_max_bytes": 300, "batch_photos_max_bytes": 5000}
+    async with start_gateway(**limits) as gateway:
         rows = [row(n, f"https://shop.example/{n}.jpg") for n in range(1, 4)]
         response = await quote(gateway, manifest(*rows))
         assert response.status_code == 422
@@ -239,5 +242,18 @@ async def test_limits_and_sign_in(start_gateway: Callable[..., Any]) -> None:
         response = await quote(gateway, big)
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "upload_too_large"
+        for size in (6000, 200_000):  # within the form's overhead, and past it
+            response = await quote(gateway, manifest(row(1)), photos_zip(a=os.urandom(size)))
+            assert response.status_code == 413
+            assert response.json()["error"]["code"] == "upload_too_large"
         response = await quote(gateway, manifest(row(1)), headers={})
         assert response.status_code == 401
+
+
+async def test_the_quote_is_documented(gateway: Gateway) -> None:
+    schema = (await gateway.client.get("/openapi.json")).json()
+    operation = schema["paths"][QUOTE]["post"]
+    assert set(operation["responses"]) >= {"200", "401", "413", "422", "503"}
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/BatchQuote"}
+    assert {"QuoteRefusal", "QuoteCost", "VariantPublic"} <= set(schema["components"]["schemas"])

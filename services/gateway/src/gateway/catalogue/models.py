@@ -5,17 +5,6 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
-class RowProblem(BaseModel):
-    """One problem of a batch request, in a 422's `details`."""
-
-    row: int | None = Field(
-        description="1 is the first product (the line after a CSV's header, the first JSON "
-        "object); null for the request as a whole (the manifest, the zip, the variants)."
-    )
-    field: str = Field(description="The column, or `manifest`, `row`, `photos`, `variants[i]`.")
-    message: str
-
-
 class VariantPublic(BaseModel):
     preset: str | None
     aspect_ratio: str

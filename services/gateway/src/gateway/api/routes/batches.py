@@ -10,7 +10,7 @@ from gateway.catalogue.intake import check_batch
 from gateway.catalogue.models import BatchQuote
 from gateway.catalogue.quote import current_pricing, quote
 from gateway.catalogue.variants import MAX_VARIANTS
-from gateway.images import read_upload
+from gateway.images import read_upload, too_large
 from gateway.models import error_responses
 
 router = APIRouter(prefix=f"{API_PREFIX}/batches", tags=["batches"])
@@ -58,6 +58,10 @@ async def quote_batch(
     max_cost_usd: MaxCostField = None,
 ) -> dict[str, Any]:
     data = await read_upload(manifest, settings.batch_manifest_max_bytes)
+    if photos is not None and not photos.filename and not photos.size:
+        photos = None  # a form's file input left empty
+    if photos is not None and (photos.size or 0) > settings.batch_photos_max_bytes:
+        raise too_large(settings.batch_photos_max_bytes)
     intake = await check_batch(
         settings,
         services.decoder,
