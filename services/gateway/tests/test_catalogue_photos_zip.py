@@ -9,8 +9,16 @@ import warnings
 import zipfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.catalogue.photos_zip import PhotoRefused, PhotosZip, ZipLimits, ZipRefused
+from gateway.catalogue.photos_zip import (
+    PhotoRefused,
+    PhotosZip,
+    ZipLimits,
+    ZipRefused,
+    name_problem,
+)
 
 LIMITS = ZipLimits(
     max_bytes=1024 * 1024,
@@ -85,6 +93,10 @@ def test_names_that_could_escape_refuse_the_zip(name: str, why: str) -> None:
     problems = refused(("good.jpg", PHOTO), (name, PHOTO))
     assert len(problems) == 1
     assert why in problems[0]
+
+
+def test_an_entry_without_a_name_is_refused() -> None:
+    assert name_problem("") == "An entry has no name."
 
 
 def test_symlinks_and_special_files_are_refused() -> None:
@@ -176,3 +188,58 @@ def test_a_damaged_entry_is_refused() -> None:
     photos = PhotosZip(io.BytesIO(bytes(data)), LIMITS)
     with pytest.raises(PhotoRefused, match="damaged"):
         photos.read("a.jpg")
+
+
+# ----- properties: whatever the bytes, a refusal, never a crash -----
+
+FUZZ = settings(max_examples=300, deadline=None)
+SAMPLE = make_zip(("a.jpg", PHOTO), ("shoot/b.jpg", bytes(3000)), ("c.jpg", b"x")).getvalue()
+
+
+def _read_everything(data: bytes) -> None:
+    try:
+        photos = PhotosZip(io.BytesIO(data), LIMITS)
+    except ZipRefused as e:
+        assert e.problems
+        return
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        try:
+            photos.read(name)
+        except PhotoRefused as e:
+            assert e.message
+    assert photos.read_total <= LIMITS.max_total_bytes
+
+
+@FUZZ
+@given(st.binary(max_size=3000))
+def test_any_bytes_are_refused_not_crashed_on(data: bytes) -> None:
+    _read_everything(data)
+
+
+# Where the zip's headers are: damage there reaches the most of zipfile's code.
+HEADERS = [
+    at
+    for at in range(len(SAMPLE))
+    if SAMPLE[at : at + 4] in (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06")
+]
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(HEADERS), st.integers(0, 46), st.integers(0, 255)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_damaged_zip_is_refused_not_crashed_on(changes: list[tuple[int, int, int]]) -> None:
+    data = bytearray(SAMPLE)
+    for header, offset, value in changes:
+        data[min(header + offset, len(data) - 1)] = value
+    _read_everything(bytes(data))
+
+
+@FUZZ
+@given(st.integers(0, len(SAMPLE)))
+def test_a_truncated_zip_is_refused_not_crashed_on(length: int) -> None:
+    _read_everything(SAMPLE[:length])

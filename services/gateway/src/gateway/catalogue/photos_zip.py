@@ -12,6 +12,7 @@ read. Each photo then goes through the same checks as an upload (gateway/images.
 
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -20,6 +21,20 @@ from typing import IO
 from gateway.core.config import GatewaySettings
 
 READ_CHUNK = 64 * 1024
+# What zipfile raises on a damaged or hostile archive (found by fuzzing: a bad version, a
+# negative offset, a name that is not UTF-8, fields that run past the end, ...).
+BROKEN = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    struct.error,
+    EOFError,
+    OSError,
+    ValueError,
+    IndexError,
+    NotImplementedError,
+    RuntimeError,
+)
 # Folders some zip tools add beside the photos; their entries are never photos.
 IGNORED_FOLDERS = ("__MACOSX/",)
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -62,6 +77,8 @@ class PhotoRefused(Exception):
 
 def name_problem(name: str) -> str | None:
     """Why an entry's name is unsafe (None: it is a plain relative path)."""
+    if not name:
+        return "An entry has no name."
     if "\\" in name:
         return f"{name!r}: backslashes are not allowed in names."
     if name.startswith("/") or _DRIVE.match(name):
@@ -97,7 +114,7 @@ class PhotosZip:
         try:
             self._zip = zipfile.ZipFile(file)
             infos = self._zip.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as e:
+        except BROKEN as e:
             raise ZipRefused([f"The photos file is not a readable zip ({e})."]) from e
         if len(infos) > limits.max_entries:
             raise ZipRefused(
@@ -176,7 +193,7 @@ class PhotosZip:
                     if self.read_total + count > limits.max_total_bytes:
                         raise PhotoRefused(self._over_total())
                     chunks.append(chunk)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
+        except BROKEN as e:
             raise PhotoRefused(f"{name!r} is damaged in the zip ({e}).") from e
         self.read_total += count
         return b"".join(chunks)
