@@ -14,6 +14,8 @@ import hashlib
 import io
 import warnings
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import UploadFile
@@ -95,6 +97,17 @@ class Decoder:
         self.wait = wait
 
     async def normalize(self, upload: UploadFile) -> NormalizedImage:
+        async with self._slot():
+            data = await read_upload(upload, self.limits.max_bytes)
+            return await asyncio.to_thread(normalize_image, data, self.limits)
+
+    async def normalize_bytes(self, data: bytes) -> NormalizedImage:
+        """A photo already in memory (from a catalogue's zip), checked like an upload."""
+        async with self._slot():
+            return await asyncio.to_thread(normalize_image, data, self.limits)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
         try:
             await asyncio.wait_for(self._slots.acquire(), self.wait)
         except TimeoutError:
@@ -107,8 +120,7 @@ class Decoder:
                 headers={"Retry-After": "5"},
             ) from None
         try:
-            data = await read_upload(upload, self.limits.max_bytes)
-            return await asyncio.to_thread(normalize_image, data, self.limits)
+            yield
         finally:
             self._slots.release()
 

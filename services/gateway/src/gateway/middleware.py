@@ -171,8 +171,8 @@ class _Body:
 class UploadSizeLimit:
     """Caps request bodies: at once from Content-Length, else while they stream in, so
     an oversized upload is never spooled to disk whole. Uploads to `path` get
-    `max_upload_bytes` (plus the form's overhead); every other body gets
-    `other_bodies_max_bytes`.
+    `max_upload_bytes` (plus the form's overhead), uploads to each path of `more_uploads`
+    the bytes it gives (plus the overhead); every other body gets `other_bodies_max_bytes`.
 
     Every answer given before the body was all read (this 413, the 401 of
     `SessionRequired` inside, any other early refusal) first drains the rest
@@ -186,19 +186,23 @@ class UploadSizeLimit:
         max_upload_bytes: int,
         overhead: int,
         other_bodies_max_bytes: int,
+        more_uploads: dict[str, int] | None = None,
     ) -> None:
         self.app = app
-        self.path = path
-        self.max_upload_bytes = max_upload_bytes
-        self.upload_limit = max_upload_bytes + overhead  # the form's text fields and boundaries
+        # Per path: the limit stated, and the one applied (with the form's text fields and
+        # boundaries).
+        self.uploads = {
+            p: (stated, stated + overhead)
+            for p, stated in {path: max_upload_bytes, **(more_uploads or {})}.items()
+        }
         self.other_limit = other_bodies_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        if scope["method"] == "POST" and scope["path"] == self.path:
-            limit, stated = self.upload_limit, self.max_upload_bytes
+        if scope["method"] == "POST" and scope["path"] in self.uploads:
+            stated, limit = self.uploads[scope["path"]]
         else:
             limit = stated = self.other_limit
         body = _Body(scope, receive, limit, stated)

@@ -121,6 +121,7 @@ def _scoped(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
 # The owner's session, or an API key with the scope (a 403 naming the scope without it).
 JobsReadDep = Annotated[Principal, Depends(_scoped(Scope.JOBS_READ))]
 JobsWriteDep = Annotated[Principal, Depends(_scoped(Scope.JOBS_WRITE))]
+BatchesWriteDep = Annotated[Principal, Depends(_scoped(Scope.BATCHES_WRITE))]
 WebhooksManageDep = Annotated[Principal, Depends(_scoped(Scope.WEBHOOKS_MANAGE))]
 
 

@@ -7,6 +7,7 @@ from common.logs import bind_job_id
 from gateway.api.routes import (
     api_keys,
     auth,
+    batches,
     files,
     job_actions,
     jobs,
@@ -21,6 +22,7 @@ api_router.include_router(auth.router)
 api_router.include_router(api_keys.router)
 api_router.include_router(jobs.router)
 api_router.include_router(job_actions.router)
+api_router.include_router(batches.router)
 api_router.include_router(files.router)
 api_router.include_router(webhooks.router)
 api_router.include_router(webhook_endpoints.router)

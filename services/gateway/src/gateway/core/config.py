@@ -1,8 +1,8 @@
 """Gateway settings: the common ones plus upload limits and what the web client needs."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from common.client_ip import Network, parse_networks
@@ -26,6 +26,27 @@ class GatewaySettings(CommonSettings):
     idempotency_key_max_length: int = Field(default=200, gt=0)
     # A broker that accepts the connection but never confirms must not hang uploads.
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Catalogues (docs/catalogues.md): a manifest of products and an optional zip of photos.
+    batch_max_rows: int = Field(default=500, ge=1)
+    batch_manifest_max_bytes: int = Field(default=4 * MIB, gt=0)
+    sku_max_length: int = Field(default=100, gt=0)
+    # The photos zip as uploaded, and what is in it: entries listed, each photo and every
+    # photo read together once inflated, and how far one entry may inflate (zip bombs).
+    batch_photos_max_bytes: int = Field(default=256 * MIB, gt=0)
+    batch_photos_max_entries: int = Field(default=2000, ge=1)
+    batch_photos_max_total_bytes: int = Field(default=512 * MIB, gt=0)
+    batch_photos_max_ratio: float = Field(default=100.0, gt=1)
+    # The quote: which providers the workers use and what they cost. The same variables
+    # (and the same rule when unset) as the prompt and video workers read.
+    video_provider: str = ""
+    prompt_provider: str = ""
+    openrouter_video_model: str = "bytedance/seedance-2.0"
+    openrouter_video_resolution: str = "720p"
+    openrouter_models_ttl_seconds: float = Field(default=3600, ge=0)
+    # What one prompt call (one per product) is estimated to cost on OpenRouter, in US
+    # dollars: a vision model's reply of a few hundred tokens (the real cost is recorded).
+    prompt_cost_estimate_usd: float = Field(default=0.003, ge=0)
 
     # Where browsers open the notifier's WebSocket (absolute, or a path on this host).
     public_ws_url: str = "ws://localhost:8001/ws"
@@ -71,6 +92,13 @@ class GatewaySettings(CommonSettings):
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
     # Origins allowed to call the API from a browser (CORS); empty: same origin only.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _choose_providers(self) -> Self:
+        paid = "openrouter" if self.openrouter_api_key else ""
+        self.video_provider = self.video_provider or paid or "local"
+        self.prompt_provider = self.prompt_provider or paid or "template"
+        return self
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

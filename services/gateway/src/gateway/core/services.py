@@ -15,6 +15,7 @@ from common.pipeline import Pipeline
 from common.storage import S3Storage, Storage, storage_from_settings
 from common.tokens import Signer
 from common.topology import Topology
+from common.video_models import ModelCatalog
 from gateway.api_keys import ApiKeyStore
 from gateway.core.config import GatewaySettings
 from gateway.images import Decoder, ImageLimits
@@ -40,6 +41,7 @@ class Services:
     limiter: Limiter
     sign_in: SignIn
     decoder: Decoder
+    video_models: ModelCatalog  # OpenRouter's video models and prices, for quotes
 
     @classmethod
     async def start(cls, settings: GatewaySettings) -> "Services":
@@ -93,6 +95,7 @@ class Services:
                     min_side=settings.min_image_side,
                 ),
             ),
+            video_models=ModelCatalog(settings.openrouter_models_ttl_seconds),
         )
 
     async def stop(self) -> None:
