@@ -92,7 +92,7 @@ def test_any_differing_field_gives_another_key(f: dict[str, Any], data: st.DataO
 
 
 def test_a_job_stored_before_an_option_existed_asks_for_its_default() -> None:
-    base = {
+    base: dict[str, Any] = {
         "owner": "a@example.com",
         "image_sha256": "a" * 64,
         "title": "Mug",
