@@ -497,4 +497,8 @@ async def test_every_state_of_a_job_is_clear_at_phone_and_desktop_widths(
     # Made anew, even if it asked for exactly what an earlier video did (no result reuse).
     assert raw["regenerate"] == "true"
     assert not {"cta", "price", "music", "captions"} & set(raw)
+    # A job that reused an earlier result: done at once, and the page says it was made before.
+    await expect(page.locator("#connection")).to_have_text("Live")
+    api.push(job_view("job-new", "completed", 3, video={**video, "reused_from": "job-old"}))
+    await expect(page.locator("#video-facts")).to_contain_text("Made before")
     assert problems == []
