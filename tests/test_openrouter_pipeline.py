@@ -94,8 +94,12 @@ async def test_a_clip_through_both_openrouter_providers(
     user.assert_playable_clip(user.probe(clip), aspect_ratio="9:16", duration=3)
     assert (job["video"]["width"], job["video"]["height"]) == (720, 1280)
 
-    # The same product again: the prompt is reused (no chat call); the clip is its own.
-    again = await finished(system, api, photo, title="Linen tote bag", aspect_ratio="9:16")
+    # The same product with another call to action: the prompt is reused (no chat call);
+    # the clip is its own (the very same job again would reuse the clip too:
+    # tests/test_result_reuse.py).
+    again = await finished(
+        system, api, photo, title="Linen tote bag", aspect_ratio="9:16", form={"cta": "Shop now"}
+    )
     assert again["status"] == "completed", again["error"]
     assert again["prompt"]["source"] == "reused" and again["prompt"]["cost"] == 0
     assert len(fake.calls(CHAT)) == 1

@@ -450,6 +450,7 @@ async def test_every_state_of_a_job_is_clear_at_phone_and_desktop_widths(
         "Sound: AAC, 48 kHz, stereo, −14.0 LUFS, true peak −1.3 dBTP"
     )
     await expect(facts).to_contain_text("Product match: 62 %")
+    await expect(facts).not_to_contain_text("Made before")  # made, not reused
     await expect(page.locator("#fidelity-warning")).to_be_visible()
     player = page.locator("#player")
     await expect(player).to_have_attribute("controls", "")
@@ -493,5 +494,11 @@ async def test_every_state_of_a_job_is_clear_at_phone_and_desktop_widths(
     await expect(page.locator("#watch")).to_be_visible()
     raw = api.posted[-1]
     assert (raw["preset"], raw["aspect_ratio"], raw["finish"]) == ("tiktok", "9:16", "false")
+    # Made anew, even if it asked for exactly what an earlier video did (no result reuse).
+    assert raw["regenerate"] == "true"
     assert not {"cta", "price", "music", "captions"} & set(raw)
+    # A job that reused an earlier result: done at once, and the page says it was made before.
+    await expect(page.locator("#connection")).to_have_text("Live")
+    api.push(job_view("job-new", "completed", 3, video={**video, "reused_from": "job-old"}))
+    await expect(page.locator("#video-facts")).to_contain_text("Made before")
     assert problems == []

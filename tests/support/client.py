@@ -104,8 +104,10 @@ async def submit(
     filename: str = "photo.jpg",
     content_type: str = "image/jpeg",
     headers: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """Submit as the client's signed-in user (unless `headers` or the client say otherwise)."""
+    """Submit as the client's signed-in user (unless `headers` or the client say otherwise);
+    `form`: more fields (cta, price, regenerate, ...)."""
     if headers is None:
         headers = {} if "authorization" in client.headers else auth(await session_of(client))
     return await client.post(
@@ -116,6 +118,7 @@ async def submit(
             "description": description,
             "aspect_ratio": aspect_ratio,
             "duration": str(duration),
+            **(form or {}),
         },
         headers=headers,
     )

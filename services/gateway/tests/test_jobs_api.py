@@ -126,6 +126,26 @@ async def test_same_idempotency_key_for_a_different_request_is_a_conflict(gatewa
     assert await gateway.queue_depth(gateway.prompt_queue) == 1
 
 
+async def test_regenerate_is_stored_and_part_of_the_request_only_when_set(gateway, make_photo):
+    upload = make_photo("JPEG", (640, 640))
+    plain = await gateway.submit(upload, headers={"Idempotency-Key": "order-44"})
+    # Sent as false it is the request it was without it: a replay, not a conflict.
+    replay = await gateway.submit(
+        upload, headers={"Idempotency-Key": "order-44"}, regenerate="false"
+    )
+    assert (plain.status_code, replay.status_code) == (202, 200)
+    assert replay.json()["id"] == plain.json()["id"]
+    assert "regenerate" not in await gateway.services.repo.get(plain.json()["id"])
+
+    again = await gateway.submit(upload, headers={"Idempotency-Key": "order-45"}, regenerate="true")
+    assert again.status_code == 202
+    assert (await gateway.services.repo.get(again.json()["id"]))["regenerate"] is True
+    # The same key without it is another request.
+    other = await gateway.submit(upload, headers={"Idempotency-Key": "order-45"})
+    assert_error(other, 409, "idempotency_key_reused")
+    assert await gateway.job_count() == 2
+
+
 def _truncated(make_photo: Callable[..., bytes]) -> bytes:
     buf = io.BytesIO()
     Image.effect_noise((640, 480), 64).convert("RGB").save(buf, "JPEG")

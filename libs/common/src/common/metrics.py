@@ -61,6 +61,11 @@ PROVIDER_COST = Counter(
     "pv_provider_cost_usd_total", "Money spent at providers, in US dollars.", ["provider"]
 )
 PROMPT_REUSE = Counter("pv_prompt_reuse_total", "Prompt reuse cache lookups.", ["result"])
+RESULT_REUSE = Counter(
+    "pv_result_reuse_total",
+    "Result reuse lookups: jobs completed from an earlier result.",
+    ["result"],
+)
 WS_CONNECTIONS = Gauge("pv_ws_connections", "Open WebSocket connections.")
 WS_MESSAGES = Counter("pv_ws_messages_pushed_total", "Messages pushed to WebSockets.", ["type"])
 WS_PUSH_SECONDS = Histogram(

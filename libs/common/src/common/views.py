@@ -64,6 +64,8 @@ async def public_job(job: Job, storage: Storage, signer: Signer) -> dict[str, An
             "size": video["size"],
             "codec": video["codec"],
             "cost": (job.get("provider_job") or {}).get("cost", 0.0),
+            # The job whose clip this is, when this job reused an earlier result.
+            "reused_from": video.get("reused_from"),
         }
     if error := job.get("error"):
         view["error"] = {"code": error["code"], "message": error["message"]}

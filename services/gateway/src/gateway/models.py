@@ -40,6 +40,8 @@ class JobCreate(BaseModel):
     title: str
     description: str
     options: JobOptions
+    # Made again even when the owner had exactly this made before (no result reuse).
+    regenerate: bool = False
 
 
 class ImagePublic(BaseModel):
@@ -72,6 +74,11 @@ class VideoPublic(BaseModel):
     codec: str
     cost: float | None = Field(
         default=None, description="What the video provider charged, in US dollars (0 locally)."
+    )
+    reused_from: str | None = Field(
+        default=None,
+        description="The earlier job of the same owner whose clip and poster this job reused "
+        "(the same inputs and options): nothing was made or paid for again. None when made.",
     )
 
 

@@ -113,6 +113,7 @@ def validate_fields(
     description: str,
     style: str | None,
     options: OptionFields | None = None,
+    regenerate: bool = False,
 ) -> JobCreate:
     """The text fields, stripped and within their limits, and the ad options with the
     preset's rules applied; 422 listing every problem."""
@@ -146,6 +147,7 @@ def validate_fields(
             captions=fields.captions,
             finish=fields.finish,
         ),
+        regenerate=regenerate,
     )
 
 
@@ -179,8 +181,10 @@ def validate_idempotency_key(settings: GatewaySettings, key: str | None) -> str 
 def request_fingerprint(create: JobCreate, image_sha256: str) -> str:
     """What makes two submissions "the same request" for an idempotency key. Ad options at
     their defaults are left out, so a request without them has the fingerprint it had
-    before they existed."""
+    before they existed, and so is `regenerate` unless it is set."""
     request = create.model_dump(mode="json")
+    if not request.get("regenerate"):
+        request.pop("regenerate", None)
     request["options"] = {
         key: value
         for key, value in request["options"].items()
@@ -342,6 +346,8 @@ async def _store_and_announce(
         "request_fingerprint": fingerprint,
         "notes": job_notes(create.options),
     }
+    if create.regenerate:  # made again: the prompt stage reuses no earlier result
+        document["regenerate"] = True
     if idempotency_key is not None:
         document["idempotency_key"] = idempotency_key
     try:

@@ -1,5 +1,12 @@
 """`job.submitted` → a prompt and its brief (reused or freshly written) on the job →
-`prompt.ready`."""
+`prompt.ready`; or, when the owner had exactly this made before, the job completed at once
+with that result (common/result_reuse.py): no prompt call, no provider job, no render.
+
+Result reuse lives here, at the entry of the first stage, because it must come before
+the prompt call (the first thing that costs) and it needs nothing the video stage has:
+the job's completion from an earlier result is one conditional transition from
+`prompting` to `completed`, announced like any other (`job.status`, `job.completed`).
+"""
 
 import asyncio
 import logging
@@ -12,7 +19,14 @@ from common.errors import JobError
 from common.events import JobStatus, JobSubmitted, PromptReady
 from common.jobs import ClaimOutcome, Job
 from common.lease import LeaseLost, holding_lease
-from common.metrics import PROMPT_REUSE, PROVIDER_CALLS, PROVIDER_COST, PROVIDER_SECONDS
+from common.metrics import (
+    PROMPT_REUSE,
+    PROVIDER_CALLS,
+    PROVIDER_COST,
+    PROVIDER_SECONDS,
+    RESULT_REUSE,
+)
+from common.result_reuse import ResultReuse, ResultReuseSettings, reused_fields
 from common.storage import ObjectNotFound
 from common.storage_errors import storage_errors
 from common.worker import RetryLater, WorkerContext
@@ -33,15 +47,32 @@ log = logging.getLogger(__name__)
 
 class PromptStage:
     def __init__(
-        self, ctx: WorkerContext, settings: PromptSettings, provider: PromptProvider
+        self,
+        ctx: WorkerContext,
+        settings: PromptSettings,
+        provider: PromptProvider,
+        reuse: ResultReuseSettings | None = None,
     ) -> None:
         self.ctx = ctx
         self.settings = settings
         self.provider = provider
         self.cache = PromptCache(ctx.db)
+        reuse = reuse or ResultReuseSettings()
+        self.results = ResultReuse(
+            ctx.db,
+            ctx.storage,
+            prompt_stage={
+                "provider": provider.name,
+                "model": provider.model,
+                "template_version": settings.template_version,
+            },
+            video_stage=reuse.video_stage(),
+            enabled=reuse.result_reuse,
+        )
         # Series from the start, so the reuse and cost panels show 0 rather than nothing.
         for result in ("hit", "miss"):
             PROMPT_REUSE.labels(result=result)
+            RESULT_REUSE.labels(result=result)
         PROVIDER_COST.labels(provider=provider.name)
 
     async def handle(self, event: JobSubmitted) -> None:
@@ -64,6 +95,9 @@ class PromptStage:
             await ctx.pipeline.announce_final_again(claim.job)
             return
         assert claim.job is not None
+        result_key = self.results.key_for(claim.job)
+        if await self.reuse_result(claim.job, result_key):
+            return
         try:
             # Renewed while the LLM writes (a slow call, a repair): a lease that ran out
             # would let a redelivery take the job over and pay for a second call.
@@ -77,6 +111,8 @@ class PromptStage:
         except LeaseLost:
             log.warning("the job is no longer ours (canceled, timed out or taken over)")
             return
+        # Found by later jobs of the owner once this one has completed.
+        fields["result_key"] = result_key
         moved = await ctx.pipeline.advance(
             event.job_id,
             expected=[JobStatus.PROMPTING],
@@ -89,6 +125,29 @@ class PromptStage:
             log.info("the job left prompting while its prompt was written; dropped")
             return
         await ctx.publishers.prompt_ready.publish(PromptReady(job_id=event.job_id))
+
+    async def reuse_result(self, job: Job, key: str) -> bool:
+        """Complete the job from the owner's earlier result with the same key, if there is
+        one with its clip still stored; True when the job is no longer ours to prompt
+        (completed here, or moved on by someone else meanwhile)."""
+        source = await self.results.earlier_result(job, key)
+        if source is None:
+            RESULT_REUSE.labels(result="miss").inc()
+            return False
+        done = await self.ctx.pipeline.advance(
+            job["_id"],
+            expected=[JobStatus.PROMPTING],
+            to=JobStatus.COMPLETED,
+            progress=100,
+            fields=reused_fields(source, key),
+            unset=["lease"],
+        )
+        if done is None:
+            log.info("the job left prompting before its earlier result was reused; dropped")
+            return True
+        RESULT_REUSE.labels(result="hit").inc()
+        log.info("completed with the result of job %s", done["video"]["reused_from"])
+        return True
 
     async def fields_for(self, job: Job) -> dict[str, Any]:
         """The job's `prompt` and `brief` fields: from the reuse cache, else from the
@@ -104,7 +163,11 @@ class PromptStage:
             model=self.provider.model,
         )
         prompt = {"template_version": self.settings.template_version}
-        cached = await self.cache.lookup(key, job_id=job["_id"])
+        # Made again on purpose: a prompt of its own (an LLM writes another one, so the
+        # clip is another take), unless this job wrote one before a crash.
+        cached = await self.cache.lookup(
+            key, job_id=job["_id"], others=not job.get("regenerate", False)
+        )
         if cached is not None and cached.origin_job != job["_id"]:
             PROMPT_REUSE.labels(result="hit").inc()
             # Nothing was spent on this job: the cost was paid by the job that wrote it.

@@ -80,14 +80,17 @@ class PromptCache:
     def __init__(self, db: AsyncDatabase) -> None:
         self.prompts = db["prompts"]
 
-    async def lookup(self, key: str, *, job_id: str) -> CachedPrompt | None:
+    async def lookup(self, key: str, *, job_id: str, others: bool = True) -> CachedPrompt | None:
         """The cached prompt for `key`. A use by another job counts as a hit; the
-        job that wrote it (retrying after a crash) finds its own entry uncounted."""
+        job that wrote it (retrying after a crash) finds its own entry uncounted.
+        With `others=False` only the job's own entry is found (a job made again)."""
         doc = await self.prompts.find_one({"_id": key})
         if doc is None:
             return None
         if doc["origin_job"] == job_id:
             return _cached(doc)
+        if not others:
+            return None
         stamp = now()
         doc = await self.prompts.find_one_and_update(
             {"_id": key},

@@ -107,6 +107,14 @@ async def create_job(
     finish: Annotated[
         bool, Form(description="false: the raw motion clip, without captions, end card or music.")
     ] = True,
+    regenerate: Annotated[
+        bool,
+        Form(
+            description="true: make a new clip even when an earlier job of yours asked for "
+            "exactly this (same photo, text and options); by default such a job completes at "
+            "once with that job's clip (`video.reused_from`)."
+        ),
+    ] = False,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -131,6 +139,7 @@ async def create_job(
             captions=captions,
             finish=finish,
         ),
+        regenerate=regenerate,
     )
     email = str(owner.email)
     # Decoding is the costly part: a replay is answered without it, and a user over a

@@ -37,7 +37,7 @@ function newJob() {
   forget();
   closeJob();
   showCreate(Boolean(currentSession()));
-  resetForm();
+  resetForm({ again: true });
 }
 
 async function main() {

@@ -24,6 +24,9 @@ let previewUrl = null;
 // One key per distinct submission: a retry after a network error can never make a second job.
 let pendingKey = null;
 let hooks = { created() {}, sessionEnded() {} };
+// After "Make another": the next video is made anew even if it asks for exactly what an
+// earlier one did (without it, such a job completes at once with that earlier clip).
+let regenerate = false;
 
 function updateCounter(input, counter) {
   const max = input.maxLength;
@@ -54,6 +57,7 @@ function formData(form) {
     if (finish) data.set(name, $(name).checked ? "on" : "off");
     else data.delete(name);
   }
+  if (regenerate) data.set("regenerate", "true");
   return data;
 }
 
@@ -148,6 +152,7 @@ async function onSubmit(event) {
       return;
     }
     pendingKey = null;
+    regenerate = false;
     hooks.created({ id: body.id, token: body.token }, body.job);
   } catch {
     showFormError("Could not reach the server. Check your connection and press “Create video” again.");
@@ -186,8 +191,9 @@ export function showCreate(visible) {
   show($("create"), visible);
 }
 
-// An empty form again, for the next video.
-export function resetForm() {
+// An empty form again, for the next video; `again`: "Make another", made anew.
+export function resetForm({ again = false } = {}) {
+  regenerate = again;
   $("job-form").reset();
   show($("preview"), false);
   applyPreset();

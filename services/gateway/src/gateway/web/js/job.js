@@ -104,6 +104,7 @@ function renderVideoFacts(video) {
   else if (video.finished === false) facts.push("Raw clip: no captions, music or end card");
   if (video.audio !== undefined) facts.push(soundFact(video.audio));
   if (typeof video.fidelity === "number") facts.push(`Product match: ${Math.round(video.fidelity * 100)} %`);
+  if (video.reused_from) facts.push("Made before: the clip of your earlier video with the same photo, text and options, at no cost");
   const list = $("video-facts");
   list.replaceChildren();
   for (const fact of facts) {
