@@ -42,15 +42,7 @@ CASES = (
     Case("ingress", set=("ingress.enabled=true", "ingress.tls.enabled=true")),
     Case("autoscaling", set=("autoscaling.enabled=true",)),
     Case("keda", set=("keda.enabled=true",)),
-    Case(
-        "network-policy",
-        set=(
-            "networkPolicy.enabled=true",
-            "keda.enabled=true",
-            "storage.type=s3",
-            "minio.enabled=true",
-        ),
-    ),
+    Case("network-policy", set=("networkPolicy.enabled=true", "keda.enabled=true")),
     Case("monitoring", set=("serviceMonitor.enabled=true", "prometheusRule.enabled=true")),
     Case("dashboards", set=("grafana.dashboards.enabled=true",)),
     Case(
@@ -64,12 +56,28 @@ CASES = (
     Case(
         "s3",
         set=(
-            "storage.type=s3",
+            "minio.enabled=false",
             "storage.s3.endpointUrl=https://account.r2.cloudflarestorage.com",
             "storage.s3.region=auto",
         ),
     ),
-    Case("minio", set=("storage.type=s3", "minio.enabled=true")),
+    Case(
+        "filesystem-rwx",
+        set=(
+            "minio.enabled=false",
+            "storage.type=filesystem",
+            "storage.filesystem.accessModes={ReadWriteMany}",
+            "storage.filesystem.storageClass=efs",
+        ),
+    ),
+    Case(
+        "filesystem-one-node",
+        set=(
+            "minio.enabled=false",
+            "storage.type=filesystem",
+            "storage.filesystem.singleNode=true",
+        ),
+    ),
     Case(
         "queue-prefix",
         set=("config.AMQP_PREFIX=staging.", "keda.enabled=true", "prometheusRule.enabled=true"),

@@ -555,3 +555,62 @@ def test_an_alert_names_jobs_the_reconciler_timed_out() -> None:
     assert alerts["ProductVideosJobsTimedOut"]["labels"]["severity"]
     off = template(set_values=("prometheusRule.enabled=false",))
     assert of_kind(off, "PrometheusRule") == {}
+
+
+# --- storage: what works on more than one node ------------------------------------------
+
+
+def claims_mounted(objects: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Persistent volume claims each workload's pods mount, by component."""
+    mounted: dict[str, set[str]] = {}
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            pod = obj["spec"]["template"]["spec"]
+            names = {
+                v["persistentVolumeClaim"]["claimName"]
+                for v in pod.get("volumes", [])
+                if "persistentVolumeClaim" in v
+            }
+            mounted[component(obj)] = names
+    return mounted
+
+
+def test_default_storage_is_the_in_chart_minio_and_no_shared_volume() -> None:
+    """By default nothing is mounted by pods that may land on different nodes: the files go
+    to the in-chart MinIO, and the bucket exists without waiting for post-install hooks."""
+    objects = template()
+    config = of_kind(objects, "ConfigMap")["pv-product-videos"]["data"]
+    assert config["STORAGE_URL"] == "s3://product-videos"
+    assert config["S3_ENDPOINT_URL"] == "http://pv-product-videos-minio.videos.svc:9000"
+    assert of_kind(objects, "PersistentVolumeClaim") == {}
+    assert all(not claims for claims in claims_mounted(objects).values())
+    (job,) = of_kind(objects, "Job").values()
+    assert "helm.sh/hook" not in job["metadata"].get("annotations", {})
+    assert job["metadata"]["name"].startswith("pv-product-videos-minio-bucket-")
+
+
+@pytest.mark.parametrize(
+    "claim", [(), ("storage.filesystem.existingClaim=my-files",)], ids=["chart", "existing"]
+)
+def test_a_read_write_once_volume_on_several_nodes_is_refused(claim: tuple[str, ...]) -> None:
+    with pytest.raises(HelmError, match=r"ReadWriteOnce volume attaches to one node only"):
+        template(set_values=("minio.enabled=false", "storage.type=filesystem", *claim))
+
+
+def test_filesystem_storage_needs_minio_off() -> None:
+    with pytest.raises(HelmError, match=r"set minio\.enabled=false"):
+        template(set_values=("storage.type=filesystem", "storage.filesystem.singleNode=true"))
+    with pytest.raises(HelmError, match=r"set minio\.enabled=false"):
+        template(set_values=("storage.s3.endpointUrl=https://acc.r2.cloudflarestorage.com",))
+
+
+@pytest.mark.parametrize("case", ["filesystem-rwx", "filesystem-one-node"])
+def test_the_shared_volume_is_mounted_by_the_services_only(case: str) -> None:
+    (found,) = [c for c in CASES if c.name == case]
+    objects = helm_check.render(found)
+    (claim,) = of_kind(objects, "PersistentVolumeClaim")
+    mounted = claims_mounted(objects)
+    assert {name for name, claims in mounted.items() if claim in claims} == set(SERVICES)
+    assert "minio" not in mounted
+    config = of_kind(objects, "ConfigMap")["pv-product-videos"]["data"]
+    assert config["STORAGE_URL"] == "file:///data/objects"

@@ -104,6 +104,13 @@ app.kubernetes.io/component: {{ . }}
 {{- end }}
 {{- end }}
 
+{{/* Whether the service's pods mount the filesystem storage volume: every service reads
+     or writes objects (the gateway uploads and serves files, the workers read photos and
+     store clips, the notifier's readiness checks the folder); nothing else mounts it. */}}
+{{- define "product-videos.mountsStorage" -}}
+{{- if and (eq .root.Values.storage.type "filesystem") (has .name (list "gateway" "notifier" "prompt" "video")) }}true{{ end }}
+{{- end }}
+
 {{/* A work queue's name, with the AMQP prefix the services use. */}}
 {{- define "product-videos.queue" -}}
 {{- printf "%s%s" (.root.Values.config.AMQP_PREFIX | default "") .name }}
@@ -245,7 +252,7 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
-            {{- if eq $v.storage.type "filesystem" }}
+            {{- if include "product-videos.mountsStorage" . }}
             - name: objects
               mountPath: {{ $v.storage.filesystem.mountPath }}
             {{- end }}
@@ -253,7 +260,7 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $set.tmpSizeLimit }}
-        {{- if eq $v.storage.type "filesystem" }}
+        {{- if include "product-videos.mountsStorage" . }}
         - name: objects
           persistentVolumeClaim:
             claimName: {{ $v.storage.filesystem.existingClaim | default (printf "%s-objects" $fullname) }}
@@ -306,10 +313,14 @@ spec:
 {{- fail "No database: set secrets.MONGODB_URL, or secrets.existingSecret (with MONGODB_URL), or mongodb.enabled=true" }}
 {{- end }}
 {{- if and $v.minio.enabled (ne $v.storage.type "s3") }}
-{{- fail "minio.enabled needs storage.type=s3" }}
+{{- fail "storage.type=filesystem replaces the in-chart MinIO: set minio.enabled=false too" }}
 {{- end }}
 {{- if and $v.minio.enabled $v.storage.s3.endpointUrl }}
-{{- fail "storage.s3.endpointUrl must be empty when minio.enabled (the in-chart MinIO is used)" }}
+{{- fail "storage.s3.endpointUrl names your own bucket: set minio.enabled=false to use it instead of the in-chart MinIO" }}
+{{- end }}
+{{- $fs := $v.storage.filesystem }}
+{{- if and (eq $v.storage.type "filesystem") (not (has "ReadWriteMany" $fs.accessModes)) (not $fs.singleNode) }}
+{{- fail (printf "storage.type=filesystem mounts one volume in every service pod, but a %s volume attaches to one node only (pods on other nodes stay in ContainerCreating with Multi-Attach errors). Use object storage (storage.type=s3 with minio.enabled=true, or your own bucket), or a ReadWriteMany storage class (storage.filesystem.storageClass=<class> and accessModes={ReadWriteMany}), or on a one-node cluster storage.filesystem.singleNode=true" (join "/" $fs.accessModes)) }}
 {{- end }}
 {{- if and $v.ingress.enabled (not (or $v.gateway.enabled $v.notifier.enabled)) }}
 {{- fail "ingress.enabled needs the gateway or the notifier" }}
@@ -333,4 +344,47 @@ securityContext:
   allowPrivilegeEscalation: false
   capabilities: {drop: [ALL]}
   seccompProfile: {type: RuntimeDefault}
+{{- end }}
+
+{{/* The MinIO bucket Job's spec (templates/minio.yaml names the Job by its hash). */}}
+{{- define "product-videos.minioBucketJob" -}}
+{{- $sec := include "product-videos.backendSecurity" (dict "uid" 1000) | fromYaml }}
+{{- $secret := include "product-videos.backendsSecretName" . }}
+# Retries until MinIO answers (it may still be starting after the install).
+backoffLimit: 20
+template:
+  metadata:
+    labels:
+      {{- include "product-videos.labels" (dict "root" . "component" "minio-bucket") | nindent 6 }}
+  spec:
+    restartPolicy: OnFailure
+    automountServiceAccountToken: false
+    enableServiceLinks: false
+    securityContext:
+      {{- toYaml $sec.podSecurityContext | nindent 6 }}
+    containers:
+      - name: mc
+        image: {{ .Values.minio.mcImage }}
+        command: [sh, -ec]
+        args:
+          - >-
+            export MC_HOST_pv="http://${MINIO_ROOT_USER}:${MINIO_ROOT_PASSWORD}@{{ include "product-videos.backendHost" (dict "root" . "name" "minio") }}:9000";
+            mc mb --ignore-existing "pv/{{ .Values.storage.s3.bucket }}"
+        env:
+          - {name: HOME, value: /tmp}
+          - {name: MC_CONFIG_DIR, value: /tmp/.mc}
+          - name: MINIO_ROOT_USER
+            valueFrom: {secretKeyRef: {name: {{ $secret }}, key: AWS_ACCESS_KEY_ID}}
+          - name: MINIO_ROOT_PASSWORD
+            valueFrom: {secretKeyRef: {name: {{ $secret }}, key: AWS_SECRET_ACCESS_KEY}}
+        resources:
+          requests: {cpu: 10m, memory: 32Mi}
+          limits: {cpu: 200m, memory: 128Mi}
+        securityContext:
+          {{- toYaml $sec.securityContext | nindent 10 }}
+        volumeMounts:
+          - {name: tmp, mountPath: /tmp}
+    volumes:
+      - name: tmp
+        emptyDir: {sizeLimit: 64Mi}
 {{- end }}
