@@ -96,21 +96,44 @@ def helm(*args: str) -> str:
     return result.stdout
 
 
+# What an operator sets once per installation (values.yaml: secrets.seed); the checks pass
+# it unless they test what happens without it.
+SEED = "secrets.seed=0123456789abcdef0123456789abcdef"
+
+
 def lint(values_file: str) -> str:
-    return helm("lint", "--strict", str(CHART), "-f", str(CHART / values_file))
+    return helm("lint", "--strict", str(CHART), "-f", str(CHART / values_file), "--set", SEED)
+
+
+def template_text(
+    values: tuple[str, ...] = (),
+    set_values: tuple[str, ...] = (),
+    release: str = "pv",
+    seed: bool = True,
+    upgrade: bool = False,
+) -> str:
+    """What `helm template` prints (hooks included); `upgrade` renders as for an upgrade."""
+    args = ["template", release, str(CHART), "--namespace", "videos"]
+    args += ["--kube-version", KUBE_VERSION]
+    if upgrade:
+        args.append("--is-upgrade")
+    for name in values:
+        args += ["-f", str(CHART / name)]
+    for pair in (SEED, *set_values) if seed else set_values:
+        args += ["--set", pair]
+    return helm(*args)
 
 
 def template(
-    values: tuple[str, ...] = (), set_values: tuple[str, ...] = (), release: str = "pv"
+    values: tuple[str, ...] = (),
+    set_values: tuple[str, ...] = (),
+    release: str = "pv",
+    seed: bool = True,
+    upgrade: bool = False,
 ) -> list[dict[str, Any]]:
     """The objects `helm template` renders (hooks included), in order."""
-    args = ["template", release, str(CHART), "--namespace", "videos"]
-    args += ["--kube-version", KUBE_VERSION]
-    for name in values:
-        args += ["-f", str(CHART / name)]
-    for pair in set_values:
-        args += ["--set", pair]
-    return [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+    text = template_text(values, set_values, release, seed, upgrade)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 def render(case: Case) -> list[dict[str, Any]]:

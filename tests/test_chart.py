@@ -148,7 +148,7 @@ def test_secrets_stay_out_of_the_config_map(key: str) -> None:
     objects = template(set_values=(f"secrets.{key}=s3cret-value",))
     secret = of_kind(objects, "Secret")["pv-product-videos"]["stringData"]
     assert secret[key] == "s3cret-value"
-    assert len(secret["SIGNING_KEY"]) >= 32  # generated, never the development default
+    assert len(secret["SIGNING_KEY"]) >= 32  # derived from the seed, never the development default
     assert "s3cret-value" not in yaml.safe_dump(of_kind(objects, "ConfigMap"))
 
 
@@ -614,3 +614,109 @@ def test_the_shared_volume_is_mounted_by_the_services_only(case: str) -> None:
     assert "minio" not in mounted
     config = of_kind(objects, "ConfigMap")["pv-product-videos"]["data"]
     assert config["STORAGE_URL"] == "file:///data/objects"
+
+
+# --- deterministic rendering: GitOps and no-op upgrades ---------------------------------
+
+EVERYTHING = (
+    "ingress.enabled=true",
+    "keda.enabled=true",
+    "networkPolicy.enabled=true",
+    "serviceMonitor.enabled=true",
+    "prometheusRule.enabled=true",
+    "grafana.dashboards.enabled=true",
+)
+
+
+def pod_templates(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        f"{o['kind']}/{o['metadata']['name']}": o["spec"]["template"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet", "Job")
+    }
+
+
+def test_two_renders_of_the_same_values_are_identical() -> None:
+    """helm template, Argo CD and Flux render without a cluster: generated secrets would
+    change on every sync (sessions and links break), so nothing may be random."""
+    first = helm_check.template_text(set_values=EVERYTHING)
+    assert first == helm_check.template_text(set_values=EVERYTHING)
+    # Nor may a template ask the cluster or the clock (comments left out).
+    random = r"\b(lookup|rand[A-Z]\w*|randInt|uuidv4|now|gen[A-Z]\w*|bcrypt|htpasswd)\b"
+    for path in (CHART / "templates").iterdir():
+        text = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", path.read_text(), flags=re.S)
+        actions = re.findall(r"\{\{.*?\}\}", text, flags=re.S)
+        assert not [a for a in actions if re.search(random, a)], path.name
+
+
+def test_a_no_op_upgrade_changes_no_pod_template() -> None:
+    installed = pod_templates(template(set_values=EVERYTHING))
+    upgraded = pod_templates(template(set_values=EVERYTHING, upgrade=True))
+    assert installed == upgraded
+    assert len(installed) == 8  # four services, three backends, the bucket job
+
+
+def test_without_a_seed_the_render_says_what_to_set() -> None:
+    with pytest.raises(HelmError, match=r"secrets\.SIGNING_KEY is empty .* secrets\.seed"):
+        template(seed=False)
+    # Everything given: no seed needed.
+    given = (
+        "secrets.SIGNING_KEY=k",
+        "rabbitmq.password=r",
+        "mongodb.password=m",
+        "minio.rootPassword=minio-pass",
+    )
+    secrets = of_kind(template(set_values=given, seed=False), "Secret")
+    assert secrets["pv-product-videos"]["stringData"]["SIGNING_KEY"] == "k"
+    assert secrets["pv-product-videos-backends"]["stringData"]["mongodb-password"] == "m"
+
+
+def secrets_checksum(*values: str) -> str:
+    deployments = of_kind(template(set_values=values), "Deployment")
+    pod = deployments["pv-product-videos-gateway"]["spec"]["template"]
+    return str(pod["metadata"]["annotations"]["checksum/secret"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "secrets.OPENROUTER_API_KEY=sk-or-new",
+        "secrets.seed=another-seed",
+        "rabbitmq.password=changed",
+        "mongodb.password=changed",
+        "minio.rootPassword=changed-pass",
+        "secrets.existingSecret=mine",
+        "mongodb.existingSecret=my-mongodb",
+    ],
+)
+def test_the_checksum_covers_every_secret_the_pods_read(change: str) -> None:
+    assert secrets_checksum() != secrets_checksum(change)
+
+
+def test_each_backend_can_use_the_operators_secret() -> None:
+    objects = template(
+        set_values=(
+            "secrets.existingSecret=app",
+            "rabbitmq.existingSecret=mq",
+            "mongodb.existingSecret=db",
+            "minio.existingSecret=s3",
+            "keda.enabled=true",
+        ),
+        seed=False,
+    )
+    assert of_kind(objects, "Secret") == {}  # nothing to derive, nothing written
+    refs: dict[str, set[str]] = {}
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            for container in obj["spec"]["template"]["spec"]["containers"]:
+                for env in container.get("env", []):
+                    ref = env.get("valueFrom", {}).get("secretKeyRef")
+                    if ref:
+                        refs.setdefault(ref["name"], set()).add(ref["key"])
+    assert refs == {
+        "mq": {"AMQP_URL", "rabbitmq-username", "rabbitmq-password"},
+        "db": {"MONGODB_URL", "mongodb-username", "mongodb-password"},
+        "s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+    }
+    (auth,) = of_kind(objects, "TriggerAuthentication").values()
+    assert auth["spec"]["secretTargetRef"][0]["name"] == "mq"

@@ -70,38 +70,58 @@ app.kubernetes.io/component: {{ . }}
 {{- include "product-videos.fullname" . }}-backends
 {{- end }}
 
-{{- define "product-videos.anyBackend" -}}
-{{- if or .Values.rabbitmq.enabled .Values.mongodb.enabled .Values.minio.enabled }}true{{ end }}
-{{- end }}
-
 {{/* An in-chart backend's address, namespace-qualified: KEDA's operator (another
      namespace) reads the same AMQP_URL as the services. (dict "root" $ "name" "rabbitmq") */}}
 {{- define "product-videos.backendHost" -}}
 {{- printf "%s-%s.%s.svc" (include "product-videos.fullname" .root) .name .root.Release.Namespace }}
 {{- end }}
 
+{{/* The Secret with an in-chart backend's credentials and URL: the operator's
+     `<backend>.existingSecret`, else the chart's backends Secret. (dict "root" $ "name" "rabbitmq") */}}
+{{- define "product-videos.backendSecret" -}}
+{{- (index .root.Values .name).existingSecret | default (include "product-videos.backendsSecretName" .root) }}
+{{- end }}
+
+{{/* Whether the chart writes the backends Secret: an in-chart backend without its own Secret. */}}
+{{- define "product-videos.ownBackendsSecret" -}}
+{{- range $name := list "rabbitmq" "mongodb" "minio" }}
+{{- $b := index $.Values $name }}
+{{- if and $b.enabled (not $b.existingSecret) }}true{{ end }}
+{{- end }}
+{{- end }}
+
 {{/* The Secret that holds AMQP_URL (read by KEDA as well as by the services). */}}
 {{- define "product-videos.amqpSecretName" -}}
 {{- if .Values.rabbitmq.enabled }}
-{{- include "product-videos.backendsSecretName" . }}
+{{- include "product-videos.backendSecret" (dict "root" . "name" "rabbitmq") }}
 {{- else }}
 {{- include "product-videos.secretName" . }}
 {{- end }}
 {{- end }}
 
-{{/* A generated secret value that survives upgrades: the given value, else the one
-     already stored in the cluster, else a new random one. (dict "root" "secret" "key" "value") */}}
-{{- define "product-videos.keepOrGenerate" -}}
+{{/* A secret value the chart writes: the one given, else one derived from secrets.seed
+     (a hash of the seed and the value's name, so the same values always render the same
+     Secret: helm template, Argo CD and Flux agree, and a no-op upgrade changes nothing),
+     else the render fails. (dict "root" $ "value" .password "name" "rabbitmq-password"
+     "setting" "rabbitmq.password") */}}
+{{- define "product-videos.secretValue" -}}
 {{- if .value }}
 {{- .value }}
+{{- else if .root.Values.secrets.seed }}
+{{- printf "%s/%s" .root.Values.secrets.seed .name | sha256sum | trunc 40 }}
 {{- else }}
-{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .secret }}
-{{- if and $existing $existing.data (hasKey $existing.data .key) }}
-{{- index $existing.data .key | b64dec }}
-{{- else }}
-{{- randAlphaNum 40 }}
+{{- fail (printf "%s is empty and there is no secrets.seed to derive it from: set secrets.seed once to a random string (openssl rand -hex 32) and keep it with your values, or set %s, or give the Secret yourself (existingSecret, docs/deploy.md)" .setting .setting) }}
 {{- end }}
 {{- end }}
+
+{{/* What the pods read from Secrets the chart writes, hashed: a changed secret rolls them.
+     The operator's own Secrets are named (switching to another one rolls them too). */}}
+{{- define "product-videos.secretsChecksum" -}}
+{{- $stored := list (include (print .Template.BasePath "/secret.yaml") .) (include (print .Template.BasePath "/backends-secret.yaml") .) }}
+{{- range $name := list "secrets" "rabbitmq" "mongodb" "minio" }}
+{{- $stored = append $stored ((index $.Values $name).existingSecret | default "") }}
+{{- end }}
+{{- $stored | toJson | sha256sum }}
 {{- end }}
 
 {{/* Whether the service's pods mount the filesystem storage volume: every service reads
@@ -158,14 +178,14 @@ Probes: /healthz (alive), /readyz (broker, database and storage reachable).
 {{- /* The broker waits this long for in-flight handlers, and still ends before SIGKILL. */}}
 {{- $env := dict "UVICORN_PORT" (toString $svc.port) "GRACEFUL_TIMEOUT" (toString (max 1 (sub (sub $grace $preStop) 5))) }}
 {{- if $v.rabbitmq.enabled }}
-{{- $_ := set $env "AMQP_URL" (dict "secretKeyRef" (dict "name" (include "product-videos.backendsSecretName" $root) "key" "AMQP_URL")) }}
+{{- $_ := set $env "AMQP_URL" (dict "secretKeyRef" (dict "name" (include "product-videos.backendSecret" (dict "root" $root "name" "rabbitmq")) "key" "AMQP_URL")) }}
 {{- end }}
 {{- if $v.mongodb.enabled }}
-{{- $_ := set $env "MONGODB_URL" (dict "secretKeyRef" (dict "name" (include "product-videos.backendsSecretName" $root) "key" "MONGODB_URL")) }}
+{{- $_ := set $env "MONGODB_URL" (dict "secretKeyRef" (dict "name" (include "product-videos.backendSecret" (dict "root" $root "name" "mongodb")) "key" "MONGODB_URL")) }}
 {{- end }}
 {{- if $v.minio.enabled }}
 {{- range $key := list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" }}
-{{- $_ := set $env $key (dict "secretKeyRef" (dict "name" (include "product-videos.backendsSecretName" $root) "key" $key)) }}
+{{- $_ := set $env $key (dict "secretKeyRef" (dict "name" (include "product-videos.backendSecret" (dict "root" $root "name" "minio")) "key" $key)) }}
 {{- end }}
 {{- end }}
 {{- $env = mergeOverwrite $env (deepCopy ($v.defaults.env | default dict)) (deepCopy ($svc.env | default dict)) }}
@@ -197,7 +217,7 @@ spec:
       annotations:
         # Pods roll when a setting or a secret changes.
         checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
-        checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
+        checksum/secret: {{ include "product-videos.secretsChecksum" $root }}
         {{- with $set.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -349,7 +369,7 @@ securityContext:
 {{/* The MinIO bucket Job's spec (templates/minio.yaml names the Job by its hash). */}}
 {{- define "product-videos.minioBucketJob" -}}
 {{- $sec := include "product-videos.backendSecurity" (dict "uid" 1000) | fromYaml }}
-{{- $secret := include "product-videos.backendsSecretName" . }}
+{{- $secret := include "product-videos.backendSecret" (dict "root" . "name" "minio") }}
 # Retries until MinIO answers (it may still be starting after the install).
 backoffLimit: 20
 template:
