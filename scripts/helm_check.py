@@ -8,6 +8,7 @@ the same functions, so `make test` covers the chart too.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -89,8 +90,9 @@ class HelmError(Exception):
     pass
 
 
-def helm(*args: str) -> str:
-    result = subprocess.run([str(HELM), *args], capture_output=True, text=True)
+def helm(*args: str, kubeconfig: Path | None = None) -> str:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)} if kubeconfig else None
+    result = subprocess.run([str(HELM), *args], capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise HelmError(f"helm {' '.join(args)}\n{result.stderr.strip()}")
     return result.stdout
@@ -111,17 +113,22 @@ def template_text(
     release: str = "pv",
     seed: bool = True,
     upgrade: bool = False,
+    kubeconfig: Path | None = None,
 ) -> str:
-    """What `helm template` prints (hooks included); `upgrade` renders as for an upgrade."""
+    """What `helm template` prints (hooks included); `upgrade` renders as for an upgrade;
+    with `kubeconfig` the chart's lookups read that cluster (--dry-run=server)."""
     args = ["template", release, str(CHART), "--namespace", "videos"]
-    args += ["--kube-version", KUBE_VERSION]
+    if kubeconfig:
+        args += ["--dry-run=server", "--disable-openapi-validation"]
+    else:
+        args += ["--kube-version", KUBE_VERSION]
     if upgrade:
         args.append("--is-upgrade")
     for name in values:
         args += ["-f", str(CHART / name)]
     for pair in (SEED, *set_values) if seed else set_values:
         args += ["--set", pair]
-    return helm(*args)
+    return helm(*args, kubeconfig=kubeconfig)
 
 
 def template(
@@ -130,9 +137,10 @@ def template(
     release: str = "pv",
     seed: bool = True,
     upgrade: bool = False,
+    kubeconfig: Path | None = None,
 ) -> list[dict[str, Any]]:
     """The objects `helm template` renders (hooks included), in order."""
-    text = template_text(values, set_values, release, seed, upgrade)
+    text = template_text(values, set_values, release, seed, upgrade, kubeconfig)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 

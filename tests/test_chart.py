@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ import yaml
 from scripts import helm_check
 from scripts import run as run_script
 from scripts.helm_check import CASES, CHART, HelmError, template
+from tests.support.fake_kube import FakeKube
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("gateway", "notifier", "prompt", "video")
@@ -641,10 +643,13 @@ def test_two_renders_of_the_same_values_are_identical() -> None:
     change on every sync (sessions and links break), so nothing may be random."""
     first = helm_check.template_text(set_values=EVERYTHING)
     assert first == helm_check.template_text(set_values=EVERYTHING)
-    # Nor may a template ask the cluster or the clock (comments left out).
+    # Nor may a template ask the cluster or the clock (comments left out), except the
+    # checks that refuse impossible upgrades: they only decide whether the render fails.
     random = r"\b(lookup|rand[A-Z]\w*|randInt|uuidv4|now|gen[A-Z]\w*|bcrypt|htpasswd)\b"
+    guard = r'\{\{- define "product-videos.refuseImpossibleChanges" -\}\}.*?\n\{\{- end \}\}\n\n'
     for path in (CHART / "templates").iterdir():
-        text = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", path.read_text(), flags=re.S)
+        text = re.sub(guard, "", path.read_text(), flags=re.S)
+        text = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", text, flags=re.S)
         actions = re.findall(r"\{\{.*?\}\}", text, flags=re.S)
         assert not [a for a in actions if re.search(random, a)], path.name
 
@@ -720,3 +725,88 @@ def test_each_backend_can_use_the_operators_secret() -> None:
     }
     (auth,) = of_kind(objects, "TriggerAuthentication").values()
     assert auth["spec"]["secretTargetRef"][0]["name"] == "mq"
+
+
+# --- upgrades the API server would refuse, refused at render time -----------------------
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    with FakeKube.running() as fake:
+        yield fake
+
+
+def stored_statefulset(kube: FakeKube, name: str, size: str, storage_class: str = "") -> None:
+    claim: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
+    claim["resources"] = {"requests": {"storage": size}}
+    if storage_class:
+        claim["storageClassName"] = storage_class
+    template_ = {"metadata": {"name": "data"}, "spec": claim}
+    kube.put(
+        "apps/v1",
+        "StatefulSet",
+        f"pv-product-videos-{name}",
+        spec={"volumeClaimTemplates": [template_]},
+    )
+
+
+def test_a_statefulset_claim_size_change_is_refused_with_what_to_do(kube: FakeKube) -> None:
+    stored_statefulset(kube, "mongodb", "5Gi")
+    # The same size, written differently, is no change.
+    template(set_values=("mongodb.persistence.size=5120Mi",), kubeconfig=kube.kubeconfig)
+    with pytest.raises(HelmError) as refused:
+        template(set_values=("mongodb.persistence.size=10Gi",), kubeconfig=kube.kubeconfig)
+    message = str(refused.value)
+    assert "mongodb.persistence.size is 10Gi" in message and "created with 5Gi" in message
+    assert "kubectl -n videos patch pvc data-pv-product-videos-mongodb-0" in message
+    assert "--cascade=orphan" in message
+    # Without a cluster to compare with (helm template, GitOps) nothing is refused.
+    template(set_values=("mongodb.persistence.size=10Gi",))
+
+
+def test_a_statefulset_storage_class_change_is_refused(kube: FakeKube) -> None:
+    stored_statefulset(kube, "rabbitmq", "2Gi", storage_class="standard")
+    template(set_values=("rabbitmq.persistence.storageClass=standard",), kubeconfig=kube.kubeconfig)
+    with pytest.raises(HelmError, match=r'rabbitmq\.persistence\.storageClass is "fast"'):
+        template(set_values=("rabbitmq.persistence.storageClass=fast",), kubeconfig=kube.kubeconfig)
+
+
+FILES = ("minio.enabled=false", "storage.type=filesystem", "storage.filesystem.singleNode=true")
+
+
+def stored_claim(kube: FakeKube, size: str, storage_class: str = "") -> None:
+    spec: dict[str, Any] = {"resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    kube.put("v1", "PersistentVolumeClaim", "pv-product-videos-objects", spec=spec)
+
+
+def test_a_shared_volume_cannot_shrink(kube: FakeKube) -> None:
+    stored_claim(kube, "10Gi", "standard")
+    with pytest.raises(HelmError, match=r"a volume cannot shrink\. Keep 10Gi"):
+        template(set_values=(*FILES, "storage.filesystem.size=5Gi"), kubeconfig=kube.kubeconfig)
+
+
+@pytest.mark.parametrize(
+    ("storage_class", "expandable", "refusal"),
+    [
+        ("", False, "statically provisioned volume"),
+        ("standard", False, "storage class standard does not allow volume expansion"),
+        ("standard", True, None),
+    ],
+    ids=["static", "fixed-class", "expandable"],
+)
+def test_a_shared_volume_grows_only_where_it_can(
+    kube: FakeKube, storage_class: str, expandable: bool, refusal: str | None
+) -> None:
+    stored_claim(kube, "10Gi", storage_class)
+    if storage_class:
+        kube.put(
+            "storage.k8s.io/v1", "StorageClass", storage_class, allowVolumeExpansion=expandable
+        )
+    grow = (*FILES, "storage.filesystem.size=20Gi")
+    if refusal:
+        with pytest.raises(HelmError, match=f"{refusal}.*existingClaim"):
+            template(set_values=grow, kubeconfig=kube.kubeconfig)
+    else:
+        template(set_values=grow, kubeconfig=kube.kubeconfig)

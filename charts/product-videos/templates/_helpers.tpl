@@ -345,6 +345,64 @@ spec:
 {{- if and $v.ingress.enabled (not (or $v.gateway.enabled $v.notifier.enabled)) }}
 {{- fail "ingress.enabled needs the gateway or the notifier" }}
 {{- end }}
+{{- include "product-videos.refuseImpossibleChanges" . }}
+{{- end }}
+
+{{/* A storage quantity in bytes ("5Gi", "500M", "1e9"), as a float. */}}
+{{- define "product-videos.bytes" -}}
+{{- $q := toString . }}
+{{- $num := regexFind "^[0-9.]+(e[0-9]+)?" $q }}
+{{- $units := dict "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 }}
+{{- mulf (float64 $num) (get $units (trimPrefix $num $q) | default 1.0) }}
+{{- end }}
+
+{{/*
+Upgrades the API server would refuse after Helm has recorded the release as failed, refused
+here first with what to do instead (docs/deploy.md, "Volume sizes"). They compare with what
+the cluster holds, so they act on `helm upgrade` and `helm template --dry-run=server`; a
+render without a cluster has nothing to compare with (lookup only decides whether to fail,
+it never changes what is rendered).
+*/}}
+{{- define "product-videos.refuseImpossibleChanges" -}}
+{{- $fullname := include "product-videos.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- range $name := list "rabbitmq" "mongodb" "minio" }}
+{{- $b := index $.Values $name }}
+{{- $sts := printf "%s-%s" $fullname $name }}
+{{- $stored := and $b.enabled (lookup "apps/v1" "StatefulSet" $ns $sts) }}
+{{- range (and $stored $stored.spec.volumeClaimTemplates) | default list }}
+{{- if eq .metadata.name "data" }}
+{{- $was := .spec.resources.requests.storage | toString }}
+{{- $wasClass := .spec.storageClassName | default "" }}
+{{- $pvc := printf "data-%s-0" $sts }}
+{{- if ne (include "product-videos.bytes" $was) (include "product-videos.bytes" $b.persistence.size) }}
+{{- fail (printf "%s.persistence.size is %v, but the StatefulSet %s was created with %s, and Kubernetes cannot change a StatefulSet's volume claim template. Keep %s. To grow the volume: kubectl -n %s patch pvc %s -p '%s' (its storage class must allow expansion), then kubectl -n %s delete statefulset %s --cascade=orphan (the pod and its data stay), then upgrade with the new size." $name $b.persistence.size $sts $was $was $ns $pvc (printf `{"spec":{"resources":{"requests":{"storage":"%v"}}}}` $b.persistence.size) $ns $sts) }}
+{{- end }}
+{{- if ne $wasClass ($b.persistence.storageClass | default "") }}
+{{- fail (printf "%s.persistence.storageClass is %q, but the StatefulSet %s was created with %q, and Kubernetes cannot change a StatefulSet's volume claim template. Keep %q; moving the data to another class means a new claim: back up, uninstall, delete the claim %s, reinstall, restore." $name ($b.persistence.storageClass | default "") $sts $wasClass $wasClass $pvc) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $fs := .Values.storage.filesystem }}
+{{- if and (eq .Values.storage.type "filesystem") (not $fs.existingClaim) }}
+{{- $name := printf "%s-objects" $fullname }}
+{{- with lookup "v1" "PersistentVolumeClaim" $ns $name }}
+{{- $was := .spec.resources.requests.storage | toString }}
+{{- $old := include "product-videos.bytes" $was | float64 }}
+{{- $new := include "product-videos.bytes" $fs.size | float64 }}
+{{- if lt $new $old }}
+{{- fail (printf "storage.filesystem.size is %v, but the claim %s holds %s, and a volume cannot shrink. Keep %s (or more)." $fs.size $name $was $was) }}
+{{- end }}
+{{- if gt $new $old }}
+{{- $class := .spec.storageClassName | default "" }}
+{{- $sc := and $class (lookup "storage.k8s.io/v1" "StorageClass" "" $class) }}
+{{- if not (and $sc $sc.allowVolumeExpansion) }}
+{{- fail (printf "storage.filesystem.size is %v, but the claim %s holds %s on a volume that cannot grow (%s). Keep %s. For more room, create a larger ReadWriteMany claim yourself, copy the files over, and set storage.filesystem.existingClaim to it." $fs.size $name $was (ternary (printf "storage class %s does not allow volume expansion" $class) "a statically provisioned volume, without a storage class" (ne $class "")) $was) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The hardened security context of the in-chart backing services (uid of the image). */}}
