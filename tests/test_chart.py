@@ -810,3 +810,43 @@ def test_a_shared_volume_grows_only_where_it_can(
             template(set_values=grow, kubeconfig=kube.kubeconfig)
     else:
         template(set_values=grow, kubeconfig=kube.kubeconfig)
+
+
+# --- custom resources against their CRDs' schemas ---------------------------------------
+
+
+def test_custom_resources_are_checked_against_their_real_crds() -> None:
+    objects = template(set_values=EVERYTHING)
+    custom = [o for o in objects if (o["apiVersion"], o["kind"]) in helm_check.CRD_SCHEMAS]
+    kinds = {o["kind"] for o in custom}
+    assert kinds == {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
+    for obj in custom:
+        assert helm_check.validate(obj) == [], obj["metadata"]["name"]
+        # A field the CRD does not know is an error, not silently dropped.
+        typo = json.loads(json.dumps(obj))
+        typo["spec"]["unknownField"] = 1
+        assert any("unknownField" in p for p in helm_check.validate(typo)), obj["kind"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "problem"),
+    [
+        ("ScaledObject", ("spec", "minReplicaCount"), "one", "is not of type 'integer'"),
+        ("ScaledObject", ("spec", "triggers", 0, "metadata", "value"), 2, "is not of type"),
+        ("ServiceMonitor", ("spec", "endpoints", 0, "intervall"), "30s", "intervall"),
+        ("ServiceMonitor", ("spec", "endpoints", 0, "interval"), "30 seconds", "does not match"),
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0, "for"), "5 minutes", "does not match"),
+        ("TriggerAuthentication", ("spec", "secretTargetRef", 0, "parameter"), None, "None"),
+    ],
+)
+def test_a_custom_resource_mistake_is_named(
+    kind: str, path: tuple[str | int, ...], value: Any, problem: str
+) -> None:
+    objects = template(set_values=EVERYTHING)
+    obj = json.loads(json.dumps(next(o for o in objects if o["kind"] == kind)))
+    target = obj
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    problems = helm_check.validate(obj)
+    assert any(problem in p for p in problems), problems
