@@ -850,3 +850,37 @@ def test_a_custom_resource_mistake_is_named(
     target[path[-1]] = value
     problems = helm_check.validate(obj)
     assert any(problem in p for p in problems), problems
+
+
+# --- helm test ---------------------------------------------------------------------------
+
+
+def test_helm_test_asks_each_service_for_readyz_from_inside_the_cluster() -> None:
+    objects = template(set_values=("networkPolicy.enabled=true", "video.enabled=false"))
+    tests = {p["metadata"]["name"]: p for p in of_kind(objects, "Pod").values()}
+    services = of_kind(objects, "Service")
+    asked = {}
+    for name, pod in tests.items():
+        assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test", name
+        (container,) = pod["spec"]["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        url = urlsplit(re.search(r'url = "([^"]+)"', container["command"][-1]).group(1))
+        service = services[str(url.hostname)]
+        assert url.port in {p["port"] for p in service["spec"]["ports"]}
+        assert url.path == "/readyz"
+        asked[component(service)] = name
+    assert sorted(asked) == ["gateway", "notifier", "prompt"]
+    # Allowed through the network policies: out of the test pod, into each service.
+    policies = of_kind(objects, "NetworkPolicy")
+    test_labels = next(iter(tests.values()))["metadata"]["labels"]
+    egress = policies["pv-product-videos-test"]["spec"]["egress"]
+    deployments = {component(d): d for d in of_kind(objects, "Deployment").values()}
+    for name in asked:
+        pod = deployments[name]["spec"]["template"]
+        port = pod["spec"]["containers"][0]["ports"][0]["containerPort"]
+        peers = peers_allowed(egress, "to", port)
+        assert any(reaches(p, pod["metadata"]["labels"], "videos") for p in peers), name
+        ingress = policies[f"pv-product-videos-{name}"]["spec"]["ingress"]
+        assert any(
+            reaches(p, test_labels, "videos") for p in peers_allowed(ingress, "from", "http")
+        )
