@@ -8,6 +8,7 @@ Run through `scripts/helm-check.sh` (which fetches helm first); tests/test_chart
 the same functions, so `make test` covers the chart too.
 """
 
+import functools
 import json
 import os
 import re
@@ -82,6 +83,29 @@ CASES = (
         ),
     ),
     Case(
+        "operator-knobs",
+        set=(
+            "defaults.priorityClassName=high",
+            "defaults.extraEnv[0].name=HTTPS_PROXY",
+            "defaults.extraEnv[0].value=http://proxy:3128",
+            "defaults.extraVolumes[0].name=ca",
+            "defaults.extraVolumes[0].configMap.name=corp-ca",
+            "defaults.extraVolumeMounts[0].name=ca",
+            "defaults.extraVolumeMounts[0].mountPath=/etc/ssl/corp",
+            "defaults.extraVolumeMounts[0].readOnly=true",
+            "defaults.initContainers[0].name=wait",
+            "defaults.initContainers[0].image=busybox:1.37",
+            "defaults.sidecars[0].name=proxy",
+            "defaults.sidecars[0].image=envoyproxy/envoy:v1.34",
+            "video.sidecars[0].name=own",
+            "video.sidecars[0].image=busybox:1.37",
+            f"rabbitmq.imageDigest=sha256:{'a' * 64}",
+            f"mongodb.imageDigest=sha256:{'b' * 64}",
+            f"minio.imageDigest=sha256:{'c' * 64}",
+            f"minio.mcImageDigest=sha256:{'d' * 64}",
+        ),
+    ),
+    Case(
         "queue-prefix",
         set=("config.AMQP_PREFIX=staging.", "keda.enabled=true", "prometheusRule.enabled=true"),
     ),
@@ -130,7 +154,16 @@ def template_text(
         args += ["-f", str(CHART / name)]
     for pair in (SEED, *set_values) if seed else set_values:
         args += ["--set", pair]
-    return helm(*args, kubeconfig=kubeconfig)
+    if kubeconfig:
+        return helm(*args, kubeconfig=kubeconfig)
+    return _rendered(tuple(args))
+
+
+@functools.cache
+def _rendered(args: tuple[str, ...]) -> str:
+    """Offline renders are a function of their arguments (the chart does not change
+    while the checks run): each combination is rendered once per process."""
+    return helm(*args)
 
 
 def template(

@@ -641,13 +641,14 @@ def pod_templates(objects: list[dict[str, Any]]) -> dict[str, Any]:
 def test_two_renders_of_the_same_values_are_identical() -> None:
     """helm template, Argo CD and Flux render without a cluster: generated secrets would
     change on every sync (sessions and links break), so nothing may be random."""
-    first = helm_check.template_text(set_values=EVERYTHING)
-    assert first == helm_check.template_text(set_values=EVERYTHING)
+    args = ("template", "pv", str(CHART), "--set", helm_check.SEED)
+    args += tuple(a for pair in EVERYTHING for a in ("--set", pair))
+    assert helm_check.helm(*args) == helm_check.helm(*args)  # two renders, not one cached
     # Nor may a template ask the cluster or the clock (comments left out), except the
     # checks that refuse impossible upgrades: they only decide whether the render fails.
     random = r"\b(lookup|rand[A-Z]\w*|randInt|uuidv4|now|gen[A-Z]\w*|bcrypt|htpasswd)\b"
     guard = r'\{\{- define "product-videos.refuseImpossibleChanges" -\}\}.*?\n\{\{- end \}\}\n\n'
-    for path in (CHART / "templates").iterdir():
+    for path in (CHART / "templates").rglob("*.*"):
         text = re.sub(guard, "", path.read_text(), flags=re.S)
         text = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", text, flags=re.S)
         actions = re.findall(r"\{\{.*?\}\}", text, flags=re.S)
@@ -884,3 +885,59 @@ def test_helm_test_asks_each_service_for_readyz_from_inside_the_cluster() -> Non
         assert any(
             reaches(p, test_labels, "videos") for p in peers_allowed(ingress, "from", "http")
         )
+
+
+# --- operator knobs -----------------------------------------------------------------------
+
+
+def test_operator_knobs_reach_every_service_pod() -> None:
+    (case,) = [c for c in CASES if c.name == "operator-knobs"]
+    objects = helm_check.render(case)
+    for deployment in of_kind(objects, "Deployment").values():
+        name = component(deployment)
+        pod = deployment["spec"]["template"]["spec"]
+        main, *others = pod["containers"]
+        assert main["name"] == name
+        assert pod["priorityClassName"] == "high"
+        assert [c["name"] for c in pod["initContainers"]] == ["wait"]
+        # A service's own list replaces the shared one.
+        assert [c["name"] for c in others] == (["own"] if name == "video" else ["proxy"])
+        assert {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in main["env"]
+        assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+        mount = {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}
+        assert mount in main["volumeMounts"]
+        # What the chart sets stays.
+        assert {m["mountPath"] for m in main["volumeMounts"]} >= {"/tmp"}
+        assert any(e["name"] == "UVICORN_PORT" for e in main["env"])
+    images = {
+        component(o): o["spec"]["template"]["spec"]["containers"][0]["image"]
+        for o in objects
+        if o["kind"] in ("StatefulSet", "Job")
+    }
+    for backend, digest in (
+        ("rabbitmq", "a"),
+        ("mongodb", "b"),
+        ("minio", "c"),
+        ("minio-bucket", "d"),
+    ):
+        assert images[backend].endswith(f"@sha256:{digest * 64}"), images[backend]
+    for statefulset in of_kind(objects, "StatefulSet").values():
+        assert statefulset["spec"]["template"]["spec"]["priorityClassName"] == "high"
+
+
+def test_a_bad_digest_is_refused_by_the_schema() -> None:
+    with pytest.raises(HelmError, match="imageDigest"):
+        template(set_values=("mongodb.imageDigest=latest",))
+
+
+def test_network_policies_are_on_by_default_with_ipv6_and_shared_ranges() -> None:
+    policies = of_kind(template(), "NetworkPolicy")
+    assert "pv-product-videos-default-deny" in policies
+    for name in SERVICES:
+        egress = policies[f"pv-product-videos-{name}"]["spec"]["egress"]
+        blocks = {p["ipBlock"]["cidr"]: p["ipBlock"] for p in peers_allowed(egress, "to", 443) if p}
+        assert set(blocks) == {"0.0.0.0/0", "::/0"}, name
+        assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"} <= set(
+            blocks["0.0.0.0/0"]["except"]
+        )
+        assert {"fc00::/7", "fe80::/10"} <= set(blocks["::/0"]["except"])

@@ -170,7 +170,7 @@ Probes: /healthz (alive), /readyz (broker, database and storage reachable).
 {{- $fullname := include "product-videos.fullname" $root }}
 {{- /* Each setting from the service's block when it has it, else from `defaults`. */}}
 {{- $set := dict }}
-{{- range $key := list "resources" "securityContext" "podSecurityContext" "tmpSizeLimit" "preStopSleepSeconds" "terminationGracePeriodSeconds" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "probes" }}
+{{- range $key := list "resources" "securityContext" "podSecurityContext" "tmpSizeLimit" "preStopSleepSeconds" "terminationGracePeriodSeconds" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "probes" "priorityClassName" "extraEnv" "extraVolumes" "extraVolumeMounts" "initContainers" "sidecars" }}
 {{- $_ := set $set $key (ternary (index $svc $key) (index $v.defaults $key) (hasKey $svc $key)) }}
 {{- end }}
 {{- $grace := int $set.terminationGracePeriodSeconds }}
@@ -233,6 +233,13 @@ spec:
       securityContext:
         {{- toYaml $set.podSecurityContext | nindent 8 }}
       terminationGracePeriodSeconds: {{ $grace }}
+      {{- with $set.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      {{- with $set.initContainers }}
+      initContainers:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       containers:
         - name: {{ $name }}
           image: {{ include "product-videos.image" . | quote }}
@@ -249,6 +256,9 @@ spec:
           env:
             {{- range $key := keys $env | sortAlpha }}
             {{- include "product-videos.envVar" (dict "name" $key "value" (index $env $key)) | nindent 12 }}
+            {{- end }}
+            {{- with $set.extraEnv }}
+            {{- toYaml . | nindent 12 }}
             {{- end }}
           startupProbe:
             httpGet: {path: /healthz, port: http}
@@ -276,6 +286,12 @@ spec:
             - name: objects
               mountPath: {{ $v.storage.filesystem.mountPath }}
             {{- end }}
+            {{- with $set.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+        {{- with $set.sidecars }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       volumes:
         - name: tmp
           emptyDir:
@@ -284,6 +300,9 @@ spec:
         - name: objects
           persistentVolumeClaim:
             claimName: {{ $v.storage.filesystem.existingClaim | default (printf "%s-objects" $fullname) }}
+        {{- end }}
+        {{- with $set.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
       {{- with $set.nodeSelector }}
       nodeSelector:
@@ -405,6 +424,11 @@ it never changes what is rendered).
 {{- end }}
 {{- end }}
 
+{{/* A backing service's image, pinned by its digest when one is given. (dict "image" "digest") */}}
+{{- define "product-videos.backendImage" -}}
+{{- if .digest }}{{ printf "%s@%s" .image .digest }}{{ else }}{{ .image }}{{ end }}
+{{- end }}
+
 {{/* The hardened security context of the in-chart backing services (uid of the image). */}}
 {{- define "product-videos.backendSecurity" -}}
 podSecurityContext:
@@ -442,7 +466,7 @@ template:
       {{- toYaml $sec.podSecurityContext | nindent 6 }}
     containers:
       - name: mc
-        image: {{ .Values.minio.mcImage }}
+        image: {{ include "product-videos.backendImage" (dict "image" .Values.minio.mcImage "digest" .Values.minio.mcImageDigest) | quote }}
         command: [sh, -ec]
         args:
           - >-
