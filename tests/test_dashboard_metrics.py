@@ -34,7 +34,6 @@ TARGET_LABELS = {"namespace", "pod", "service", "job", "instance", "container", 
 LABEL_DOMAINS = {("pv_jobs_finished_total", "status"): {s.value for s in FINAL_STATUSES}}
 # Series that no successful job creates; their panels stay empty until it happens.
 ONLY_AFTER = {
-    "pv_job_retries_total": "a retryable error schedules a delayed retry",
     "pv_reconciler_actions_total": "the reconciler times a job out or re-drives a stale one",
 }
 # Sample names of a metric family, by its type (what Prometheus stores).
