@@ -36,7 +36,7 @@ bench: install ## Measure upload latency, end-to-end time, throughput, push late
 browser: install ## A Chromium for the web client tests (already there, Debian's, or Playwright's)
 	UV=$(UV) bash scripts/ensure-browser.sh
 
-prometheus: ## promtool for the alert tests (already there, else Debian's prometheus package)
+prometheus: ## Prometheus and promtool for the monitoring tests (already there, else Debian's package)
 	bash scripts/ensure-prometheus.sh
 
 DLQ_ARGS ?= list
