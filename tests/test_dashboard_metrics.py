@@ -300,8 +300,9 @@ async def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
 async def test_every_panel_query_returns_a_series_from_a_real_prometheus(
     system: System, api: httpx.AsyncClient, alert_queries: list[tuple[str, str]], tmp_path: Path
 ) -> None:
-    """After one job, every service panel of every dashboard shows data, and every alert
-    expression evaluates. The queue panels read RabbitMQ's own exporter, which the shared
+    """After one job, every service panel of every dashboard shows data, every alert
+    expression evaluates, and a stopped worker is what the service-down alert names. The
+    queue panels (and the dead-letter alert) read RabbitMQ's own exporter, which the shared
     test broker does not run: they are left to tests/test_alert_rules.py."""
     with real_prometheus(system, tmp_path) as prometheus:
         await run_one_job(system, api)
@@ -326,3 +327,14 @@ async def test_every_panel_query_returns_a_series_from_a_real_prometheus(
         assert pending == [], "panels without data after one job"
         for _alert, expr in alert_queries:
             await query(prometheus, expr)  # evaluates (an empty answer: nothing to alert)
+
+        # A real fault: the video worker stops. The service-down alert's expression then
+        # names it, and only it (its `for: 5m` is tests/test_alert_rules.py's to check).
+        (down,) = [expr for alert, expr in alert_queries if alert.endswith("ServiceDown")]
+        assert await query(prometheus, down) == []
+        system["video"].stop()
+        for _ in range(120):  # scrapes every second; a loaded machine may lag
+            if found := await query(prometheus, down):
+                break
+            await asyncio.sleep(1)
+        assert [s["metric"]["service"] for s in found] == ["pv-product-videos-video"]
