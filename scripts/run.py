@@ -51,13 +51,14 @@ class Service:
 
 
 SERVICES = (
-    # The gateway believes X-Forwarded-For only from TRUSTED_PROXIES (docs/security.md).
+    # The gateway and the notifier believe X-Forwarded-For only from TRUSTED_PROXIES
+    # (common.client_ip, docs/security.md): uvicorn must not rewrite the peer before them.
     Service("gateway", "gateway.main:app", 8000, ("--no-proxy-headers",)),
     Service(
         "notifier",
         "notifier.main:app",
         8001,
-        ("--ws-per-message-deflate", "false", "--ws-max-size", "65536"),
+        ("--no-proxy-headers", "--ws-per-message-deflate", "false", "--ws-max-size", "65536"),
     ),
     Service("prompt", "prompt.main:app", 8002),
     Service("video", "video.main:app", 8003),

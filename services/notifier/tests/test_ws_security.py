@@ -249,7 +249,6 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_counts(
 ) -> None:
     # As in production: uvicorn leaves the peer alone, the notifier reads the header.
     url = await start_notifier(
-        server_options={"proxy_headers": False},
         max_connections_per_ip=1,
         trusted_proxies="127.0.0.1/32",
     )
@@ -257,3 +256,21 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_counts(
     async with connect(url.replace("http", "ws") + "/ws", additional_headers=one):
         assert await _pong(url, other) == "pong"
         assert await _pong(url, one) == "too_many_connections"
+
+
+async def test_a_client_on_a_private_last_hop_cannot_choose_its_address(
+    start_notifier: StartNotifier,
+) -> None:
+    """Without TRUSTED_PROXIES (the chart's default) a peer on a private or loopback
+    address (a pod, a VPN, a load balancer that rewrites sources) gets no say: each
+    X-Forwarded-For it invents still counts as its own one address. Before uvicorn ran with
+    `--no-proxy-headers`, it believed the header from loopback and this escaped the cap."""
+    from scripts.run import SERVICES
+
+    (notifier,) = (s for s in SERVICES if s.name == "notifier")
+    assert "--no-proxy-headers" in notifier.extra_args  # what start_server mirrors
+    url = await start_notifier(max_connections_per_ip=1)
+    spoofed = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in (1, 2, 3)]
+    async with connect(url.replace("http", "ws") + "/ws", additional_headers=spoofed[0]):
+        assert await _pong(url, spoofed[1]) == "too_many_connections"
+        assert await _pong(url, spoofed[2]) == "too_many_connections"

@@ -7,12 +7,14 @@ With no variables set everything points at the embedded local defaults, so
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SIGNING_KEY = "dev-only-signing-key-change-me"
+# The shortest SIGNING_KEY production accepts (`openssl rand -hex 32` gives 64 characters).
+MIN_SIGNING_KEY_LENGTH = 32
 
 
 def list_from_env(value: Any) -> Any:
@@ -29,6 +31,9 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     service_name: str = "product-videos"
+    # `production` (the Helm chart's default) refuses to start with unsafe settings
+    # (`production_problems`); `development` (the default here, `make run`) allows them.
+    environment: Literal["development", "production"] = "development"
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -89,6 +94,39 @@ class CommonSettings(BaseSettings):
         "generating": 3600.0,
         "storing": 900.0,
     }
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Self:
+        if self.environment == "production" and (problems := self.production_problems()):
+            raise ValueError(
+                f"{self.service_name} refuses to start with ENVIRONMENT=production: "
+                + " ".join(problems)
+                + " (ENVIRONMENT=development allows it, for a machine of your own.)"
+            )
+        return self
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unsafe in production, one sentence each. Services
+        add their own (the gateway: mail); every rule lives here or in a service's config."""
+        problems = []
+        key = self.signing_key.get_secret_value()
+        if key == DEV_SIGNING_KEY:
+            problems.append(
+                "SIGNING_KEY is the development key, which anyone can read in the source: "
+                "set a random one (openssl rand -hex 32), the same in every service."
+            )
+        elif len(key) < MIN_SIGNING_KEY_LENGTH:
+            problems.append(
+                f"SIGNING_KEY is {'empty' if not key else 'too short'}: it needs at least "
+                f"{MIN_SIGNING_KEY_LENGTH} characters (openssl rand -hex 32)."
+            )
+        # Reserved for the webhooks' SSRF guard: private addresses are for development only.
+        if getattr(self, "outbound_allow_private", False) is True:
+            problems.append(
+                "OUTBOUND_ALLOW_PRIVATE=true lets user-given URLs reach private networks: "
+                "leave it unset in production."
+            )
+        return problems
 
     @cached_property
     def exchange_name(self) -> str:

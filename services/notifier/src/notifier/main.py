@@ -1,4 +1,5 @@
-"""The notifier app: `uvicorn notifier.main:app --port 8001 --ws-per-message-deflate false`.
+"""The notifier app: `uvicorn notifier.main:app --port 8001 --no-proxy-headers
+--ws-per-message-deflate false` (scripts/run.py has the full command line).
 
 A plain FastStream broker runs inside the FastAPI lifespan (the FastAPI plugin is
 deprecated); each replica consumes its own exclusive queue bound to `job.status`.
