@@ -54,7 +54,8 @@ def fake() -> Iterator[FakeOpenRouter]:
         yield server
 
 
-# Free-tier limits no test suite reaches unless it sets its own (tests of the limits do).
+# Free-tier limits and paid-clip caps no test suite reaches unless it sets its own (tests
+# of the limits do).
 UNLIMITED = {
     name: "100000"
     for name in (
@@ -64,6 +65,7 @@ UNLIMITED = {
         "FREE_CODES_PER_IP",
         "FREE_CODES_PER_EMAIL",
         "FREE_VERIFIES_PER_IP",
+        "PAID_CLIPS_PER_USER_PER_DAY",
     )
 }
 

@@ -75,3 +75,12 @@ def test_the_default_values_refuse_to_start_the_gateway_without_mail(
         _gateway_settings(default, monkeypatch, SIGNING_KEY="x" * 40)  # as the chart generates
     dev = config_map(("values-dev.yaml",))
     assert _gateway_settings(dev, monkeypatch, SIGNING_KEY="x" * 40).environment == "development"
+
+
+def test_the_spending_cap_reaches_the_worker_and_has_an_alert() -> None:
+    assert config_map(("values-prod.yaml",))["SPEND_LIMIT_USD_PER_DAY"] == "100"
+    objects = template(set_values=("prometheusRule.enabled=true",))
+    (rule,) = (o for o in objects if o["kind"] == "PrometheusRule")
+    alerts = {a["alert"]: a for g in rule["spec"]["groups"] for a in g["rules"]}
+    assert 'limit="usd_per_day"' in alerts["ProductVideosSpendLimitReached"]["expr"]
+    assert "pv_spend_limit_usd_per_day" in alerts["ProductVideosSpendHigh"]["expr"]
