@@ -84,3 +84,22 @@ def test_the_spending_cap_reaches_the_worker_and_has_an_alert() -> None:
     alerts = {a["alert"]: a for g in rule["spec"]["groups"] for a in g["rules"]}
     assert 'limit="usd_per_day"' in alerts["ProductVideosSpendLimitReached"]["expr"]
     assert "pv_spend_limit_usd_per_day" in alerts["ProductVideosSpendHigh"]["expr"]
+
+
+def test_the_ingress_never_routes_to_the_ops_port() -> None:
+    """/metrics (spend figures) and /readyz with backend errors stay off the public path."""
+    objects = template(set_values=("ingress.enabled=true", "serviceMonitor.enabled=true"))
+    (ingress,) = (o for o in objects if o["kind"] == "Ingress")
+    backends = [
+        path["backend"]["service"]["port"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+    assert backends and all(port == {"name": "http"} for port in backends)
+    monitors = {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]: o
+        for o in objects
+        if o["kind"] == "ServiceMonitor"
+    }
+    for name in ("gateway", "notifier"):
+        assert [e["port"] for e in monitors[name]["spec"]["endpoints"]] == ["ops"]

@@ -66,6 +66,8 @@ BUDGET_REFUSALS = Counter(
     "paid_clips_per_user: one account's paid clips per day).",
     ["limit"],
 )
+for _limit in ("usd_per_day", "paid_clips_per_user"):
+    BUDGET_REFUSALS.labels(limit=_limit)  # 0 from the start: alerts see a series
 SPEND_TODAY = Gauge(
     "pv_spend_today_usd",
     "Money reserved and spent on paid clips in the current UTC day, as this process last saw it.",

@@ -37,6 +37,12 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
+    # The gateway's and the notifier's port for /healthz, /readyz with detail and /metrics,
+    # which the ingress does not route to (common/ops.py); unset: not served. The workers
+    # serve them on their one port.
+    ops_port: int | None = Field(default=None, ge=1, lt=65536)
+    ops_host: str = "127.0.0.1"
+
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefixes the exchange and every queue name, so test sessions share one broker safely.
     amqp_prefix: str = ""

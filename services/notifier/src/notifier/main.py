@@ -15,17 +15,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 import common.db as database
-from common import metrics
+from common import ops
 from common.auth import SessionStore
 from common.errors import install_error_handlers
 from common.health import readiness
 from common.jobs import Job, JobRepository
 from common.logs import configure_logging
 from common.messaging import make_broker
+from common.ops import Readiness
 from common.request_metrics import RequestMetrics
 from common.storage import storage_from_settings
 from common.tokens import Signer
@@ -45,6 +46,19 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The ops port answers from the start, so probes see a notifier that is starting.
+        async with (
+            ops.serving(app.state.ops, settings.ops_host, settings.ops_port),
+            connected(app) as ready,
+        ):
+            app.state.readiness = ready
+            try:
+                yield
+            finally:
+                app.state.readiness = None
+
+    @asynccontextmanager
+    async def connected(app: FastAPI) -> AsyncIterator[Readiness]:
         broker = make_broker(settings)
         topology = Topology(settings)
         client, db = database.connect(settings)
@@ -60,7 +74,6 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             settings=settings, hub=hub, signer=signer, sessions=SessionStore(db, signer)
         )
         app.state.session = session
-        app.state.readiness = lambda: readiness(broker, db, storage)
         await broker.start()
         await topology.declare(broker)
         wake = asyncio.Event()
@@ -68,7 +81,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         connection.reconnect_callbacks.add(lambda _connection: wake.set())
         upkeep = asyncio.create_task(maintain(session, wake))
         try:
-            yield
+            yield lambda: readiness(broker, db, storage)
         finally:
             upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -81,19 +94,23 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics)
     app.include_router(ws.router)
 
+    async def current_readiness() -> tuple[bool, dict[str, str]]:
+        ready: Readiness | None = getattr(app.state, "readiness", None)
+        if ready is None:
+            return False, {"startup": "not started"}
+        return await ready()
+
+    # /readyz with detail and /metrics only on OPS_PORT; the public port says ready or not.
+    app.state.ops = ops.ops_app(current_readiness)
+    public = ops.PublicReadiness(current_readiness)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        ok, checks = await request.app.state.readiness()
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics_route() -> Response:
-        body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
+    async def readyz() -> JSONResponse:
+        return public.response(await public())
 
     return app
 
