@@ -99,6 +99,7 @@ class PromptStage:
             template_version=self.settings.template_version,
             provider=self.provider.name,
             model=self.provider.model,
+            owner=job["owner"] if self.settings.prompt_reuse_scope == "owner" else None,
         )
         prompt = {"template_version": self.settings.template_version}
         cached = await self.cache.lookup(key, job_id=job["_id"])
