@@ -196,6 +196,32 @@ async def test_an_expired_session_or_job_token_ends_its_subscription(
     }
 
 
+async def test_a_revoked_job_token_ends_its_subscription_and_opens_nothing(
+    start_notifier: StartNotifier, driver: Driver
+) -> None:
+    url = await start_notifier(resync_seconds=0.2)
+    job = await driver.new_job("alice@example.com")
+    shared = driver.token(job["_id"])
+    async with connect(url.replace("http", "ws") + "/ws") as ws:
+        client = Client(ws)
+        await client.subscribe(job["_id"], shared)
+        assert (await client.next())["type"] == "snapshot"
+        # The owner revokes the job's tokens (POST /api/v1/jobs/{id}/token).
+        await driver.repo.jobs.update_one({"_id": job["_id"]}, {"$inc": {"token_version": 1}})
+        ended = await client.next(within=8)
+        assert (ended["type"], ended["code"], ended["job_id"]) == (
+            "error",
+            "invalid_token",
+            job["_id"],
+        )
+        await client.subscribe(job["_id"], shared)
+        refused = await client.next()
+        assert (refused["type"], refused["code"]) == ("error", "invalid_token")
+        assert "revoked" in refused["message"]
+        await client.subscribe(job["_id"], driver.signer.job_token(job["_id"], 1))
+        assert (await client.next())["type"] == "snapshot"
+
+
 async def test_a_socket_left_with_only_final_jobs_is_closed_when_idle(
     start_notifier: StartNotifier, driver: Driver
 ) -> None:

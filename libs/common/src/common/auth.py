@@ -19,6 +19,11 @@ from common.jobs import Job
 from common.tokens import InvalidToken, Signer
 
 
+def token_version(job: Job) -> int:
+    """Which job tokens of this job are valid: those signed with this version."""
+    return int(job.get("token_version", 0))
+
+
 @dataclass(frozen=True)
 class Principal:
     """A signed-in user (`email`, `session_id`) or one job's token holder (`job_id`)."""
@@ -26,16 +31,19 @@ class Principal:
     email: str | None = None
     session_id: str | None = None
     job_id: str | None = None
+    # A job token's version: it reads the job while the job's `token_version` is this.
+    token_version: int = 0
 
     @property
     def signed_in(self) -> bool:
         return self.email is not None
 
     def can_read(self, job: Job) -> bool:
-        """The owner reads all of their jobs; a job token reads its one job."""
+        """The owner reads all of their jobs; a job token reads its one job until the
+        owner revokes the job's tokens."""
         if self.email is not None:
             return bool(job.get("owner") == self.email)
-        return job["_id"] == self.job_id
+        return job["_id"] == self.job_id and token_version(job) == self.token_version
 
     def owns(self, job: Job) -> bool:
         """Changing a job (cancel, retry) takes its owner's session, never a shared job token."""
@@ -82,7 +90,8 @@ class SessionStore:
         """The principal a token stands for; InvalidToken when it grants nothing.
         Job tokens are checked first: they need no database read."""
         try:
-            return Principal(job_id=self.signer.job_from_token(token))
+            job_id, version = self.signer.job_grant(token)
+            return Principal(job_id=job_id, token_version=version)
         except InvalidToken as e:
             job_error = e
         try:

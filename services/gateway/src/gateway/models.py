@@ -176,6 +176,10 @@ class Me(BaseModel):
     email: str
 
 
+class JobToken(BaseModel):
+    token: str = Field(description="The job's one valid job token; every earlier one was revoked.")
+
+
 class JobListed(JobPublic):
     token: str = Field(description="The job token, for links to share or play this one job.")
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
+from common.auth import token_version
 from common.errors import ApiError
 from common.events import JobStatus
 from common.jobs import Job
@@ -108,7 +109,7 @@ async def create_job(
     return {
         "id": job["_id"],
         "status": job["status"],
-        "token": services.signer.job_token(job["_id"]),
+        "token": services.signer.job_token(job["_id"], token_version(job)),
         "job": await public_job(job, services.storage, services.signer),
     }
 
@@ -168,7 +169,7 @@ async def list_jobs(
         "jobs": [
             {
                 **await public_job(job, services.storage, services.signer),
-                "token": services.signer.job_token(job["_id"]),
+                "token": services.signer.job_token(job["_id"], token_version(job)),
             }
             for job in page
         ],
