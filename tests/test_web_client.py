@@ -82,7 +82,11 @@ async def test_a_shop_owner_signs_in_makes_a_video_and_finds_it_again(
         "document.querySelector('#player').readyState >= 1", timeout=30_000
     )
     assert await page.evaluate("document.querySelector('#player').duration") > 1
-    assert (await page.get_attribute("#download", "href") or "").startswith("/api/v1/jobs/")
+    # Links that expire in minutes; no token in any URL.
+    download = await page.get_attribute("#download", "href") or ""
+    assert download.startswith("/api/v1/files/") and "download=" in download
+    src = await page.evaluate("document.querySelector('#player').src")
+    assert "/api/v1/files/" in src and "token=" not in src + download
 
     # After a reload: still signed in, the job under "My videos", finished.
     await page.reload()

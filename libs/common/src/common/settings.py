@@ -68,8 +68,10 @@ class CommonSettings(BaseSettings):
 
     # Signs job tokens and download links; must be the same in every service.
     signing_key: SecretStr = SecretStr(DEV_SIGNING_KEY)
+    # Job tokens (Authorization header and WebSocket only, never in a URL) live days; the
+    # links in URLs (signed file links, presigned S3 URLs) only minutes.
     job_token_ttl_seconds: int = 7 * 24 * 3600
-    download_url_ttl_seconds: int = 3600
+    download_url_ttl_seconds: int = Field(default=600, gt=0, le=3600)
 
     openrouter_api_key: SecretStr | None = None
     openrouter_base_url: str = "https://openrouter.ai/api/v1"

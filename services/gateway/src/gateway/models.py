@@ -47,6 +47,9 @@ class PromptPublic(BaseModel):
 class VideoPublic(BaseModel):
     url: str = Field(description="Expiring link to the MP4 file.")
     poster_url: str = Field(description="Expiring link to the poster JPEG.")
+    download_url: str = Field(
+        description="Expiring link that saves the MP4 as `<slugified title>.mp4`."
+    )
     duration: float
     width: int
     height: int

@@ -68,11 +68,6 @@ function wsUrl(configured) {
   return configured;
 }
 
-function jobFileUrl(job, which, download = false) {
-  const params = new URLSearchParams({ token: job.token });
-  if (download) params.set("download", "1");
-  return `/api/v1/jobs/${encodeURIComponent(job.id)}/${which}?${params}`;
-}
 
 function remember(job) {
   try {
@@ -518,17 +513,33 @@ function showVideo(job, view) {
   const player = $("player");
   const ratio = (view.options && view.options.aspect_ratio) || "9:16";
   $("player-frame").dataset.ratio = ratio;
-  // Gateway links redirect to a fresh signed URL each time, so they never go stale.
-  const src = jobFileUrl(job, "video");
-  if (player.dataset.src !== src) {
-    player.dataset.src = src;
-    player.poster = jobFileUrl(job, "poster");
-    player.src = src;
+  // The view's links expire within minutes (no token ever rides in a URL): a player that
+  // fails on a stale one (a seek later on) asks for the job again and resumes where it was.
+  if (player.dataset.jobId !== job.id) {
+    player.dataset.jobId = job.id;
+    player.poster = view.video.poster_url;
+    player.src = view.video.url;
   }
+  player.onerror = () => refreshVideo(job);
   player.setAttribute("aria-label", `Video: ${view.title}`);
-  const download = $("download");
-  download.href = jobFileUrl(job, "video", true);
+  $("download").href = view.video.download_url;
   show($("result"), true);
+}
+
+async function refreshVideo(job) {
+  const player = $("player");
+  const at = player.currentTime;
+  try {
+    const view = await fetchJob(job);
+    if (player.dataset.jobId !== job.id || !view.video) return;
+    player.onerror = null; // one fresh try per failure, not a loop
+    player.poster = view.video.poster_url;
+    player.src = view.video.url;
+    player.currentTime = at;
+    $("download").href = view.video.download_url;
+  } catch {
+    // Offline or signed out: the player keeps showing its error.
+  }
 }
 
 function setConnection(text) {
@@ -663,7 +674,8 @@ function startWatching(job, initialView = null) {
   show($("job-error"), false);
   const player = $("player");
   player.removeAttribute("src");
-  delete player.dataset.src;
+  player.onerror = null;
+  delete player.dataset.jobId;
   setText($("job-title"), initialView ? initialView.title : "Loading…");
   renderStatus("queued", 0);
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
 from common.auth import token_version
+from common.downloads import download_name
 from common.errors import ApiError
 from common.events import JobStatus
 from common.jobs import Job
@@ -22,7 +23,6 @@ from gateway.api.deps import (
     SettingsDep,
 )
 from gateway.core.services import Services
-from gateway.downloads import download_name
 from gateway.images import ACCEPTED_TYPES
 from gateway.models import (
     DEFAULT_ASPECT_RATIO,
