@@ -93,3 +93,17 @@ def test_every_service_refuses_to_start_unsafe_in_production() -> None:
         assert "refuses to start with ENVIRONMENT=production" in output, (module, output)
         assert "SIGNING_KEY is the development key" in output, (module, output)
     assert "SMTP_HOST is not set" in outputs["gateway.main"]
+
+
+def test_the_ssrf_escape_hatch_is_refused_in_production_once_it_exists() -> None:
+    """OUTBOUND_ALLOW_PRIVATE (the webhooks' SSRF guard) is reserved: any service settings
+    that grow it are refused with it on in production, by the common rule."""
+
+    class WithWebhooks(CommonSettings):
+        outbound_allow_private: bool = False
+
+    assert "OUTBOUND_ALLOW_PRIVATE=true" in refusal(
+        WithWebhooks, signing_key=GOOD_KEY, outbound_allow_private=True
+    )
+    assert WithWebhooks(environment="production", signing_key=GOOD_KEY)
+    assert WithWebhooks(outbound_allow_private=True).outbound_allow_private
