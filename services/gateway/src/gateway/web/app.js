@@ -529,13 +529,17 @@ function showVideo(job, view) {
 async function refreshVideo(job) {
   const player = $("player");
   const at = player.currentTime;
+  player.onerror = null; // one fresh try per failure, not a loop
   try {
     const view = await fetchJob(job);
     if (player.dataset.jobId !== job.id || !view.video) return;
-    player.onerror = null; // one fresh try per failure, not a loop
+    player.onloadedmetadata = () => {
+      player.onloadedmetadata = null;
+      player.currentTime = at;
+      player.onerror = () => refreshVideo(job); // armed again once the fresh link works
+    };
     player.poster = view.video.poster_url;
     player.src = view.video.url;
-    player.currentTime = at;
     $("download").href = view.video.download_url;
   } catch {
     // Offline or signed out: the player keeps showing its error.
