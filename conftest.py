@@ -54,7 +54,8 @@ def fake() -> Iterator[FakeOpenRouter]:
         yield server
 
 
-# Free-tier limits no test suite reaches unless it sets its own (tests of the limits do).
+# Free-tier limits and paid-clip caps no test suite reaches unless it sets its own (tests
+# of the limits do).
 UNLIMITED = {
     name: "100000"
     for name in (
@@ -65,6 +66,7 @@ UNLIMITED = {
         "FREE_CODES_PER_EMAIL",
         "FREE_VERIFIES_PER_IP",
         "REFUSED_PHOTOS_PER_EMAIL",
+        "PAID_CLIPS_PER_USER_PER_DAY",
     )
 }
 

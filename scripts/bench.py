@@ -145,7 +145,7 @@ async def measure(system: processes.System, jobs: int, uploads: int) -> dict[str
             client, system.ws_url, [user.product_photo(100 + i) for i in range(jobs)]
         )
         oversized = await refuse_oversized(client, system.gateway.process.pid)
-        notifier_metrics = (await client.get(f"{system.notifier.url}/metrics")).text
+        notifier_metrics = (await client.get(f"{system.notifier.ops_url}/metrics")).text
     return {
         "upload": upload,
         "ends": ends,

@@ -6,7 +6,8 @@ honcho (one coloured, prefixed log stream). Ctrl-C or SIGTERM stops them all;
 the data stays in `.data/`.
 
 Set AMQP_URL, MONGODB_URL or STORAGE_URL to use servers of your own instead, and
-RUN_BASE_PORT to move the four services off 8000-8003 (gateway on it, the rest after it).
+RUN_BASE_PORT to move the four services off 8000-8003 (gateway on it, the rest after it;
+the gateway's and notifier's ops ports, 8100 and 8101, move with them).
 """
 
 import os
@@ -44,20 +45,32 @@ class Service:
     app: str
     port: int
     extra_args: tuple[str, ...] = ()
+    # /metrics and /readyz with detail (OPS_PORT, common/ops.py); the workers serve them on
+    # their one port.
+    ops_port: int | None = None
 
     def command(self) -> str:
         args = [str(BIN / "uvicorn"), self.app, "--host", "127.0.0.1", "--port", str(self.port)]
         return "exec " + shlex.join([*args, *self.extra_args])
 
+    def env(self) -> dict[str, str]:
+        return {"OPS_PORT": str(self.ops_port)} if self.ops_port else {}
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.ops_port) if self.ops_port else (self.port,)
+
 
 SERVICES = (
-    # The gateway believes X-Forwarded-For only from TRUSTED_PROXIES (docs/security.md).
-    Service("gateway", "gateway.main:app", 8000, ("--no-proxy-headers",)),
+    # The gateway and the notifier believe X-Forwarded-For only from TRUSTED_PROXIES
+    # (common.client_ip, docs/security.md): uvicorn must not rewrite the peer before them.
+    Service("gateway", "gateway.main:app", 8000, ("--no-proxy-headers",), ops_port=8100),
     Service(
         "notifier",
         "notifier.main:app",
         8001,
-        ("--ws-per-message-deflate", "false", "--ws-max-size", "65536"),
+        ("--no-proxy-headers", "--ws-per-message-deflate", "false", "--ws-max-size", "65536"),
+        ops_port=8101,
     ),
     Service("prompt", "prompt.main:app", 8002),
     Service("video", "video.main:app", 8003),
@@ -70,10 +83,13 @@ class Abort(Exception):
 
 def services_on(base_port: str) -> tuple[Service, ...]:
     """The services with the gateway on `base_port` and the others on the ports after it."""
-    if not base_port.isdigit() or not 1024 <= int(base_port) <= 65532:
-        raise Abort(f"RUN_BASE_PORT must be a port number from 1024 to 65532, not {base_port!r}")
+    if not base_port.isdigit() or not 1024 <= int(base_port) <= 65434:
+        raise Abort(f"RUN_BASE_PORT must be a port number from 1024 to 65434, not {base_port!r}")
     shift = int(base_port) - SERVICES[0].port
-    return tuple(replace(s, port=s.port + shift) for s in SERVICES)
+    return tuple(
+        replace(s, port=s.port + shift, ops_port=s.ops_port and s.ops_port + shift)
+        for s in SERVICES
+    )
 
 
 def say(message: str) -> None:
@@ -198,7 +214,9 @@ def service_env(amqp_url: str, mongodb_url: str, notifier: Service) -> dict[str,
 
 
 def check_ports_free(services: tuple[Service, ...]) -> None:
-    taken = [f"{s.name} ({s.port})" for s in services if port_open("127.0.0.1", s.port)]
+    taken = [
+        f"{s.name} ({port})" for s in services for port in s.ports if port_open("127.0.0.1", port)
+    ]
     if taken:
         raise Abort(
             f"ports already in use: {', '.join(taken)}. Is `make run` running already?\n"
@@ -264,7 +282,9 @@ def main() -> int:
             )
             manager = Manager()
             for service in services:
-                manager.add_process(service.name, service.command(), env=env, cwd=str(ROOT))
+                manager.add_process(
+                    service.name, service.command(), env={**env, **service.env()}, cwd=str(ROOT)
+                )
             stopping = threading.Event()
             watcher = threading.Thread(
                 target=announce_when_healthy, args=(manager, stopping, services), daemon=True

@@ -67,14 +67,17 @@ def test_four_hardened_deployments_with_probes() -> None:
         # The read-only root filesystem needs a writable /tmp.
         tmp = next(m for m in container["volumeMounts"] if m["mountPath"] == "/tmp")
         assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == tmp["name"])
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        # Probes on the ops port (the gateway's and notifier's own, a worker's only one).
+        ops = "ops" if component(deployment) in ("gateway", "notifier") else "http"
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": ops}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": ops}
         assert container["resources"]["requests"] and container["resources"]["limits"]
-        # The Service reaches the port uvicorn is told to listen on.
-        (port,) = container["ports"]
+        # The Service reaches the ports uvicorn and the ops server are told to listen on.
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         env = {e["name"]: e.get("value") for e in container["env"]}
-        assert env["UVICORN_PORT"] == str(port["containerPort"])
-        assert services[name]["spec"]["ports"][0]["targetPort"] == port["name"]
+        assert env["UVICORN_PORT"] == str(ports["http"])
+        assert env.get("OPS_PORT") == (str(ports["ops"]) if "ops" in ports else None)
+        assert [p["targetPort"] for p in services[name]["spec"]["ports"]] == list(ports)
 
 
 def test_workers_stop_within_their_grace_period() -> None:
@@ -426,9 +429,14 @@ def test_network_policies_allow_exactly_the_paths_the_system_uses() -> None:
         for backend, port in (("rabbitmq", 5672), ("mongodb", 27017), ("minio", 9000)):
             peers = peers_allowed(egress, "to", port)
             assert any(reaches(p, pods[backend], "videos") for p in peers), (name, backend)
+        ops = "ops" if name in ("gateway", "notifier") else "http"
         assert any(
-            reaches(p, prometheus, "monitoring") for p in peers_allowed(ingress, "from", "http")
+            reaches(p, prometheus, "monitoring") for p in peers_allowed(ingress, "from", ops)
         ), (name, "scrape")
+        assert not any(
+            reaches(p, ingress_nginx, "ingress-nginx")
+            for p in peers_allowed(ingress, "from", "ops")
+        ), (name, "the ingress controller reaches no ops port")
         from_ingress = any(
             reaches(p, ingress_nginx, "ingress-nginx")
             for p in peers_allowed(ingress, "from", "http")

@@ -85,7 +85,7 @@ async def scrape(system: System) -> Scrape:
     result = Scrape()
     async with httpx.AsyncClient(timeout=10) as client:
         for service in system.services.values():
-            response = await client.get(f"{service.url}/metrics")
+            response = await client.get(f"{service.ops_url}/metrics")
             response.raise_for_status()
             result.add(service.name, response.text)
     return result
@@ -185,7 +185,7 @@ def assert_pipeline_metrics(m: Scrape) -> None:
     assert m.value("gateway", "pv_http_requests_total", route="/api/v1/jobs", status="202") == 1
     assert m.value("gateway", "pv_http_requests_total", route="/api/v1/jobs/{job_id}/video")
     assert m.value("gateway", "pv_http_request_duration_seconds_count", route="/api/v1/jobs")
-    assert m.value("notifier", "pv_http_requests_total", route="/readyz", status="200")
+    assert m.value("notifier", "pv_http_requests_total", route="/healthz", status="200")
     assert m.value("gateway", "pv_jobs_submitted_total") == 1
 
     # FastStream: what each consumer handled and each service published.
@@ -243,7 +243,7 @@ def real_prometheus(system: System, folder: Path) -> Iterator[str]:
                 "job_name": name,
                 "static_configs": [
                     {
-                        "targets": [service.url.removeprefix("http://")],
+                        "targets": [service.ops_url.removeprefix("http://")],
                         "labels": {
                             "namespace": "videos",
                             "service": f"pv-product-videos-{name}",

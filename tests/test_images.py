@@ -105,7 +105,7 @@ def test_the_image_install_runs_the_service_on_its_own(
         ), f"{package} is not inside the venv"
 
     command = json.loads(dockerfile.rsplit("CMD ", 1)[1])
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     run_env = {
         **env,
         **service_env,
@@ -113,7 +113,10 @@ def test_the_image_install_runs_the_service_on_its_own(
         "HOME": str(tmp_path),
         "UVICORN_HOST": "127.0.0.1",
         "UVICORN_PORT": str(port),
+        "OPS_PORT": str(ops_port),  # the gateway's and notifier's /metrics; workers ignore it
     }
+    if service not in ("gateway", "notifier"):
+        ops_port = port
     workdir = tmp_path / "app"  # not the repository: nothing importable by accident
     workdir.mkdir()
     log = tmp_path / "service.log"
@@ -126,13 +129,13 @@ def test_the_image_install_runs_the_service_on_its_own(
         while True:
             assert process.poll() is None, f"{service} exited:\n{log.read_text()[-3000:]}"
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, f"{service} not ready:\n{log.read_text()[-3000:]}"
             time.sleep(0.3)
-        imported = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        imported = httpx.get(f"http://127.0.0.1:{ops_port}/metrics", timeout=5)
         assert imported.status_code == 200
     finally:
         process.terminate()

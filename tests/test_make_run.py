@@ -55,10 +55,14 @@ class Output:
                 self._changed.wait(left)
 
 
+# The four services' ports and the gateway's and notifier's ops ports, from the base.
+OFFSETS = (0, 1, 2, 3, 100, 101)
+
+
 def free_base_port() -> int:
-    """A port with the three after it free as well."""
+    """A port with the three after it (and the two ops ports) free as well."""
     for base in range(18000, 19000, 10):
-        if not any(port_open("127.0.0.1", base + i) for i in range(4)):
+        if not any(port_open("127.0.0.1", base + i) for i in OFFSETS):
             return base
     raise RuntimeError("no four free ports in 18000-19000")
 
@@ -117,6 +121,10 @@ async def test_make_run_makes_a_clip_through_openrouter_and_stops_on_ctrl_c(
         assert job["prompt"]["source"] == "llm", job["prompt"]
         clip = await api.get(job["video"]["url"])
         assert clip.status_code == 200 and clip.content[4:8] == b"ftyp"
+        # Metrics on the gateway's ops port, not on the port the browser uses.
+        assert (await api.get("/metrics")).status_code == 404
+        ops = await api.get(f"http://127.0.0.1:{base + 100}/metrics")
+        assert "pv_jobs_submitted_total" in ops.text
 
     # Both steps really went through OpenRouter: one chat reply, one paid video job.
     assert len(fake.calls("POST /chat/completions")) == 1
@@ -126,4 +134,4 @@ async def test_make_run_makes_a_clip_through_openrouter_and_stops_on_ctrl_c(
     # make itself dies of the SIGINT once its recipe is done, as make does in a terminal.
     assert process.wait(60) in (0, -signal.SIGINT), "\n".join(output.lines[-40:])
     output.wait_for(r"^run: stopped$", timeout=5)
-    assert not any(port_open("127.0.0.1", base + i) for i in range(4))
+    assert not any(port_open("127.0.0.1", base + i) for i in OFFSETS)

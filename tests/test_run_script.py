@@ -66,6 +66,8 @@ def test_run_base_port_moves_all_four_services(run: ModuleType) -> None:
         ("prompt", 9002),
         ("video", 9003),
     ]
+    # The ops ports (/metrics, /readyz with detail) move with them.
+    assert [s.env() for s in moved] == [{"OPS_PORT": "9100"}, {"OPS_PORT": "9101"}, {}, {}]
     with pytest.raises(run.Abort, match="RUN_BASE_PORT must be a port number"):
         run.services_on("80")
     with pytest.raises(run.Abort, match="RUN_BASE_PORT must be a port number"):

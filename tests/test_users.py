@@ -69,9 +69,9 @@ async def test_only_the_owner_sees_downloads_and_watches_a_job(
             assert response.status_code == 404, response.text
 
         # A friend with the job token (shared by Alice) may watch and play it, nothing more.
-        shared = await friend.get(f"{user.API}/jobs/{job_id}", params={"token": job_token})
+        shared = await friend.get(f"{user.API}/jobs/{job_id}", headers=user.auth(job_token))
         assert shared.status_code == 200 and shared.json()["status"] == "completed"
-        video = await friend.get(f"{user.API}/jobs/{job_id}/video", params={"token": job_token})
+        video = await friend.get(f"{user.API}/jobs/{job_id}/video", headers=user.auth(job_token))
         assert video.status_code == 302
         assert (await first_ws_answer(system.ws_url, job_id, job_token))["type"] == "snapshot"
         retry = await friend.post(f"{user.API}/jobs/{job_id}/retry", headers=user.auth(job_token))

@@ -133,7 +133,10 @@ async def with_presets(route: Route) -> None:
 async def test_a_shop_owner_signs_in_makes_a_video_and_finds_it_again(
     system: processes.System, page: Page, mail_sink: MailSink
 ) -> None:
-    problems = watch_for_problems(page, lambda text: "status of 400" in text)  # the wrong code
+    # The wrong code and the stale link below are refused on purpose.
+    problems = watch_for_problems(
+        page, lambda text: any(f"status of {n}" in text for n in (400, 403))
+    )
     await page.route("**/api/v1/config", with_presets)
     await page.goto(system.gateway.url)
 
@@ -180,7 +183,17 @@ async def test_a_shop_owner_signs_in_makes_a_video_and_finds_it_again(
     await until(player, "p.readyState >= 1")
     size = await player.evaluate("p => [p.videoWidth, p.videoHeight, p.duration, p.muted]")
     assert size[0] == size[1] and size[2] > 1 and size[3] is False
-    assert (await page.get_attribute("#download", "href") or "").startswith("/api/v1/jobs/")
+    # Links that expire in minutes; no token in any URL.
+    download = await page.get_attribute("#download", "href") or ""
+    assert download.startswith("/api/v1/files/") and "download=" in download
+    src = await player.evaluate("p => p.src")
+    assert "/api/v1/files/" in src and "token=" not in src + download
+    # A link gone stale (a seek long after) is replaced by a fresh one from the job.
+    await player.evaluate("p => { p.src = '/api/v1/files/expired'; }")
+    await until(
+        player,
+        "p.src.includes('/api/v1/files/') && !p.src.endsWith('/expired') && p.readyState >= 1",
+    )
 
     # After a reload: still signed in, the job under "My videos", finished.
     await page.reload()
@@ -289,8 +302,8 @@ class FakeApi:
         elif path == "/api/v1/jobs":
             listed = [{**job, "token": f"t-{job['id']}"} for job in self.jobs.values()]
             await route.fulfill(json={"jobs": listed[::-1], "next_cursor": None})
-        elif match := re.fullmatch(r"/api/v1/jobs/([\w-]+)/(video|poster)", path):
-            video = match[2] == "video"
+        elif match := re.fullmatch(r"/api/v1/files/(video|poster)", path):
+            video = match[1] == "video"
             body = self.clip if video else user.product_photo(7, (180, 320))
             kind = "video/mp4" if video else "image/jpeg"
             await route.fulfill(body=body, content_type=kind)
@@ -422,8 +435,9 @@ async def test_every_state_of_a_job_is_clear_at_phone_and_desktop_widths(
 
     # Done: the ad plays with its sound; its loudness and a fidelity warning are shown.
     video = {
-        "url": "/x",
-        "poster_url": "/y",
+        "url": "/api/v1/files/video",
+        "poster_url": "/api/v1/files/poster",
+        "download_url": "/api/v1/files/video?download=ad.mp4",
         "duration": 2.0,
         "width": 180,
         "height": 320,

@@ -356,7 +356,7 @@ async def readiness_of(service: Service) -> int:
     """The status of the service's /readyz (a check may take a few seconds to give up)."""
     async with httpx.AsyncClient(timeout=15) as client:
         try:
-            return (await client.get(f"{service.url}/readyz")).status_code
+            return (await client.get(f"{service.ops_url}/readyz")).status_code
         except httpx.HTTPError:
             return 0
 

@@ -28,7 +28,7 @@ async def metric(
 ) -> float:
     """The sum of a metric's samples (counters: their `_total`) whose labels match."""
     async with httpx.AsyncClient() as client:
-        response = await client.get(f"{service.url}/metrics", timeout=10)
+        response = await client.get(f"{service.ops_url}/metrics", timeout=10)
     response.raise_for_status()
     total = 0.0
     for family in text_string_to_metric_families(response.text):

@@ -29,10 +29,15 @@ class Spec:
     name: str
     app: str
     extra_args: tuple[str, ...] = ()
+    # Serves /metrics and /readyz with detail on an ops port of its own (OPS_PORT).
+    ops: bool = False
 
 
 # The same commands `make run` uses (and the Dockerfiles, checked by tests/test_chart.py).
-SPECS = {s.name: Spec(s.name, s.app, s.extra_args) for s in run_script.SERVICES}
+SPECS = {
+    s.name: Spec(s.name, s.app, s.extra_args, ops=s.ops_port is not None)
+    for s in run_script.SERVICES
+}
 ALL = tuple(SPECS)
 
 
@@ -42,6 +47,7 @@ class Service:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes]
+    ops_port: int | None = None
 
     @property
     def name(self) -> str:
@@ -50,6 +56,11 @@ class Service:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        """Where its /metrics and detailed /readyz are: the ops port, or a worker's one port."""
+        return f"http://127.0.0.1:{self.ops_port or self.port}"
 
     def log(self) -> str:
         try:
@@ -100,6 +111,9 @@ class System:
 
 def _start(spec: Spec, port: int, env: dict[str, str], log_dir: Path) -> Service:
     log_path = log_dir / f"{spec.name}-{port}.log"
+    ops_port = free_port() if spec.ops else None
+    if ops_port:
+        env = {**env, "OPS_PORT": str(ops_port)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
@@ -117,18 +131,19 @@ def _start(spec: Spec, port: int, env: dict[str, str], log_dir: Path) -> Service
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    return Service(spec, port, log_path, process)
+    return Service(spec, port, log_path, process, ops_port)
 
 
-def _answers(client: httpx.Client, service: Service, path: str) -> bool:
+def _answers(client: httpx.Client, url: str) -> bool:
     try:
-        return client.get(f"{service.url}{path}", timeout=5).status_code == 200
+        return client.get(url, timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 def wait_ready(system: System, timeout: float = STARTUP_TIMEOUT) -> None:
-    """Until every service answers /healthz and /readyz; fails early when one exits."""
+    """Until every service answers /healthz and (on its ops port, uncached) /readyz; fails
+    early when one exits."""
     deadline = time.monotonic() + timeout
     pending = list(system.services.values())
     with httpx.Client() as client:
@@ -142,7 +157,9 @@ def wait_ready(system: System, timeout: float = STARTUP_TIMEOUT) -> None:
             pending = [
                 s
                 for s in pending
-                if not (_answers(client, s, "/healthz") and _answers(client, s, "/readyz"))
+                if not (
+                    _answers(client, f"{s.url}/healthz") and _answers(client, f"{s.ops_url}/readyz")
+                )
             ]
             if pending and time.monotonic() > deadline:
                 names = ", ".join(s.name for s in pending)

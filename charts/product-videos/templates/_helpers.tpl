@@ -158,9 +158,15 @@ app.kubernetes.io/component: {{ . }}
 {{- end }}
 {{- end }}
 
+{{/* The port name of a service's /healthz, /readyz with detail and /metrics: `ops` for the
+     gateway and notifier (`opsPort`, never routed by the ingress), else its one port. */}}
+{{- define "product-videos.opsPortName" -}}
+{{- if (index .root.Values .name).opsPort }}ops{{ else }}http{{ end }}
+{{- end }}
+
 {{/*
 The Deployment and Service of one service: (dict "root" $ "name" "gateway").
-Probes: /healthz (alive), /readyz (broker, database and storage reachable).
+Probes: /healthz (alive), /readyz (broker, database and storage reachable), on the ops port.
 */}}
 {{- define "product-videos.service" -}}
 {{- $root := .root }}
@@ -177,6 +183,11 @@ Probes: /healthz (alive), /readyz (broker, database and storage reachable).
 {{- $preStop := int $set.preStopSleepSeconds }}
 {{- /* The broker waits this long for in-flight handlers, and still ends before SIGKILL. */}}
 {{- $env := dict "UVICORN_PORT" (toString $svc.port) "GRACEFUL_TIMEOUT" (toString (max 1 (sub (sub $grace $preStop) 5))) }}
+{{- $ops := include "product-videos.opsPortName" . }}
+{{- if $svc.opsPort }}
+{{- $_ := set $env "OPS_PORT" (toString $svc.opsPort) }}
+{{- $_ := set $env "OPS_HOST" "0.0.0.0" }}
+{{- end }}
 {{- if $v.rabbitmq.enabled }}
 {{- $_ := set $env "AMQP_URL" (dict "secretKeyRef" (dict "name" (include "product-videos.backendSecret" (dict "root" $root "name" "rabbitmq")) "key" "AMQP_URL")) }}
 {{- end }}
@@ -248,6 +259,11 @@ spec:
             - name: http
               containerPort: {{ $svc.port }}
               protocol: TCP
+            {{- if $svc.opsPort }}
+            - name: ops
+              containerPort: {{ $svc.opsPort }}
+              protocol: TCP
+            {{- end }}
           envFrom:
             - configMapRef:
                 name: {{ $fullname }}
@@ -261,13 +277,13 @@ spec:
             {{- toYaml . | nindent 12 }}
             {{- end }}
           startupProbe:
-            httpGet: {path: /healthz, port: http}
+            httpGet: {path: /healthz, port: {{ $ops }}}
             {{- toYaml $set.probes.startup | nindent 12 }}
           livenessProbe:
-            httpGet: {path: /healthz, port: http}
+            httpGet: {path: /healthz, port: {{ $ops }}}
             {{- toYaml $set.probes.liveness | nindent 12 }}
           readinessProbe:
-            httpGet: {path: /readyz, port: http}
+            httpGet: {path: /readyz, port: {{ $ops }}}
             {{- toYaml $set.probes.readiness | nindent 12 }}
           {{- if gt $preStop 0 }}
           lifecycle:
@@ -339,6 +355,13 @@ spec:
       port: {{ $svc.port }}
       targetPort: http
       protocol: TCP
+    {{- if $svc.opsPort }}
+    # For Prometheus only: the ingress routes to `http`, never here.
+    - name: ops
+      port: {{ $svc.opsPort }}
+      targetPort: ops
+      protocol: TCP
+    {{- end }}
 {{- end }}
 
 {{/* Combinations the schema cannot express, with a message that says what to set. */}}

@@ -232,6 +232,7 @@ async def test_followed_redirects_are_checked_at_every_hop():
 
 def test_production_refuses_outbound_allow_private(monkeypatch):
     monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SIGNING_KEY", "a-production-signing-key-of-40-characters")
     monkeypatch.setenv("OUTBOUND_ALLOW_PRIVATE", "true")
     with pytest.raises(ValidationError, match="OUTBOUND_ALLOW_PRIVATE"):
         CommonSettings()

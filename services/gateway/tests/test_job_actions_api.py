@@ -6,6 +6,10 @@ import pytest
 from common.events import JobSubmitted, PromptReady
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def _submitted(gateway) -> tuple[str, dict[str, str]]:
     response = await gateway.submit()
     assert response.status_code == 202, response.text
@@ -43,6 +47,30 @@ async def test_only_the_owner_may_act(gateway) -> None:
     assert read.status_code == 404
     shared_read = await gateway.client.get(f"/api/v1/jobs/{job_id}", headers=job_token)
     assert shared_read.status_code == 200
+
+
+async def test_the_owner_revokes_every_job_token_of_a_job(gateway) -> None:
+    job_id, auth = await _submitted(gateway)
+    shared = gateway.services.signer.job_token(job_id)  # in a link sent to a friend
+    url = f"/api/v1/jobs/{job_id}"
+    assert (await gateway.client.get(url, headers=bearer(shared))).status_code == 200
+
+    # Nobody but the owner's session may revoke them.
+    for headers in (bearer(shared), {}):
+        refused = await gateway.client.post(f"{url}/token", headers=headers)
+        assert refused.status_code == 401, refused.text
+    stranger = {"Authorization": f"Bearer {await gateway.sign_in()}"}
+    assert (await gateway.client.post(f"{url}/token", headers=stranger)).status_code == 404
+
+    replaced = await gateway.client.post(f"{url}/token", headers=auth)
+    assert replaced.status_code == 200, replaced.text
+    fresh = replaced.json()["token"]
+    revoked = await gateway.client.get(url, headers=bearer(shared))
+    assert revoked.status_code == 404 and revoked.json()["error"]["code"] == "job_not_found"
+    assert (await gateway.client.get(url, headers=bearer(fresh))).status_code == 200
+    # The owner's list hands out the new token, not a revoked one.
+    listed = (await gateway.client.get("/api/v1/jobs", headers=auth)).json()["jobs"]
+    assert [j["token"] for j in listed if j["id"] == job_id] == [fresh]
 
 
 async def test_only_a_failed_job_is_retried(gateway) -> None:

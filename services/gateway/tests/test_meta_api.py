@@ -1,15 +1,30 @@
 """Probes, metrics, client configuration, security headers and the web client."""
 
 import re
+from typing import Any
+
+import httpx
 
 from services.gateway.tests.support import web_modules
+
+
+def ops_client(gateway: Any) -> httpx.AsyncClient:
+    """The gateway's ops port (OPS_PORT), which the ingress does not expose."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=gateway.app.state.ops), base_url="http://ops"
+    )
 
 
 async def test_healthz_and_readyz(gateway):
     assert (await gateway.client.get("/healthz")).json() == {"status": "ok"}
     ready = await gateway.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {
+    assert ready.json() == {"ready": True}  # to anyone: no backend named
+    async with ops_client(gateway) as ops:
+        assert (await ops.get("/healthz")).json() == {"status": "ok"}
+        detailed = await ops.get("/readyz")
+    assert detailed.status_code == 200
+    assert detailed.json() == {
         "ready": True,
         "checks": {"broker": "ok", "database": "ok", "storage": "ok"},
     }
@@ -18,10 +33,19 @@ async def test_healthz_and_readyz(gateway):
 async def test_readyz_is_503_when_the_database_is_gone(gateway):
     await gateway.services.client.close()
     ready = await gateway.client.get("/readyz")
-    assert ready.status_code == 503
-    body = ready.json()
+    assert ready.status_code == 503 and ready.json() == {"ready": False}
+    async with ops_client(gateway) as ops:
+        detailed = await ops.get("/readyz")
+    assert detailed.status_code == 503
+    body = detailed.json()
     assert body["ready"] is False and body["checks"]["database"].startswith("error")
     assert body["checks"]["broker"] == "ok"
+
+
+async def test_metrics_are_not_on_the_public_port(gateway):
+    public = await gateway.client.get("/metrics")
+    assert public.status_code == 404
+    assert "pv_http_requests_total" not in public.text
 
 
 async def test_metrics_count_requests_by_route_template(gateway):
@@ -30,7 +54,8 @@ async def test_metrics_count_requests_by_route_template(gateway):
         await gateway.client.get(f"/api/v1/jobs/{job_id}")  # 401: no token
     await gateway.submit()
 
-    text = (await gateway.client.get("/metrics")).text
+    async with ops_client(gateway) as ops:
+        text = (await ops.get("/metrics")).text
 
     line = re.search(
         r'pv_http_requests_total\{method="GET",route="/api/v1/jobs/\{job_id\}",status="401"\} '

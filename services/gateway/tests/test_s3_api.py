@@ -48,9 +48,10 @@ async def test_s3_upload_and_presigned_download(s3_settings, start_gateway):
             },
         )
 
-        redirect = await gateway.client.get(f"/api/v1/jobs/{job_id}/video", params={"token": token})
+        auth = {"Authorization": f"Bearer {token}"}
+        redirect = await gateway.client.get(f"/api/v1/jobs/{job_id}/video", headers=auth)
         download = await gateway.client.get(
-            f"/api/v1/jobs/{job_id}/video", params={"token": token, "download": "1"}
+            f"/api/v1/jobs/{job_id}/video", params={"download": "1"}, headers=auth
         )
         # The gateway serves nothing itself with S3 storage.
         signed = gateway.services.signer.file_signature(video_key(job_id))

@@ -122,6 +122,26 @@ async def test_a_good_callback_wakes_the_video_worker_once(
         assert seen["job_id"] == job_id and seen["status"] == "completed"
 
 
+async def test_the_unsigned_idempotency_header_cannot_drop_another_jobs_callback(
+    start_gateway: Callable[..., Any],
+) -> None:
+    """A replayed (validly signed) callback whose unsigned header names another job's key
+    must not make that job's real callback count as a duplicate."""
+    async with start_gateway(openrouter_webhook_secret=SecretStr(SECRET)) as gateway:
+        await add_generating_job(gateway, "vid_a")
+        victim = await add_generating_job(gateway, "vid_b")
+        replayed, headers = callback("vid_a")
+        headers["X-OpenRouter-Idempotency-Key"] = "vid_b-completed"
+        await gateway.client.post(URL, content=replayed, headers=headers)
+        await gateway.next_message(video_queue(gateway))
+
+        body, headers = callback("vid_b")
+        response = await gateway.client.post(URL, content=body, headers=headers)
+        assert (response.status_code, response.json()) == (200, {"status": "accepted"})
+        message = await gateway.next_message(video_queue(gateway))
+        assert message is not None and json.loads(message.body)["job_id"] == victim
+
+
 async def test_a_callback_for_no_job_of_ours_is_acknowledged_and_ignored(
     start_gateway: Callable[..., Any],
 ) -> None:

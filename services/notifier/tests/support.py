@@ -101,7 +101,9 @@ class Driver:
 async def start_server(
     app: Any, port: int, **options: Any
 ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    """`options`: more uvicorn settings (e.g. `ws_ping_interval`)."""
+    """`options`: more uvicorn settings (e.g. `ws_ping_interval`). The defaults are the
+    flags of every notifier command line (scripts/run.py, the Dockerfile)."""
+    options = {"proxy_headers": False, **options}
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

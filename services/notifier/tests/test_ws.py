@@ -11,6 +11,7 @@ from common.settings import CommonSettings
 from common.tokens import Signer
 from services.notifier.tests.conftest import StartNotifier
 from services.notifier.tests.support import HAPPY_PATH, Client, Driver
+from tests.support.backends import free_port
 
 
 def seqs(messages: list[dict]) -> list[int]:
@@ -215,11 +216,19 @@ async def test_every_replica_serves_its_own_sockets(
             assert seqs(await c.until_seq(2)) == [2]
 
 
-async def test_health_readiness_and_metrics(notifier: str, client: Client) -> None:
-    async with httpx.AsyncClient(base_url=notifier) as http:
-        assert (await http.get("/healthz")).json() == {"status": "ok"}
-        ready = await http.get("/readyz")
+async def test_health_readiness_and_metrics(start_notifier: StartNotifier) -> None:
+    ops_port = free_port()
+    notifier = await start_notifier(ops_port=ops_port)
+    async with httpx.AsyncClient(base_url=notifier) as public:
+        assert (await public.get("/healthz")).json() == {"status": "ok"}
+        ready = await public.get("/readyz")
+        assert ready.status_code == 200 and ready.json() == {"ready": True}
+        assert (await public.get("/metrics")).status_code == 404
+    # Detail and metrics only on the ops port, which the ingress does not expose.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as ops:
+        assert (await ops.get("/healthz")).json() == {"status": "ok"}
+        ready = await ops.get("/readyz")
         assert ready.status_code == 200 and ready.json()["ready"] is True
         assert set(ready.json()["checks"]) == {"broker", "database", "storage"}
-        metrics = (await http.get("/metrics")).text
+        metrics = (await ops.get("/metrics")).text
         assert "pv_ws_connections" in metrics

@@ -196,6 +196,32 @@ async def test_an_expired_session_or_job_token_ends_its_subscription(
     }
 
 
+async def test_a_revoked_job_token_ends_its_subscription_and_opens_nothing(
+    start_notifier: StartNotifier, driver: Driver
+) -> None:
+    url = await start_notifier(resync_seconds=0.2)
+    job = await driver.new_job("alice@example.com")
+    shared = driver.token(job["_id"])
+    async with connect(url.replace("http", "ws") + "/ws") as ws:
+        client = Client(ws)
+        await client.subscribe(job["_id"], shared)
+        assert (await client.next())["type"] == "snapshot"
+        # The owner revokes the job's tokens (POST /api/v1/jobs/{id}/token).
+        await driver.repo.jobs.update_one({"_id": job["_id"]}, {"$inc": {"token_version": 1}})
+        ended = await client.next(within=8)
+        assert (ended["type"], ended["code"], ended["job_id"]) == (
+            "error",
+            "invalid_token",
+            job["_id"],
+        )
+        await client.subscribe(job["_id"], shared)
+        refused = await client.next()
+        assert (refused["type"], refused["code"]) == ("error", "invalid_token")
+        assert "revoked" in refused["message"]
+        await client.subscribe(job["_id"], driver.signer.job_token(job["_id"], 1))
+        assert (await client.next())["type"] == "snapshot"
+
+
 async def test_a_socket_left_with_only_final_jobs_is_closed_when_idle(
     start_notifier: StartNotifier, driver: Driver
 ) -> None:
@@ -249,7 +275,6 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_counts(
 ) -> None:
     # As in production: uvicorn leaves the peer alone, the notifier reads the header.
     url = await start_notifier(
-        server_options={"proxy_headers": False},
         max_connections_per_ip=1,
         trusted_proxies="127.0.0.1/32",
     )
@@ -257,3 +282,21 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_counts(
     async with connect(url.replace("http", "ws") + "/ws", additional_headers=one):
         assert await _pong(url, other) == "pong"
         assert await _pong(url, one) == "too_many_connections"
+
+
+async def test_a_client_on_a_private_last_hop_cannot_choose_its_address(
+    start_notifier: StartNotifier,
+) -> None:
+    """Without TRUSTED_PROXIES (the chart's default) a peer on a private or loopback
+    address (a pod, a VPN, a load balancer that rewrites sources) gets no say: each
+    X-Forwarded-For it invents still counts as its own one address. Before uvicorn ran with
+    `--no-proxy-headers`, it believed the header from loopback and this escaped the cap."""
+    from scripts.run import SERVICES
+
+    (notifier,) = (s for s in SERVICES if s.name == "notifier")
+    assert "--no-proxy-headers" in notifier.extra_args  # what start_server mirrors
+    url = await start_notifier(max_connections_per_ip=1)
+    spoofed = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in (1, 2, 3)]
+    async with connect(url.replace("http", "ws") + "/ws", additional_headers=spoofed[0]):
+        assert await _pong(url, spoofed[1]) == "too_many_connections"
+        assert await _pong(url, spoofed[2]) == "too_many_connections"

@@ -54,6 +54,7 @@ class Worker:
         title: str = "Stoneware Mug",
         description: str = "Hand-thrown mug with a speckled glaze.",
         options: dict[str, Any] | None = None,
+        owner: str = "anon:127.0.0.1",
     ) -> Job:
         """A queued job as the gateway stores it; `image=None` leaves the photo unstored."""
         job_id = new_job_id()
@@ -63,7 +64,7 @@ class Worker:
         job, _ = await self.repo.create(
             {
                 "_id": job_id,
-                "owner": "anon:127.0.0.1",
+                "owner": owner,
                 "client_ip": "127.0.0.1",
                 "title": title,
                 "description": description,

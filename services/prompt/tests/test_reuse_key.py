@@ -15,6 +15,7 @@ def key(**changes: object) -> str:
         "template_version": "t1",
         "provider": "template",
         "model": "template-t1",
+        "owner": "me@example.com",
     }
     return reuse_key(**{**args, **changes})  # type: ignore[arg-type]
 
@@ -35,3 +36,6 @@ def test_another_photo_text_option_version_or_model_is_another_prompt() -> None:
     assert base != key(description="Hand-thrown mug, matte glaze.")
     assert base != key(template_version="t2")
     assert base != key(provider="openrouter", model="google/gemini-2.5-flash")
+    # Another owner's identical product is another prompt, unless reuse is shared.
+    assert base != key(owner="you@example.com")
+    assert key(owner=None) != base and key(owner=None) == key(owner=None)

@@ -175,6 +175,7 @@ async def test_worker_that_died_after_writing_the_prompt_is_not_paid_twice(
         template_version="t1",
         provider="template",
         model="template-t1",
+        owner=job["owner"],
     )
     await stage.cache.store(key, result=lost, provider="template", job_id=job["_id"])
 

@@ -56,6 +56,7 @@ class Worker:
         title: str = "Stoneware Mug",
         options: dict[str, Any] | None = None,
         prompt: str = PROMPT,
+        owner: str = "anon:127.0.0.1",
     ) -> Job:
         """A job at prompt_ready, its photo stored (unless `image` is None)."""
         repo = self.ctx.repo
@@ -66,7 +67,7 @@ class Worker:
         await repo.create(
             {
                 "_id": job_id,
-                "owner": "anon:127.0.0.1",
+                "owner": owner,
                 "client_ip": "127.0.0.1",
                 "title": title,
                 "description": "Hand-thrown mug with a speckled glaze.",

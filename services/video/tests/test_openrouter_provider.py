@@ -4,7 +4,6 @@ before anything is paid; then the video worker with it, on the real broker, data
 storage."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -17,13 +16,10 @@ from common.errors import JobError
 from common.events import PromptReady
 from common.jobs import now
 from common.media import probe_video
-from common.settings import CommonSettings
-from common.worker import WorkerContext
 from services.video.tests.images import mug
 from services.video.tests.support import Worker, eventually
 from tests.support.fake_openrouter import SEEDANCE, FakeOpenRouter, Fault, VideoPlan
 from video.config import VideoSettings
-from video.handlers import register
 from video.providers.base import PollLater, VideoRequest, get_provider
 from video.providers.openrouter import OpenRouterVideoProvider, choose_options
 
@@ -331,29 +327,6 @@ def test_the_key_chooses_the_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     assert VideoSettings(openrouter_api_key="sk-or-1", video_provider="local").video_provider == (  # type: ignore[arg-type]
         "local"
     )
-
-
-@pytest.fixture
-async def openrouter_worker(
-    settings: CommonSettings, fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Worker]:
-    for key, value in fake.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("VIDEO_PROVIDER", raising=False)
-    video_settings = VideoSettings()
-    ctx = WorkerContext.create(video_settings)
-    stage = register(ctx, video_settings)
-    await ctx.broker.start()
-    await ctx.start()
-    try:
-        yield Worker(ctx, stage.provider)  # type: ignore[arg-type]
-    finally:
-        await ctx.broker.stop()
-        await ctx.broker.connect()
-        await ctx.topology.delete(ctx.broker)
-        await ctx.broker.stop()
-        await ctx.client.drop_database(video_settings.mongodb_database)
-        await ctx.stop()
 
 
 async def test_the_worker_polls_through_retry_queues_and_stores_the_clip(

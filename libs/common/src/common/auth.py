@@ -20,6 +20,11 @@ from common.jobs import Job
 from common.tokens import InvalidToken, Signer
 
 
+def token_version(job: Job) -> int:
+    """Which job tokens of this job are valid: those signed with this version."""
+    return int(job.get("token_version", 0))
+
+
 @dataclass(frozen=True)
 class Principal:
     """A signed-in user (`email`, `session_id`), an owner's API key (`email`,
@@ -39,15 +44,19 @@ class Principal:
     def allows(self, scope: str) -> bool:
         return self.scopes is None or scope in self.scopes
 
+    # A job token's version: it reads the job while the job's `token_version` is this.
+    token_version: int = 0
+
     @property
     def signed_in(self) -> bool:
         return self.email is not None
 
     def can_read(self, job: Job) -> bool:
-        """The owner reads all of their jobs; a job token reads its one job."""
+        """The owner reads all of their jobs; a job token reads its one job until the
+        owner revokes the job's tokens."""
         if self.email is not None:
             return bool(job.get("owner") == self.email)
-        return job["_id"] == self.job_id
+        return job["_id"] == self.job_id and token_version(job) == self.token_version
 
     def owns(self, job: Job) -> bool:
         """Changing a job (cancel, retry) takes its owner's session, never a shared job token."""
@@ -107,7 +116,8 @@ class SessionStore:
         """The principal a token stands for; InvalidToken when it grants nothing.
         Job tokens are checked first: they need no database read."""
         try:
-            return Principal(job_id=self.signer.job_from_token(token))
+            job_id, version = self.signer.job_grant(token)
+            return Principal(job_id=job_id, token_version=version)
         except InvalidToken as e:
             job_error = e
         try:

@@ -39,3 +39,5 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db["webhook_events"].create_index(
         [("received_at", 1)], name="received_ttl", expireAfterSeconds=7 * 24 * 3600
     )
+    # Paid clips' spending per UTC day (video.budget); each day document carries its end.
+    await db["spending"].create_index("expires_at", expireAfterSeconds=0, name="expires")

@@ -60,6 +60,19 @@ PROVIDER_SECONDS = Histogram(
 PROVIDER_COST = Counter(
     "pv_provider_cost_usd_total", "Money spent at providers, in US dollars.", ["provider"]
 )
+BUDGET_REFUSALS = Counter(
+    "pv_budget_refusals_total",
+    "Paid clips refused by a spending cap (usd_per_day: the deployment's daily budget, "
+    "paid_clips_per_user: one account's paid clips per day).",
+    ["limit"],
+)
+for _limit in ("usd_per_day", "paid_clips_per_user"):
+    BUDGET_REFUSALS.labels(limit=_limit)  # 0 from the start: alerts see a series
+SPEND_TODAY = Gauge(
+    "pv_spend_today_usd",
+    "Money reserved and spent on paid clips in the current UTC day, as this process last saw it.",
+)
+SPEND_LIMIT = Gauge("pv_spend_limit_usd_per_day", "SPEND_LIMIT_USD_PER_DAY (0: no daily budget).")
 PROMPT_REUSE = Counter("pv_prompt_reuse_total", "Prompt reuse cache lookups.", ["result"])
 RESULT_REUSE = Counter(
     "pv_result_reuse_total",

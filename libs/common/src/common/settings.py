@@ -7,12 +7,14 @@ With no variables set everything points at the embedded local defaults, so
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SIGNING_KEY = "dev-only-signing-key-change-me"
+# The shortest SIGNING_KEY production accepts (`openssl rand -hex 32` gives 64 characters).
+MIN_SIGNING_KEY_LENGTH = 32
 
 
 def list_from_env(value: Any) -> Any:
@@ -29,10 +31,17 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     service_name: str = "product-videos"
-    # `production` refuses settings that are only safe on a developer's machine.
-    environment: str = "development"
+    # `production` (the Helm chart's default) refuses to start with unsafe settings
+    # (`production_problems`); `development` (the default here, `make run`) allows them.
+    environment: Literal["development", "production"] = "development"
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+
+    # The gateway's and the notifier's port for /healthz, /readyz with detail and /metrics,
+    # which the ingress does not route to (common/ops.py); unset: not served. The workers
+    # serve them on their one port.
+    ops_port: int | None = Field(default=None, ge=1, lt=65536)
+    ops_host: str = "127.0.0.1"
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefixes the exchange and every queue name, so test sessions share one broker safely.
@@ -59,8 +68,10 @@ class CommonSettings(BaseSettings):
 
     # Signs job tokens and download links; must be the same in every service.
     signing_key: SecretStr = SecretStr(DEV_SIGNING_KEY)
+    # Job tokens (Authorization header and WebSocket only, never in a URL) live days; the
+    # links in URLs (signed file links, presigned S3 URLs) only minutes.
     job_token_ttl_seconds: int = 7 * 24 * 3600
-    download_url_ttl_seconds: int = 3600
+    download_url_ttl_seconds: int = Field(default=600, gt=0, le=3600)
 
     openrouter_api_key: SecretStr | None = None
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
@@ -97,13 +108,37 @@ class CommonSettings(BaseSettings):
     }
 
     @model_validator(mode="after")
-    def _refuse_unsafe_outbound_in_production(self) -> "CommonSettings":
-        if self.environment == "production" and self.outbound_allow_private:
+    def _safe_in_production(self) -> Self:
+        if self.environment == "production" and (problems := self.production_problems()):
             raise ValueError(
-                "OUTBOUND_ALLOW_PRIVATE=true lets users make this service call private and "
-                "loopback addresses; it is refused with ENVIRONMENT=production"
+                f"{self.service_name} refuses to start with ENVIRONMENT=production: "
+                + " ".join(problems)
+                + " (ENVIRONMENT=development allows it, for a machine of your own.)"
             )
         return self
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unsafe in production, one sentence each. Services
+        add their own (the gateway: mail); every rule lives here or in a service's config."""
+        problems = []
+        key = self.signing_key.get_secret_value()
+        if key == DEV_SIGNING_KEY:
+            problems.append(
+                "SIGNING_KEY is the development key, which anyone can read in the source: "
+                "set a random one (openssl rand -hex 32), the same in every service."
+            )
+        elif len(key) < MIN_SIGNING_KEY_LENGTH:
+            problems.append(
+                f"SIGNING_KEY is {'empty' if not key else 'too short'}: it needs at least "
+                f"{MIN_SIGNING_KEY_LENGTH} characters (openssl rand -hex 32)."
+            )
+        # The SSRF guard (common/outbound.py): private addresses are for development only.
+        if self.outbound_allow_private:
+            problems.append(
+                "OUTBOUND_ALLOW_PRIVATE=true lets user-given URLs reach private networks: "
+                "leave it unset in production."
+            )
+        return problems
 
     @cached_property
     def exchange_name(self) -> str:

@@ -22,19 +22,25 @@ class Signer:
         self.job_token_ttl = settings.job_token_ttl_seconds
         self.download_ttl = settings.download_url_ttl_seconds
 
-    def job_token(self, job_id: str) -> str:
-        """A token that grants read access to one job."""
-        return self._jobs.dumps({"job": job_id})
+    def job_token(self, job_id: str, version: int = 0) -> str:
+        """A token that grants read access to one job while the job's `token_version` is
+        `version`: the owner revokes every token of a job by raising it."""
+        return self._jobs.dumps({"job": job_id, "v": version} if version else {"job": job_id})
 
-    def job_from_token(self, token: str) -> str:
-        """The job id a token grants; raises InvalidToken when forged or expired."""
+    def job_grant(self, token: str, *, max_age: int | None = None) -> tuple[str, int]:
+        """(job id, token version) a token grants; InvalidToken when forged or older than
+        `max_age` (default: JOB_TOKEN_TTL_SECONDS)."""
         try:
-            data = self._jobs.loads(token, max_age=self.job_token_ttl)
+            data = self._jobs.loads(token, max_age=max_age or self.job_token_ttl)
         except SignatureExpired as e:
             raise InvalidToken("the token has expired") from e
         except BadSignature as e:
             raise InvalidToken("the token is not valid") from e
-        return str(data["job"])
+        return str(data["job"]), int(data.get("v", 0))
+
+    def job_from_token(self, token: str) -> str:
+        """The job id a token grants; raises InvalidToken when forged or expired."""
+        return self.job_grant(token)[0]
 
     def file_signature(self, key: str) -> str:
         return self._files.dumps(key)

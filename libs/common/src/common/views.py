@@ -4,6 +4,7 @@
 from typing import Any
 from urllib.parse import quote
 
+from common.downloads import download_name
 from common.jobs import Job
 from common.presets import JOB_OPTION_DEFAULTS
 from common.storage import Storage
@@ -55,9 +56,11 @@ async def public_job(job: Job, storage: Storage, signer: Signer) -> dict[str, An
     if prompt := job.get("prompt"):
         view["prompt"] = {k: prompt.get(k) for k in ("text", "source", "model", "cost")}
     if (video := job.get("video")) and job["status"] == "completed":
+        name = download_name(job["title"], video["key"])
         view["video"] = {
             "url": await download_url(video["key"], storage, signer),
             "poster_url": await download_url(video["poster_key"], storage, signer),
+            "download_url": await download_url(video["key"], storage, signer, download_name=name),
             "duration": video["duration"],
             "width": video["width"],
             "height": video["height"],

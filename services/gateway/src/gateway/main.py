@@ -1,6 +1,7 @@
 """The gateway app: REST API, uploads, signed file links and the web client.
 
-Run with `uvicorn gateway.main:app --port 8000`.
+Run with `uvicorn gateway.main:app --port 8000 --no-proxy-headers`; with `OPS_PORT` set,
+/healthz, /readyz with detail and /metrics are served on that port too (`common.ops`).
 """
 
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from common import ops
 from common.errors import error_body, install_error_handlers
 from common.logs import configure_logging
 from common.request_metrics import RequestMetrics
@@ -19,6 +21,7 @@ from common.tokens import Signer
 from common.views import API_PREFIX
 from gateway import images, openapi, redaction
 from gateway.api.main import api_router
+from gateway.api.routes import meta
 from gateway.core.config import GatewaySettings
 from gateway.core.services import Services
 from gateway.middleware import (
@@ -45,13 +48,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await Services.start(settings)
-        app.state.services = services
-        try:
-            yield
-        finally:
-            app.state.services = None
-            await services.stop()
+        # The ops port answers from the start, so probes see a gateway that is starting.
+        async with ops.serving(app.state.ops, settings.ops_host, settings.ops_port):
+            services = await Services.start(settings)
+            app.state.services = services
+            try:
+                yield
+            finally:
+                app.state.services = None
+                await services.stop()
 
     app = FastAPI(
         title="Product Videos",
@@ -63,6 +68,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.services = None
+    app.state.ops = ops.ops_app(lambda: meta.readiness(app))
+    app.state.public_readiness = ops.PublicReadiness(lambda: meta.readiness(app))
     install_error_handlers(app)
 
     @app.exception_handler(UploadTooLarge)

@@ -67,6 +67,9 @@ class PromptPublic(BaseModel):
 class VideoPublic(BaseModel):
     url: str = Field(description="Expiring link to the MP4 file.")
     poster_url: str = Field(description="Expiring link to the poster JPEG.")
+    download_url: str = Field(
+        description="Expiring link that saves the MP4 as `<slugified title>.mp4`."
+    )
     duration: float
     width: int
     height: int
@@ -221,6 +224,10 @@ class Me(BaseModel):
     scopes: list[str] | None = Field(
         default=None, description="An API key's scopes; null for a session (everything)."
     )
+
+
+class JobToken(BaseModel):
+    token: str = Field(description="The job's one valid job token; every earlier one was revoked.")
 
 
 class JobListed(JobPublic):

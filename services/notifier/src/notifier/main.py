@@ -1,4 +1,5 @@
-"""The notifier app: `uvicorn notifier.main:app --port 8001 --ws-per-message-deflate false`.
+"""The notifier app: `uvicorn notifier.main:app --port 8001 --no-proxy-headers
+--ws-per-message-deflate false` (scripts/run.py has the full command line).
 
 A plain FastStream broker runs inside the FastAPI lifespan (the FastAPI plugin is
 deprecated); each replica consumes its own exclusive queue bound to `job.status`, and
@@ -16,11 +17,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 import common.db as database
-from common import metrics
+from common import ops
 from common import webhooks as webhook_store
 from common.auth import SessionStore
 from common.errors import install_error_handlers
@@ -28,6 +29,7 @@ from common.health import readiness
 from common.jobs import Job, JobRepository
 from common.logs import configure_logging
 from common.messaging import make_broker
+from common.ops import Readiness
 from common.outbound import OutboundClient
 from common.request_metrics import RequestMetrics
 from common.storage import storage_from_settings
@@ -49,6 +51,19 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The ops port answers from the start, so probes see a notifier that is starting.
+        async with (
+            ops.serving(app.state.ops, settings.ops_host, settings.ops_port),
+            connected(app) as ready,
+        ):
+            app.state.readiness = ready
+            try:
+                yield
+            finally:
+                app.state.readiness = None
+
+    @asynccontextmanager
+    async def connected(app: FastAPI) -> AsyncIterator[Readiness]:
         broker = make_broker(settings)
         topology = Topology(settings)
         client, db = database.connect(settings)
@@ -70,7 +85,6 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             settings=settings, hub=hub, signer=signer, sessions=SessionStore(db, signer)
         )
         app.state.session = session
-        app.state.readiness = lambda: readiness(broker, db, storage)
         await broker.start()
         await topology.declare(broker)
         await webhook_store.ensure_indexes(db)
@@ -80,7 +94,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         connection.reconnect_callbacks.add(lambda _connection: wake.set())
         upkeep = asyncio.create_task(maintain(session, wake))
         try:
-            yield
+            yield lambda: readiness(broker, db, storage)
         finally:
             upkeep.cancel()
             sender.cancel()
@@ -97,19 +111,23 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics)
     app.include_router(ws.router)
 
+    async def current_readiness() -> tuple[bool, dict[str, str]]:
+        ready: Readiness | None = getattr(app.state, "readiness", None)
+        if ready is None:
+            return False, {"startup": "not started"}
+        return await ready()
+
+    # /readyz with detail and /metrics only on OPS_PORT; the public port says ready or not.
+    app.state.ops = ops.ops_app(current_readiness)
+    public = ops.PublicReadiness(current_readiness)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        ok, checks = await request.app.state.readiness()
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics_route() -> Response:
-        body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
+    async def readyz() -> JSONResponse:
+        return public.response(await public())
 
     return app
 

@@ -13,10 +13,11 @@ import logging
 
 from pymongo.errors import PyMongoError
 
+from common.auth import token_version
 from common.tokens import InvalidToken
 from notifier.hub import ConnectionGone, Grant, batches
 from notifier.protocol import Error
-from notifier.ws import Session
+from notifier.ws import REVOKED, Session
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ async def maintain(session: Session, wake: asyncio.Event) -> None:
 
 async def end_lapsed_grants(session: Session) -> None:
     """Unsubscribe every job whose grant no longer holds, with the `invalid_token` error a
-    new subscribe with that token would get. Job tokens are checked without the database."""
+        new subscribe with that token would get: sessions signed out or expired, job tokens
+    expired or revoked by the job's owner (one query per batch of each)."""
     conns = session.hub.connections()
     session_ids = list(
         {
@@ -50,9 +52,17 @@ async def end_lapsed_grants(session: Session) -> None:
     live: set[str] = set()
     for batch in batches(session_ids):
         live |= await session.sessions.live(batch)
+    # Job tokens: the job's current token version (the owner may have revoked them).
+    shared = list(
+        {job_id for conn in conns for job_id, g in conn.grants.items() if g.principal.job_id}
+    )
+    versions: dict[str, int] = {}
+    for batch in batches(shared):
+        found = session.hub.repo.jobs.find({"_id": {"$in": batch}}, {"token_version": 1})
+        versions |= {job["_id"]: token_version(job) async for job in found}
     for conn in conns:
         for job_id, grant in list(conn.grants.items()):
-            reason = _lapsed(session, grant, live)
+            reason = _lapsed(session, grant, live, versions)
             if reason is None:
                 continue
             session.hub.unsubscribe(conn, job_id)  # before the error: no job data after it
@@ -60,14 +70,17 @@ async def end_lapsed_grants(session: Session) -> None:
                 await conn.send(Error(code="invalid_token", message=reason, job_id=job_id))
 
 
-def _lapsed(session: Session, grant: Grant, live: set[str]) -> str | None:
+def _lapsed(session: Session, grant: Grant, live: set[str], versions: dict[str, int]) -> str | None:
     """Why the grant no longer holds, or None while it does."""
-    if grant.principal.session_id is not None:
-        if grant.principal.session_id in live:
+    principal = grant.principal
+    if principal.session_id is not None:
+        if principal.session_id in live:
             return None
         return "the session has ended; sign in again"
     try:
         session.signer.job_from_token(grant.token)
     except InvalidToken as e:
         return str(e)
+    if principal.job_id in versions and versions[principal.job_id] != principal.token_version:
+        return REVOKED
     return None

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter()
 
+REVOKED = "the job's owner revoked this job token"
 # Refused requests (bad JSON, bad tokens) a socket may send before it is closed.
 MAX_REFUSALS = 10
 CLOSE_NORMAL = 1000
@@ -102,17 +103,17 @@ async def _authorize(session: Session, op: Subscribe) -> Principal:
         principal = await session.sessions.resolve(op.token)
     except InvalidToken as e:
         raise Refused(Error(code="invalid_token", message=str(e), job_id=op.job_id)) from e
-    if principal.job_id is not None:
-        if principal.job_id != op.job_id:
-            raise Refused(
-                Error(
-                    code="forbidden",
-                    message="This token does not grant access to this job.",
-                    job_id=op.job_id,
-                )
+    if principal.job_id is not None and principal.job_id != op.job_id:
+        raise Refused(
+            Error(
+                code="forbidden",
+                message="This token does not grant access to this job.",
+                job_id=op.job_id,
             )
-        return principal
+        )
     job = await session.hub.repo.get(op.job_id)
+    if job is not None and principal.job_id is not None and not principal.can_read(job):
+        raise Refused(Error(code="invalid_token", message=REVOKED, job_id=op.job_id))
     # Someone else's job and a missing one look the same, as in the REST API.
     if job is None or not principal.can_read(job):
         raise Refused(

@@ -1,6 +1,6 @@
 """Settings of the prompt worker (environment variables, no prefix)."""
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -14,6 +14,10 @@ class PromptSettings(CommonSettings):
     prompt_provider: str = ""
     # Part of the reuse key: bump it when the template's or the system prompt's wording changes.
     template_version: str = "t1"
+    # Whose prompts a job may reuse: its owner's only (the default), or anyone's ("shared":
+    # fewer LLM calls, but a reuse tells one owner another submitted the same product;
+    # prompt/reuse.py).
+    prompt_reuse_scope: Literal["owner", "shared"] = "owner"
     # How long a claim on a job's prompting stage holds before another worker may take over.
     lease_seconds: float = Field(default=120, gt=0)
 

@@ -161,6 +161,7 @@ class PromptStage:
             template_version=self.settings.template_version,
             provider=self.provider.name,
             model=self.provider.model,
+            owner=job["owner"] if self.settings.prompt_reuse_scope == "owner" else None,
         )
         prompt = {"template_version": self.settings.template_version}
         # Made again on purpose: a prompt of its own (an LLM writes another one, so the

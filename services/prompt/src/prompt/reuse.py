@@ -5,7 +5,13 @@ the reused brief for each job.)
 
 The key covers everything that shapes the prompt: the photo's sha256, the title
 and description (normalised, so case and whitespace edits still reuse), the
-options, the template version and the provider's model.
+options, the template version and the provider's model, and, by default, the owner.
+
+Scoped to the owner (`PROMPT_REUSE_SCOPE=owner`, the default), a reused prompt tells a
+user only that they asked for the same product before. Shared across owners
+(`PROMPT_REUSE_SCOPE=shared`) it saves the LLM call for everyone, but a reused answer
+(source `reused`, cost 0, a quicker prompt) tells one shop owner that someone else
+submitted the same photo and text: a competitor could probe which products are being made.
 """
 
 import contextlib
@@ -32,7 +38,9 @@ def reuse_key(
     template_version: str,
     provider: str,
     model: str,
+    owner: str | None,
 ) -> str:
+    """`owner`: the job's owner when reuse is scoped to owners, None when shared."""
     material = {
         "image_sha256": image_sha256.lower(),
         "title": normalise(title),
@@ -44,6 +52,8 @@ def reuse_key(
         "provider": provider,
         "model": model,
     }
+    if owner is not None:
+        material["owner"] = owner
     encoded = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(encoded.encode()).hexdigest()
 

@@ -40,6 +40,13 @@ class VideoSettings(CommonSettings):
     # Per read/write of one call; downloads of the clip stream within it.
     openrouter_video_timeout_seconds: float = Field(default=60, gt=0)
 
+    # Spending caps on paid clips (video/budget.py): the deployment's budget per UTC day
+    # (0: none) and paid clips per account per UTC day (0: none), apart from the free tier.
+    spend_limit_usd_per_day: float = Field(default=0, ge=0)
+    paid_clips_per_user_per_day: int = Field(default=20, ge=0)
+    # A clip's price per second when the model lists none (pricing_skus), for the budget.
+    openrouter_video_usd_per_second: float = Field(default=0.15, ge=0)
+
     @model_validator(mode="after")
     def _choose_provider(self) -> Self:
         if not self.video_provider:

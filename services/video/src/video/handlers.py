@@ -26,6 +26,7 @@ from common.metrics import DUPLICATE_EVENTS, PROVIDER_CALLS, PROVIDER_COST, PROV
 from common.storage import ObjectNotFound, poster_key, video_key
 from common.storage_errors import storage_errors
 from common.worker import RetryLater, WorkerContext
+from video.budget import Spending
 from video.config import VideoSettings
 from video.poster import extract_poster, poster_time
 from video.progress import ProgressReporter
@@ -229,6 +230,7 @@ class VideoStage:
             seed=seed_for(job, prompt),
             provider_job=job.get("provider_job"),
             image_key=key,
+            owner=str(job.get("owner", "")),
         )
 
     async def generate(self, request: VideoRequest, workdir: Path, *, reported: int) -> Path:
@@ -282,7 +284,14 @@ def register(
     ctx: WorkerContext, settings: VideoSettings, provider: VideoProvider | None = None
 ) -> VideoStage:
     """Subscribe the video stage to `video.jobs` on the worker's broker."""
-    stage = VideoStage(ctx, settings, provider or get_provider(settings, ctx.storage))
+    if provider is None:
+        spending = Spending(
+            ctx.db,
+            usd_per_day=settings.spend_limit_usd_per_day,
+            clips_per_user=settings.paid_clips_per_user_per_day,
+        )
+        provider = get_provider(settings, ctx.storage, spending)
+    stage = VideoStage(ctx, settings, provider)
     work = ctx.topology.video_jobs
 
     @ctx.broker.subscriber(

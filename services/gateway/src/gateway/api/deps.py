@@ -46,6 +46,10 @@ ClientIpDep = Annotated[str, Depends(get_client_ip)]
 SIGN_IN_FIRST = "Sign in first (Authorization: Bearer <session token or API key>)."
 SESSION_NEEDED = "This needs a signed-in session or an API key; a job token only reads its job."
 SESSION_ONLY = "Only a signed-in session can do this, never an API key."
+TOKEN_IN_URL = (
+    "Tokens belong in the Authorization header, not the URL. To play or download in a "
+    "browser, open the job's video.url, poster_url or download_url (valid for minutes)."
+)
 
 
 def not_accepted(error: InvalidToken) -> str:
@@ -132,23 +136,21 @@ async def get_reader(
         str | None,
         Query(
             max_length=2048,
-            description="The job token, for links a browser opens (else use Bearer).",
+            description="Refused: no token is taken from a URL. Browsers open the job's "
+            "`video.url`, `poster_url` and `download_url`, links that expire in minutes.",
         ),
     ] = None,
 ) -> Principal:
-    """The owner's session or API key (header only) or a job token (header or `?token=`)."""
+    """The owner's session or API key, or a job token, in the Authorization header only."""
     if credentials and credentials.credentials:
         principal = await _resolve(services, credentials.credentials)
         if not principal.allows(Scope.JOBS_READ):
             raise missing_scope(Scope.JOBS_READ)
         return principal
     if token:
-        if looks_like_key(token):  # a URL ends up in logs and histories (redacted there)
-            raise _unauthorized("API keys belong in the Authorization header, not the URL.")
-        principal = await _resolve(services, token)
-        if principal.signed_in:  # a URL ends up in logs and histories: never a session there
-            raise _unauthorized("Session tokens belong in the Authorization header, not the URL.")
-        return principal
+        # A URL ends up in logs, histories and screenshots, and job tokens live for days:
+        # links for browsers are the view's signed file links, valid for minutes.
+        raise _unauthorized(TOKEN_IN_URL)
     raise _unauthorized("Sign in, or pass the job token (Authorization: Bearer <token>).")
 
 

@@ -100,6 +100,21 @@ class GatewaySettings(CommonSettings):
         self.prompt_provider = self.prompt_provider or paid or "template"
         return self
 
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if not self.smtp_host:
+            problems.append(
+                "SMTP_HOST is not set, so sign-in codes would only be written to the log: "
+                "set SMTP_HOST (and SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD)."
+            )
+        elif not self.smtp_tls and self.smtp_starttls is not True:
+            problems.append(
+                "SMTP without encryption: sign-in codes would cross the network readable "
+                "(an optional STARTTLS can be stripped). Set SMTP_STARTTLS=true (port 587) "
+                "or SMTP_TLS=true (port 465)."
+            )
+        return problems
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:

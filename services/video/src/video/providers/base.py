@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from common.storage import Storage
+from video.budget import Spending
 from video.config import VideoSettings
 
 # How far the clip is, from 0 to 1; providers that cannot tell may never call it.
@@ -27,6 +28,8 @@ class VideoRequest:
     provider_job: dict[str, Any] | None = field(default=None)
     # The photo's storage key, for providers that hand the model a link instead (S3).
     image_key: str | None = None
+    # Whose job it is: paid providers count their clips against the owner's cap.
+    owner: str = ""
 
 
 class VideoProvider(Protocol):
@@ -61,25 +64,32 @@ class PollLater(Exception):
         self.status = status
 
 
-def _local(settings: VideoSettings, storage: Storage | None) -> VideoProvider:
+def _local(
+    settings: VideoSettings, storage: Storage | None, spending: Spending | None
+) -> VideoProvider:
     from video.providers.local import LocalProvider
 
     return LocalProvider(settings)
 
 
-def _openrouter(settings: VideoSettings, storage: Storage | None) -> VideoProvider:
+def _openrouter(
+    settings: VideoSettings, storage: Storage | None, spending: Spending | None
+) -> VideoProvider:
     from video.providers.openrouter import OpenRouterVideoProvider
 
-    return OpenRouterVideoProvider(settings, storage)
+    return OpenRouterVideoProvider(settings, storage, spending)
 
 
-PROVIDERS: dict[str, Callable[[VideoSettings, Storage | None], VideoProvider]] = {
+# A paid provider takes `spending` and reserves every paid clip from it before paying.
+PROVIDERS: dict[str, Callable[[VideoSettings, Storage | None, Spending | None], VideoProvider]] = {
     "local": _local,
     "openrouter": _openrouter,
 }
 
 
-def get_provider(settings: VideoSettings, storage: Storage | None = None) -> VideoProvider:
+def get_provider(
+    settings: VideoSettings, storage: Storage | None = None, spending: Spending | None = None
+) -> VideoProvider:
     try:
         factory = PROVIDERS[settings.video_provider]
     except KeyError:
@@ -87,4 +97,4 @@ def get_provider(settings: VideoSettings, storage: Storage | None = None) -> Vid
         raise ValueError(
             f"VIDEO_PROVIDER must be one of {names}, not {settings.video_provider!r}"
         ) from None
-    return factory(settings, storage)
+    return factory(settings, storage, spending)

@@ -13,6 +13,10 @@ arrives (the connection drops after sending, an unreadable reply, a crash before
 saved) the job fails with `provider_unconfirmed` instead of sending again (a delivery that
 finds a recent mark first waits for it): a second paid job is worse than asking the user
 to retry. An error answer from OpenRouter means no job was made, so that is retried as usual.
+
+Before the mark, the clip is reserved from the spending caps (`video.budget`): a cap that
+is reached fails the job with nothing paid; OpenRouter's refusal gives the reservation
+back, and the finished clip corrects it to the real cost.
 """
 
 import asyncio
@@ -29,6 +33,7 @@ from common.media import InvalidMedia, VideoInfo, frame_size, probe_video
 from common.metrics import PROVIDER_COST
 from common.openrouter import OpenRouter, OpenRouterConfig, Unconfirmed, image_url
 from common.storage import Storage
+from video.budget import Spending, estimated_usd
 from video.config import VideoSettings
 from video.progress import HIGH, LOW
 from video.providers.base import CheckpointCallback, PollLater, ProgressCallback, VideoRequest
@@ -139,7 +144,12 @@ def needs_conforming(info: VideoInfo, request: VideoRequest) -> bool:
 class OpenRouterVideoProvider:
     name = "openrouter"
 
-    def __init__(self, settings: VideoSettings, storage: Storage | None = None) -> None:
+    def __init__(
+        self,
+        settings: VideoSettings,
+        storage: Storage | None = None,
+        spending: Spending | None = None,
+    ) -> None:
         self.config = OpenRouterConfig.from_settings(
             settings, timeout=settings.openrouter_video_timeout_seconds
         )
@@ -157,6 +167,9 @@ class OpenRouterVideoProvider:
         self.submit_grace = 2 * settings.openrouter_video_timeout_seconds + 30
         self.catalog = ModelCatalog(settings.openrouter_models_ttl_seconds)
         self.storage = storage
+        # The spending caps every submission reserves from (None: no caps, in unit tests).
+        self.spending = spending
+        self.usd_per_second = settings.openrouter_video_usd_per_second
 
     async def generate(
         self,
@@ -220,25 +233,38 @@ class OpenRouterVideoProvider:
             body["generate_audio"] = False  # a product clip is silent; audio costs more
         if self.webhook_url:
             body["callback_url"] = self.webhook_url
+        price = estimated_usd(model, options["resolution"], request.duration, self.usd_per_second)
         # Shielded: if this handler is cancelled (the broker connection dropped, shutdown)
-        # from the mark on, the submission still gets its answer and saves the id, so
-        # nothing paid is lost and no mark is left without its request.
-        return await asyncio.shield(self._send(body, options, checkpoint))
+        # from the reservation on, the submission still gets its answer and saves the id,
+        # so nothing paid is lost and no mark is left without its request.
+        return await asyncio.shield(self._send(body, options, checkpoint, request.owner, price))
 
     async def _send(
-        self, body: dict[str, Any], options: dict[str, Any], checkpoint: CheckpointCallback
+        self,
+        body: dict[str, Any],
+        options: dict[str, Any],
+        checkpoint: CheckpointCallback,
+        owner: str,
+        price: float,
     ) -> dict[str, Any]:
-        """Mark the job, POST /videos on a client of its own (it may outlive the caller's)
-        and save the paid job's id."""
+        """Reserve the clip from the spending caps, mark the job, POST /videos on a client
+        of its own (it may outlive the caller's) and save the paid job's id."""
+        # A cap that is reached fails the job here, before anything is paid.
+        reserved = {"budget": await self.spending.reserve(owner, price)} if self.spending else {}
+        options = {**options, **reserved}
         # Marked before sending: from here until the id is stored, nothing resubmits.
-        await checkpoint({"status": SUBMITTING, "submitting_at": now(), "model": self.model})
+        await checkpoint(
+            {"status": SUBMITTING, "submitting_at": now(), "model": self.model, **reserved}
+        )
         try:
             async with OpenRouter(self.config) as api:
                 answer = await api.call("POST", "/videos", json_body=body, idempotent=False)
         except Unconfirmed:
-            raise  # the mark stays: a later attempt fails instead of paying twice
+            raise  # the mark and the reservation stay: it may be paid for
         except JobError:
             # OpenRouter answered with an error (or was never reached): no paid job.
+            if self.spending and reserved:
+                await self.spending.release(reserved["budget"])
             await checkpoint({"status": NOT_SUBMITTED, "model": self.model})
             raise
         video_id = answer.get("id")
@@ -333,6 +359,8 @@ class OpenRouterVideoProvider:
             await checkpoint({k: v for k, v in job.items() if k != "provider"})
             if cost:
                 PROVIDER_COST.labels(provider=self.name).inc(cost)
+            if self.spending and isinstance(job.get("budget"), dict):
+                await self.spending.settle(job["budget"], cost)
         await progress(fraction(PROGRESS["downloading"]))
         raw = workdir / "openrouter.mp4"
         size = await api.download(

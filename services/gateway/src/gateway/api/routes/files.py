@@ -10,13 +10,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from itsdangerous import SignatureExpired
 
+from common.downloads import safe_download_name
 from common.errors import ApiError
 from common.logs import job_id_var
 from common.storage import FileStorage, job_id_of_key
 from common.tokens import InvalidToken
 from common.views import API_PREFIX
 from gateway.api.deps import ServicesDep
-from gateway.downloads import safe_download_name
 from gateway.models import error_responses
 
 router = APIRouter(prefix=f"{API_PREFIX}/files", tags=["files"])

@@ -1,20 +1,25 @@
-"""Acting on a job: cancel it, or retry it after it failed.
+"""Acting on a job: cancel it, retry it after it failed, or revoke its job tokens.
 
 Only the job's owner may act, with their session or an API key with `jobs:write`
 (`OwnedJobDep`); the job token that shares a job is read-only.
 """
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
+from pymongo import ReturnDocument
 
+from common.auth import token_version
 from common.errors import ApiError
 from common.events import JobStatus
 from common.views import API_PREFIX, public_job
 from gateway.api.deps import OwnedJobDep, ServicesDep
 from gateway.limits import Limit
-from gateway.models import JobPublic, error_responses
+from gateway.models import JobPublic, JobToken, error_responses
 from gateway.users import mailbox
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 
@@ -38,6 +43,28 @@ async def cancel_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
         current = await services.repo.get(job["_id"]) or job
         raise _conflict("job_final", f"The job is already {current['status']}.", current["status"])
     return await public_job(canceled, services.storage, services.signer)
+
+
+@router.post(
+    "/{job_id}/token",
+    response_model=JobToken,
+    summary="Revoke the job's tokens and get a new one",
+    description="Every job token handed out for this job so far (in shared links, in "
+    "browsers) stops working at once, over REST and the WebSocket; the answer is the one "
+    "new token. Only the owner, with their session.",
+    responses=error_responses(401, 404),
+)
+async def replace_job_token(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
+    updated = await services.repo.jobs.find_one_and_update(
+        {"_id": job["_id"], "owner": job["owner"]},
+        {"$inc": {"token_version": 1}},
+        projection={"token_version": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        raise ApiError(404, "job_not_found", "No such job.")
+    log.info("the owner revoked the job's tokens")
+    return {"token": services.signer.job_token(job["_id"], token_version(updated))}
 
 
 @router.post(

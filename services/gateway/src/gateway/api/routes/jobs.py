@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
+from common.auth import token_version
 from common.brief import CTA_MAX_CHARS, PRICE_MAX_CHARS
+from common.downloads import download_name
 from common.errors import ApiError
 from common.events import JobStatus
 from common.jobs import Job
@@ -24,7 +26,6 @@ from gateway.api.deps import (
     SettingsDep,
 )
 from gateway.core.services import Services
-from gateway.downloads import download_name
 from gateway.images import ACCEPTED_TYPES
 from gateway.models import (
     DEFAULT_ASPECT_RATIO,
@@ -164,7 +165,7 @@ async def create_job(
     return {
         "id": job["_id"],
         "status": job["status"],
-        "token": services.signer.job_token(job["_id"]),
+        "token": services.signer.job_token(job["_id"], token_version(job)),
         "job": await public_job(job, services.storage, services.signer),
     }
 
@@ -224,7 +225,7 @@ async def list_jobs(
         "jobs": [
             {
                 **await public_job(job, services.storage, services.signer),
-                "token": services.signer.job_token(job["_id"]),
+                "token": services.signer.job_token(job["_id"], token_version(job)),
             }
             for job in page
         ],

@@ -1,13 +1,14 @@
-"""What the web client needs to know, and the probes: health, readiness, metrics."""
+"""What the web client needs to know, and the public probes: health and readiness without
+detail (the detail and the metrics are on the ops port, `common.ops`)."""
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from common import metrics
 from common.brief import CTA_MAX_CHARS, PRICE_MAX_CHARS
-from common.health import readiness
+from common.health import readiness as common_readiness
+from common.ops import PublicReadiness
 from common.presets import DURATION_DEFAULT, DURATION_MAX, DURATION_MIN, PRESETS, durations
 from common.views import API_PREFIX
 from gateway.api.deps import SettingsDep
@@ -55,16 +56,15 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@probes_router.get("/readyz", summary="Readiness: broker, database and storage reachable")
+@probes_router.get("/readyz", summary="Readiness, without detail (detail: the ops port)")
 async def readyz(request: Request) -> JSONResponse:
-    services = getattr(request.app.state, "services", None)
+    public: PublicReadiness = request.app.state.public_readiness
+    return public.response(await public())
+
+
+async def readiness(app: Any) -> tuple[bool, dict[str, str]]:
+    """Broker, database and storage, each with its state: only for the ops port."""
+    services = getattr(app.state, "services", None)
     if services is None:
-        return JSONResponse({"ready": False, "checks": {"startup": "not started"}}, 503)
-    ok, checks = await readiness(services.broker, services.db, services.storage)
-    return JSONResponse({"ready": ok, "checks": checks}, 200 if ok else 503)
-
-
-@probes_router.get("/metrics", include_in_schema=False)
-async def metrics_route() -> Response:
-    body, content_type = metrics.render()
-    return Response(body, media_type=content_type)
+        return False, {"startup": "not started"}
+    return await common_readiness(services.broker, services.db, services.storage)

@@ -91,7 +91,11 @@ async def openrouter_webhook(
         video_id = str(data["id"])
     except (ValueError, KeyError, TypeError):
         raise ApiError(400, "bad_request", "The callback has no data.id.") from None
-    key = request.headers.get("X-OpenRouter-Idempotency-Key") or f"{video_id}-{data.get('status')}"
+    # The de-duplication key comes from the signed body, never from the unsigned
+    # X-OpenRouter-Idempotency-Key header (it has the same `<id>-<status>` form): a replayed
+    # callback with a header of someone's choosing could otherwise mark another job's
+    # callback as seen and have it dropped.
+    key = f"{video_id}-{data.get('status')}"
     events = services.db["webhook_events"]
     if await events.find_one({"_id": key}, {"_id": 1}):
         return {"status": "duplicate"}

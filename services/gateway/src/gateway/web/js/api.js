@@ -126,12 +126,6 @@ export function errorMessage(response, body) {
 
 // ---------- jobs ----------
 
-export function jobFileUrl(job, which, download = false) {
-  const params = new URLSearchParams({ token: job.token });
-  if (download) params.set("download", "1");
-  return `/api/v1/jobs/${encodeURIComponent(job.id)}/${which}?${params}`;
-}
-
 // The public view of a job, read with its own token; throws an Error carrying the API's code.
 export async function fetchJob(job) {
   const response = await fetch(`/api/v1/jobs/${encodeURIComponent(job.id)}`, {

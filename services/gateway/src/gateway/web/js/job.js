@@ -1,7 +1,7 @@
 // The job view: the steps ticking by live and the brief while the clip renders, then the
 // finished ad with its sound (or why it failed).
 
-import { STATUS_LABELS, fetchJob, forget, jobFileUrl } from "./api.js";
+import { STATUS_LABELS, fetchJob, forget } from "./api.js";
 import { renderBrief } from "./brief.js";
 import { $, setText, show } from "./dom.js";
 import { FATAL_CODES, FINAL, JobWatcher } from "./ws.js";
@@ -125,21 +125,41 @@ function showVideo(job, view) {
   const player = $("player");
   const ratio = (view.options && view.options.aspect_ratio) || "9:16";
   $("player-frame").dataset.ratio = ratio;
-  // Gateway links redirect to a fresh signed URL each time, so they never go stale.
-  const src = jobFileUrl(job, "video");
-  if (player.dataset.src !== src) {
-    player.dataset.src = src;
-    player.poster = jobFileUrl(job, "poster");
+  // The view's links expire within minutes (no token ever rides in a URL): a player that
+  // fails on a stale one (a seek later on) asks for the job again and resumes where it was.
+  if (player.dataset.jobId !== job.id) {
+    player.dataset.jobId = job.id;
+    player.poster = view.video.poster_url;
     // The ad has sound: the player starts unmuted (the user presses play; nothing autoplays).
     player.muted = false;
     player.defaultMuted = false;
-    player.src = src;
+    player.src = view.video.url;
   }
+  player.onerror = () => refreshVideo(job);
   player.setAttribute("aria-label", `Video: ${view.title}`);
   renderVideoFacts(view.video || {});
-  const download = $("download");
-  download.href = jobFileUrl(job, "video", true);
+  $("download").href = view.video.download_url;
   show($("result"), true);
+}
+
+async function refreshVideo(job) {
+  const player = $("player");
+  const at = player.currentTime;
+  player.onerror = null; // one fresh try per failure, not a loop
+  try {
+    const view = await fetchJob(job);
+    if (player.dataset.jobId !== job.id || !view.video) return;
+    player.onloadedmetadata = () => {
+      player.onloadedmetadata = null;
+      player.currentTime = at;
+      player.onerror = () => refreshVideo(job); // armed again once the fresh link works
+    };
+    player.poster = view.video.poster_url;
+    player.src = view.video.url;
+    $("download").href = view.video.download_url;
+  } catch {
+    // Offline or signed out: the player keeps showing its error.
+  }
 }
 
 function setConnection(text) {
@@ -161,7 +181,8 @@ export function startWatching(job, initialView = null) {
   show($("job-notes"), false);
   const player = $("player");
   player.removeAttribute("src");
-  delete player.dataset.src;
+  player.onerror = null;
+  delete player.dataset.jobId;
   setText($("job-title"), initialView ? initialView.title : "Loading…");
   $("watch").dataset.outcome = "working";
   renderStatus("queued", 0);
