@@ -79,14 +79,19 @@ def product_box(photo_size: tuple[int, int], area: Box, canvas_size: tuple[int, 
     return fit(*photo_size, area.scaled(*canvas_size))
 
 
-def compose_canvas(photo_path: Path, area: Box, canvas_size: tuple[int, int], out: Path) -> Box:
-    """Write the canvas to `out` (PNG); returns where the product is on it, in pixels."""
-    photo = open_photo(photo_path, canvas_size)
+def compose(photo: Image.Image, area: Box, canvas_size: tuple[int, int]) -> tuple[Image.Image, Box]:
+    """The canvas of an opened photo, and where the product is on it, in pixels."""
     canvas = _background(photo, canvas_size)
     placed = product_box(photo.size, area, canvas_size)
     x, y, w, h = placed.rounded()
     product = photo.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
     _shadow(canvas, product, (x, y, w, h))
     canvas.paste(product, (x, y), mask=product if product.mode == "RGBA" else None)
+    return canvas, placed
+
+
+def compose_canvas(photo_path: Path, area: Box, canvas_size: tuple[int, int], out: Path) -> Box:
+    """Write the canvas to `out` (PNG); returns where the product is on it, in pixels."""
+    canvas, placed = compose(open_photo(photo_path, canvas_size), area, canvas_size)
     canvas.save(out, format="PNG", compress_level=1)
     return placed
