@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from common.brief import Brief
 from common.storage import Storage
 from video.config import VideoSettings
 
@@ -27,6 +28,14 @@ class VideoRequest:
     provider_job: dict[str, Any] | None = field(default=None)
     # The photo's storage key, for providers that hand the model a link instead (S3).
     image_key: str | None = None
+    # The ad around the clip (job `brief` and `options`; older jobs have none of them).
+    brief: Brief | None = None
+    preset: str | None = None
+    cta: str | None = None
+    price: str | None = None
+    music: str = "on"  # "on" | "off"
+    captions: str = "on"  # "on" | "off"
+    finish: bool = True
 
 
 class VideoProvider(Protocol):
