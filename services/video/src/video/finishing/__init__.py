@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 from PIL import Image
 
 from common.brief import DEFAULT_CTA, Brief, clip_words
@@ -55,9 +56,14 @@ class Finished:
 
 
 def palette_of(photo: Image.Image) -> list[str]:
-    """Three colours of the photo, most common first (for a job without a brief)."""
-    small = photo.convert("RGB").resize((48, 48), Image.Resampling.BOX)
-    quantised = small.quantize(colors=3, method=Image.Quantize.MEDIANCUT)
+    """Three colours of the photo, most common first (for a job without a brief); a
+    cut-out's transparent part is no colour of it."""
+    small = np.asarray(photo.convert("RGBA").resize((48, 48), Image.Resampling.BOX))
+    opaque = small[small[..., 3] >= 128][:, :3]
+    if not len(opaque):
+        opaque = np.array([[32, 32, 32]], dtype=np.uint8)
+    strip = Image.fromarray(opaque.reshape(1, -1, 3).astype(np.uint8))
+    quantised = strip.quantize(colors=3, method=Image.Quantize.MEDIANCUT)
     palette: list[int] = list(quantised.getpalette() or [0, 0, 0, 255, 255, 255])
     counts: list[tuple[int, int]] = sorted(quantised.getcolors() or [], reverse=True)  # type: ignore[arg-type]
     colours = [tuple(palette[3 * i : 3 * i + 3]) for _, i in counts][:3]

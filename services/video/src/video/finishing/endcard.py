@@ -104,11 +104,11 @@ def render_end_card(
     product = _product(photo, room)
     px = (width - product.width) // 2
     py = product_top + (room[1] - product.height) // 2
+    # A soft shadow of the product's own shape (a cut-out's outline, a photo's card).
     shadow = Image.new("RGBA", card.size, (0, 0, 0, 0))
-    shadow_box = (px, py + product.height // 30, px + product.width, py + product.height * 31 // 30)
-    ImageDraw.Draw(shadow).rounded_rectangle(
-        shadow_box, radius=product.width // 10, fill=(0, 0, 0, 90)
-    )
+    silhouette = Image.new("RGBA", product.size, (0, 0, 0, 100))
+    silhouette.putalpha(product.getchannel("A").point(lambda v: v * 100 // 255))
+    shadow.alpha_composite(silhouette, (px, py + max(product.height // 40, 2)))
     card.alpha_composite(shadow.filter(ImageFilter.GaussianBlur(max(width // 60, 2))))
     card.alpha_composite(product, (px, py))
 

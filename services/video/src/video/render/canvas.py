@@ -21,6 +21,10 @@ from video.render.geometry import Box
 
 HERO_SPAN = 0.84  # the product's longer side, of the frame's matching side
 HERO_FIT = 0.9  # at most this much of either side, so it stays whole
+# A busy photo (no product found apart from its background) is cropped up to this much
+# closer rather than shown as a small band: it fills the frame like a scene.
+SCENE_CLOSER = 1.45
+SCENE_SHARE = 0.7  # a "product" covering this much of the photo is the whole scene
 FEATHER = 0.035  # of the photo's shorter side: its edges fade into the backdrop
 SHADOW_OPACITY = 0.42
 # An opaque photo's product: pixels this far from the border colour (0-255 per channel).
@@ -31,6 +35,7 @@ PRODUCT_DISTANCE = 40
 class Still:
     image: Image.Image  # RGB, the canvas size
     product: Box  # where the product is, canvas pixels
+    scene: bool = False  # a busy photo shown as a scene (cropped to fill), no product found
 
 
 def open_photo(path: Path, at_least: tuple[int, int]) -> Image.Image:
@@ -166,6 +171,10 @@ def compose(
     region = product_region(photo)
     scale = hero_scale(region, canvas_size)
     cut_out = photo.mode == "RGBA"
+    scene = not cut_out and region.w * region.h >= SCENE_SHARE * photo.width * photo.height
+    if scene:
+        covering = max(width / photo.width, height / photo.height)
+        scale = max(scale, min(covering, scale * SCENE_CLOSER))
     if cut_out:
         canvas = _studio(canvas_size, palette or [border_colour(photo)])
     else:
@@ -208,7 +217,7 @@ def compose(
     placed = Box(
         left + region.x * scale, top + region.y * scale, region.w * scale, region.h * scale
     )
-    return Still(canvas, placed)
+    return Still(canvas, placed, scene)
 
 
 def compose_canvas(
