@@ -24,6 +24,7 @@ from video.finishing.text import contrast
 from video.providers.base import VideoRequest
 from video.providers.local import LocalProvider
 from video.providers.openrouter import OpenRouterVideoProvider
+from video.render.ffmpeg import run_ffmpeg
 
 BRIEF = Brief(
     hook="Cold drinks stay cold all day",
@@ -237,6 +238,43 @@ async def test_music_off_gives_a_silent_aac_track(
     assert (await measure(done.path)).silent
     assert done.audio["loudness_lufs"] is None
     assert done.timeline.captions == ()
+
+
+async def test_a_clip_with_its_own_sound_keeps_it_levelled_even_with_music_off(
+    raw_clips: dict[str, tuple[Path, VideoRequest]], workdir: Path
+) -> None:
+    raw, req = raw_clips["16:9"]
+    folder = _dir(workdir / "own-sound")
+    voiced = folder / "voiced.mp4"
+    # The clip with a quiet 440 Hz tone of its own, as a model that makes audio would.
+    await run_ffmpeg(
+        [
+            "-i",
+            str(raw),
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=3",
+            "-filter_complex",
+            "[1:a]volume=-30dB[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-y",
+            str(voiced),
+        ],
+        time_limit=120,
+    )
+    req = VideoRequest(**{**req.__dict__, "music": "off"})
+    done = await finish(voiced, req, folder, duration=3.0, fps=30, time_limit=240)
+    measured = await measure(done.path)
+    assert measured.integrated == pytest.approx(TARGET_LUFS, abs=1.0)
+    assert not (folder / "bed.wav").exists()  # no music bed was made: the tone is kept
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,17 @@ PROVIDER_SECONDS = Histogram(
 PROVIDER_COST = Counter(
     "pv_provider_cost_usd_total", "Money spent at providers, in US dollars.", ["provider"]
 )
+VIDEO_FIDELITY = Histogram(
+    "pv_video_fidelity",
+    "How closely AI clips keep the product photo (0-1), per provider.",
+    ["provider"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+VIDEO_FIDELITY_WARNINGS = Counter(
+    "pv_video_fidelity_warnings_total",
+    "AI clips scored under FIDELITY_WARN_BELOW (the owner is warned).",
+    ["provider"],
+)
 PROMPT_REUSE = Counter("pv_prompt_reuse_total", "Prompt reuse cache lookups.", ["result"])
 WS_CONNECTIONS = Gauge("pv_ws_connections", "Open WebSocket connections.")
 WS_MESSAGES = Counter("pv_ws_messages_pushed_total", "Messages pushed to WebSockets.", ["type"])

@@ -12,25 +12,14 @@ from typing import Any
 import av
 import numpy as np
 from PIL import Image, ImageFilter
-from prometheus_client import Counter, Histogram
 
+from common.metrics import VIDEO_FIDELITY as FIDELITY
+from common.metrics import VIDEO_FIDELITY_WARNINGS as FIDELITY_WARNINGS
 from video.config import VideoSettings
 from video.render.canvas import open_photo, product_region
 from video.render.geometry import Box, cover, fit
 
 log = logging.getLogger(__name__)
-
-FIDELITY = Histogram(
-    "pv_video_fidelity",
-    "How closely AI clips keep the product photo (0-1), per provider.",
-    ["provider"],
-    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-)
-FIDELITY_WARNINGS = Counter(
-    "pv_video_fidelity_warnings_total",
-    "AI clips scored under FIDELITY_WARN_BELOW (the owner is warned).",
-    ["provider"],
-)
 
 THUMB = 48  # pixels on the longer side of the compared region
 _C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2

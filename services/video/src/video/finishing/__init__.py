@@ -184,5 +184,10 @@ async def audio_source(
     if request.music == "off":
         return AudioSource(silent=True)
     bed = await asyncio.to_thread(write_bed, brief.mood, duration, workdir / "bed.wav")
-    measured = await measure(bed, time_limit=time_limit)
-    return AudioSource(path=bed, gain=gain_db(measured))
+    key = (brief.mood, duration)
+    if key not in _BED_LOUDNESS:  # the same samples measure the same: once per process
+        _BED_LOUDNESS[key] = await measure(bed, time_limit=time_limit)
+    return AudioSource(path=bed, gain=gain_db(_BED_LOUDNESS[key]))
+
+
+_BED_LOUDNESS: dict[tuple[str, float], Loudness] = {}

@@ -4,6 +4,7 @@ for the livelier moods, a light pulse. 48 kHz stereo, deterministic (the same mo
 length give the same samples), with fades in and out; its loudness is set afterwards
 (`loudness.py`)."""
 
+import functools
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ def _hz(note: float) -> float:
     return float(440.0 * 2 ** ((note - 69) / 12))
 
 
+@functools.lru_cache(maxsize=256)
 def _tone(freq: float, seconds: float, harmonics: float) -> np.ndarray:
     t = np.arange(int(seconds * RATE)) / RATE
     wave_ = np.sin(2 * np.pi * freq * t)
@@ -49,8 +51,10 @@ def _tone(freq: float, seconds: float, harmonics: float) -> np.ndarray:
     return wave_
 
 
+@functools.lru_cache(maxsize=16)
 def synthesise(mood_name: str, duration: float) -> np.ndarray:
-    """Samples (n, 2) in -1..1 for `duration` seconds."""
+    """Samples (n, 2) in -1..1 for `duration` seconds (kept: the same few lengths and moods
+    come back job after job)."""
     mood = MOODS.get(mood_name, MOODS["upbeat"])
     n = round(duration * RATE)
     left, right = np.zeros(n), np.zeros(n)
@@ -65,9 +69,10 @@ def synthesise(mood_name: str, duration: float) -> np.ndarray:
             break
         env = np.sin(np.linspace(0, np.pi, length)) ** 0.7
         for note in chord:
-            left[start : start + length] += 0.10 * env * _tone(_hz(note - 12), length / RATE, 0.2)
+            seconds = length / RATE
+            left[start : start + length] += 0.10 * env * _tone(_hz(note - 12), seconds, 0.2)
             right[start : start + length] += (
-                0.10 * env * _tone(_hz(note - 12) * 1.003, length / RATE, 0.2)
+                0.10 * env * _tone(_hz(note - 12) * 1.003, seconds, 0.2)
             )
     # The arpeggio: eighth notes of the bar's chord, an octave up, plucked (fast decay).
     eighth = beat / 2
