@@ -107,7 +107,7 @@ async def test_finish_false_stores_the_raw_motion_clip(worker: Worker) -> None:
     assert video["finished"] is False and video["audio"] is None
     with av.open(str(worker.stored(video["key"]))) as container:
         assert not container.streams.audio
-    assert "fidelity" not in video  # scored for AI clips only
+    assert video["fidelity"] is None and video["fidelity_warning"] is False  # AI clips only
 
 
 async def test_duplicated_prompt_ready_renders_one_clip(worker: Worker) -> None:

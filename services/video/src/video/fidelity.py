@@ -16,6 +16,7 @@ from PIL import Image, ImageFilter
 from common.metrics import VIDEO_FIDELITY as FIDELITY
 from common.metrics import VIDEO_FIDELITY_WARNINGS as FIDELITY_WARNINGS
 from video.config import VideoSettings
+from video.render import RenderError
 from video.render.canvas import open_photo, product_region
 from video.render.geometry import Box, cover, fit
 
@@ -112,7 +113,12 @@ def _resized(grey: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 async def fidelity_fields(photo: Path, clip: Path, settings: VideoSettings) -> dict[str, Any]:
     """`fidelity` and `fidelity_warning` for the job's `video`, the metric observed."""
-    value = await asyncio.to_thread(score, photo, clip)
+    try:
+        value = await asyncio.to_thread(score, photo, clip)
+    except (av.FFmpegError, RenderError, OSError, ValueError) as e:
+        # A score is a courtesy to the owner: no reason to fail a clip that is paid for.
+        log.warning("the clip's fidelity could not be scored: %s", e)
+        return {"fidelity": None, "fidelity_warning": False}
     warn = value < settings.fidelity_warn_below
     provider = settings.video_provider
     FIDELITY.labels(provider=provider).observe(value)

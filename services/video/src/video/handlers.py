@@ -218,9 +218,10 @@ class VideoStage:
     ) -> tuple[Path, VideoInfo, dict[str, Any]]:
         """The finished ad (video/finishing) and what the job's `video` says about it;
         the raw clip when the owner asked for no finishing (`finish=false`)."""
-        fields: dict[str, Any] = {}
+        # Scored for AI clips only: the local renderer shows the photo itself.
+        fields: dict[str, Any] = {"fidelity": None, "fidelity_warning": False}
         if self.provider.name != "local":
-            fields.update(await fidelity_fields(request.image, clip, self.settings))
+            fields = await fidelity_fields(request.image, clip, self.settings)
         if not request.finish:
             return clip, info, {**fields, "finished": False, "audio": None}
         try:
