@@ -242,7 +242,10 @@ def draw_line(text: str, size: int, fill: RGB) -> Image.Image:
         x += (
             font.getlength(run.text, direction=direction) if direction else font.getlength(run.text)
         )
-    return image
+    # Trimmed to the ink left and right (spaces, an emoji's padding), so lines centre on
+    # what shows; the full height is kept, so every line's baseline is at the same place.
+    ink = image.getchannel("A").getbbox()
+    return image.crop((ink[0], 0, ink[2], height)) if ink else image
 
 
 def luminance(colour: RGB) -> float:
