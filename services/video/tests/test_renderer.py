@@ -1,15 +1,17 @@
 """The local renderer's clips: browser-ready H.264 of the exact size and duration and a
 poster of the same size (the product's size and the finished ad: test_finishing.py)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import av
 import pytest
 from PIL import Image
 
+from common.brief import Brief, Shot
 from common.errors import JobError
 from common.media import FRAME_SIZES, probe_video
-from services.video.tests.images import mug
+from services.video.tests.images import PRODUCT, bottle, mug
 from video.config import VideoSettings
 from video.poster import extract_poster, poster_time
 from video.providers.base import VideoRequest
@@ -139,3 +141,26 @@ async def test_a_clip_of_the_wrong_shape_is_refused(
 
 async def _ignore(fraction: float) -> None:
     pass
+
+
+@pytest.mark.parametrize("shots", [None, ["hero", "end_card"]])
+async def test_the_detail_shot_opens_the_clip_unless_the_brief_leaves_it_out(
+    provider: LocalProvider, tmp_path: Path, shots: list[str] | None
+) -> None:
+    photo = write(tmp_path / "bottle.png", bottle())
+    brief = Brief(hook="Cold all day", benefits=[], palette=["#c0392b", "#f4f2ee"])
+    if shots:
+        brief = brief.model_copy(update={"shots": [Shot(kind=k) for k in shots]})  # type: ignore[arg-type]
+    request = replace(request_for(photo, aspect="1:1", duration=3), brief=brief)
+    clip = await provider.generate(request, tmp_path, _ignore)
+    (first,) = frames(clip, 0)
+    red = [
+        (x, y)
+        for y in range(0, 720, 8)
+        for x in range(0, 720, 8)
+        if all(abs(a - b) < 40 for a, b in zip(first.getpixel((x, y)), PRODUCT, strict=False))
+    ]
+    rows = {y for _, y in red}
+    # The whole bottle (its cap and base inside the frame) or a close detail filling it.
+    whole = min(rows) > 0 and max(rows) < 712
+    assert whole == bool(shots)

@@ -81,7 +81,9 @@ class LocalProvider:
         await progress(PREPARED)
         timeline = plan_timeline(request.duration, brief)
         hero = hero_motion(choose_move(request.prompt))
-        if frames > 2 * round(0.4 * self.fps) + 2:
+        # The brief's shot plan: a detail shot first unless it leaves it out.
+        wants_detail = any(shot.kind == "detail" for shot in brief.shots)
+        if wants_detail and frames > 2 * round(0.4 * self.fps) + 2:
             detail_n, hero_n = shot_frames(frames, self.fps, timeline.detail_until)
             shots: tuple[Shot, ...] = (
                 Shot(detail_motion(focus_of(still, canvas_size, request)), detail_n),
