@@ -34,6 +34,7 @@ from video.finishing.loudness import LoudnessError
 from video.poster import extract_poster, poster_time
 from video.progress import ProgressReporter
 from video.providers.base import PollLater, VideoProvider, VideoRequest, get_provider
+from video.render import RenderError
 from video.render.ffmpeg import FfmpegError, FfmpegTimeout
 from video.validation import check_clip
 
@@ -236,7 +237,7 @@ class VideoStage:
             info = await asyncio.to_thread(probe_video, finished.path)
         except FfmpegTimeout as e:
             raise JobError("render_timeout", f"Finishing took too long: {e}", retryable=True) from e
-        except (FfmpegError, LoudnessError, InvalidMedia) as e:
+        except (FfmpegError, LoudnessError, InvalidMedia, RenderError) as e:
             raise JobError("render_failed", f"The ad could not be finished: {e}") from e
         check_clip(info, request)
         return (

@@ -56,17 +56,16 @@ def build_command(c: Composition) -> list[str]:
         assert c.audio.path is not None
         inputs += ["-i", str(c.audio.path)]
         audio_in = "1:a"
-    first_overlay = 1 + (0 if c.audio.own else 1)
+    index = 1 if c.audio.own else 2  # the first overlay's input
 
     graph = ["[0:v]setsar=1,format=yuv420p[v0]"]
     last = "v0"
-    index = first_overlay
     layers: list[tuple[Path, float, float, int, int, bool]] = [
         (o.path, o.start, o.end, o.x, o.y, False) for o in c.overlays
     ]
     if c.end_card is not None:
+        # Under the captions: a short clip's hook stays on over it.
         layers.insert(0, (c.end_card, c.end_card_at, c.duration, 0, 0, True))
-        # The end card goes under the captions (a short clip's hook stays on over it).
     for n, (path, start, end, x, y, is_card) in enumerate(layers):
         length = max(end - start, 1 / c.fps)
         inputs += [
