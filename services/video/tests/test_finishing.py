@@ -10,7 +10,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image
 
 from common.brief import Brief
 from common.media import FRAME_SIZES, probe_video
@@ -20,7 +19,6 @@ from video.config import VideoSettings
 from video.fidelity import score
 from video.finishing import Finished, finish
 from video.finishing.captions import font_sizes
-from video.finishing.endcard import render_end_card
 from video.finishing.loudness import TARGET_LUFS, measure
 from video.finishing.text import contrast
 from video.providers.base import VideoRequest
@@ -315,23 +313,3 @@ async def test_an_openrouter_clip_is_finished_the_same_way_and_scored(
     assert score(req.image, conformed) < 0.45
     local_raw, _ = raw_clips["9:16"]
     assert score(req.image, local_raw) > score(req.image, conformed)
-
-
-def test_the_end_card_keeps_clear_of_a_hook_that_stays_on(tmp_path: Path) -> None:
-    photo = Image.open(_write(tmp_path / "bottle.png", bottle(cut_out=True)))
-    frame = FRAME_SIZES["9:16"]
-    out = render_end_card(
-        photo,
-        "Trail Bottle",
-        "Shop now",
-        "$29",
-        BRIEF.palette,
-        frame,
-        safe_area("9:16"),
-        tmp_path / "card.png",
-        clear_above=400,
-    )
-    card = np.asarray(Image.open(out).convert("RGB"), dtype=np.int16)
-    # Above the hook's plate the card is its plain gradient: every row one colour.
-    assert np.abs(card[:400] - card[:400].mean(axis=1, keepdims=True)).max() <= 2
-    assert np.abs(card[400:] - card[400:].mean(axis=1, keepdims=True)).max() > 50

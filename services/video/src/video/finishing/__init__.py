@@ -134,9 +134,6 @@ async def finish(
             frame,
             safe,
             workdir / "end-card.png",
-            clear_above=max(
-                (o.y + o.height for o in overlays if o.end > timeline.end_card_at), default=0
-            ),
         )
         return overlays, card
 

@@ -1,7 +1,7 @@
 """The end card: the last 1.5-2 s of the ad, a full frame in the brief's palette with the
 product, its title, the call to action and (when given) the price, all inside the preset's
 text-safe area (the product may use the whole width above the text). In a clip too short
-for both, the hook caption stays on over it, and the card keeps clear of it."""
+for both, the hook caption stays on over the top of it."""
 
 from pathlib import Path
 
@@ -75,10 +75,8 @@ def render_end_card(
     frame: tuple[int, int],
     safe: SafeArea,
     out: Path,
-    clear_above: int = 0,
 ) -> Path:
-    """Write the card (an opaque PNG of the frame size); nothing is drawn above
-    `clear_above` (pixels), where a caption stays on over the card."""
+    """Write the card: an opaque PNG of the frame size."""
     width, height = frame
     top_c, bottom_c, text_c, accent = colours(palette)
     card = _gradient(frame, top_c, bottom_c).convert("RGBA")
@@ -101,7 +99,7 @@ def render_end_card(
     text_h = sum(i.height for i in title_imgs + price_imgs) + button_h + gap * 3
 
     # The product may use the whole width above the text (only text keeps to the safe area).
-    product_top = max(round(height * 0.06), clear_above + gap)
+    product_top = round(height * 0.06)
     text_top = bottom - text_h
     room = (round(width * 0.84), max(text_top - gap - product_top, round(height * 0.2)))
     product = _product(photo, room)

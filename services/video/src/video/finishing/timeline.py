@@ -1,11 +1,12 @@
 """When each caption, shot and the end card are on screen: one plan for the renderer's
 shots and the finishing step's overlays (ADS.md, "Text on screen" and "End card").
 
-- The hook appears at HOOK_AT (well within the first 1.5 s);
+- The hook appears at HOOK_AT (well within the first 1.5 s), from the first frame in a clip
+  where that lets it end before the end card;
 - each caption stays at least 0.3 s per word + 0.5 s and never less than 1.2 s; benefits
   follow the hook while they fit before the end card, and the spare time is shared out;
 - the end card takes the last 1.5-2 s. In a clip too short for the hook and the card, the
-  hook stays on over the card (the card keeps its top band free for it).
+  hook stays on over the top of the card.
 """
 
 from dataclasses import dataclass
@@ -60,7 +61,9 @@ def plan(duration: float, brief: Brief, *, captions: bool = True) -> Timeline:
     timed: list[Caption] = []
     if chosen:
         spare = max(room - sum(n for _, _, n in chosen), 0.0) / len(chosen)
-        t = HOOK_AT
+        # The hook starts at HOOK_AT, or earlier (from the first frame) when that lets it
+        # end before the card.
+        t = min(HOOK_AT, max(end_at - chosen[0][2], 0.0)) if len(chosen) == 1 else HOOK_AT
         for kind, text, need in chosen:
             end = min(t + need + spare, duration)
             timed.append(Caption(kind, text, round(t, 3), round(end, 3)))
