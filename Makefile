@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/src/notifier \
 	services/prompt/src/prompt services/video/src/video
 
-.PHONY: help install browser prometheus run test bench lint format clean clean-data helm helm-check chart-e2e images dlq asyncapi dev
+.PHONY: help install browser fonts prometheus run test bench bench-render lint format clean clean-data helm helm-check chart-e2e images dlq asyncapi dev
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,15 +23,21 @@ help: ## List the targets
 install: $(if $(findstring .venv-tools,$(UV)),.venv-tools/bin/uv) ## Install uv if missing, then every package from uv.lock
 	$(UV) sync --all-packages --locked
 
-run: install ## Start RabbitMQ (if needed), SecantusDB and the four services; web client on http://localhost:8000
+run: install fonts ## Start RabbitMQ (if needed), SecantusDB and the four services; web client on http://localhost:8000
 	$(UV) run --no-sync python scripts/run.py
 
-test: install browser prometheus ## Run every test (unit, service, end-to-end, browser) against the real broker, database and storage
+test: install browser fonts prometheus ## Run every test (unit, service, end-to-end, browser) against the real broker, database and storage
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
 
 BENCH_ARGS ?=
 bench: install ## Measure upload latency, end-to-end time, throughput, push latency and memory; writes docs/benchmarks.md
 	$(UV) run --no-sync python scripts/bench.py $(BENCH_ARGS)
+
+fonts: ## Noto fonts for the ads' captions (Arabic, CJK, emoji) where apt-get may install them
+	bash scripts/ensure-fonts.sh
+
+bench-render: install ## Seconds per finished 5 s 720p ad and per finishing step, against the bare ffmpeg command
+	$(UV) run --no-sync python scripts/bench_render.py $(BENCH_ARGS)
 
 browser: install ## A Chromium for the web client tests (already there, Debian's, or Playwright's)
 	UV=$(UV) bash scripts/ensure-browser.sh

@@ -255,7 +255,7 @@ def main() -> int:
     text = report(results, args.jobs, args.uploads, command)
     print(text)
     if not args.no_write:
-        REPORT.write_text(text)
+        REPORT.write_text(text + "".join(REPORT.read_text().partition("\n<!-- own")[1:]))
         print(f"bench: written to {REPORT.relative_to(ROOT)}")
     return 0
 

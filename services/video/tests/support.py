@@ -57,6 +57,7 @@ class Worker:
         options: dict[str, Any] | None = None,
         prompt: str = PROMPT,
         owner: str = "anon:127.0.0.1",
+        brief: dict[str, Any] | None = None,
     ) -> Job:
         """A job at prompt_ready, its photo stored (unless `image` is None)."""
         repo = self.ctx.repo
@@ -72,6 +73,7 @@ class Worker:
                 "title": title,
                 "description": "Hand-thrown mug with a speckled glaze.",
                 "options": options or {"aspect_ratio": "9:16", "duration": 4, "style": None},
+                **({"brief": brief} if brief else {}),
                 "image": {
                     "key": key,
                     "sha256": hashlib.sha256(image or b"").hexdigest(),

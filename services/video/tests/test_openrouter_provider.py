@@ -350,6 +350,13 @@ async def test_the_worker_polls_through_retry_queues_and_stores_the_clip(
     assert (done["video"]["width"], done["video"]["height"]) == (720, 1280)
     assert worker.stored(done["video"]["key"]).is_file()
     assert "lease" not in done and done["attempts"] == 0
+    # Finished like a local clip, and scored: the fake's test pattern is not the mug.
+    assert done["video"]["finished"] is True and done["video"]["audio"]["codec"] == "aac"
+    assert done["video"]["fidelity"] < 0.45 and done["video"]["fidelity_warning"] is True
+    assert (
+        REGISTRY.get_sample_value("pv_video_fidelity_warnings_total", {"provider": "openrouter"})
+        or 0
+    ) >= 1
 
 
 async def test_the_worker_fails_the_job_with_the_providers_reason(

@@ -1,22 +1,22 @@
-"""The local renderer's clips: browser-ready H.264 of the exact size and duration, the
-product whole, sharp and unsquashed, and a poster of the same size."""
+"""The local renderer's clips: browser-ready H.264 of the exact size and duration and a
+poster of the same size (the product's size and the finished ad: test_finishing.py)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import av
 import pytest
 from PIL import Image
 
+from common.brief import Brief, Shot
 from common.errors import JobError
 from common.media import FRAME_SIZES, probe_video
-from services.video.tests.images import PRODUCT, mug, solid
+from services.video.tests.images import PRODUCT, bottle, mug
 from video.config import VideoSettings
 from video.poster import extract_poster, poster_time
 from video.providers.base import VideoRequest
 from video.providers.local import LocalProvider
-from video.render.canvas import product_box
-from video.render.geometry import Box
-from video.render.motion import Motion, Move, View, choose_move, motion_for
+from video.render.motion import Move, choose_move
 from video.validation import check_clip
 
 FPS = 30
@@ -103,84 +103,6 @@ async def test_clip_is_h264_faststart_of_exact_size_and_duration(
         assert image.format == "JPEG" and image.size == FRAME_SIZES[aspect]
 
 
-def seen_in_frame(box: Box, view: View, frame: tuple[int, int]) -> Box:
-    """Where a canvas box (in canvas fractions) shows in a frame through a view."""
-    sight = view.box
-    width, height = frame
-    return Box(
-        (box.x - sight.x) / sight.w * width,
-        (box.y - sight.y) / sight.h * height,
-        box.w / sight.w * width,
-        box.h / sight.h * height,
-    )
-
-
-def is_product(pixel: tuple[int, ...]) -> bool:
-    return all(abs(a - b) <= 30 for a, b in zip(pixel, PRODUCT, strict=False))
-
-
-def product_run(
-    image: Image.Image, *, row: int | None = None, column: int | None = None
-) -> tuple[int, int]:
-    """The first and last product-coloured pixel along a row or a column through the middle."""
-    if row is not None:
-        hits = [x for x in range(image.width) if is_product(image.getpixel((x, row)))]
-    else:
-        hits = [y for y in range(image.height) if is_product(image.getpixel((column, y)))]
-    assert hits, "no product in the frame"
-    return hits[0], hits[-1]
-
-
-@pytest.mark.parametrize(
-    ("photo_size", "aspect", "prompt"),
-    [
-        ((300, 1200), "16:9", "Slow zoom in on the bottle."),  # tall, narrow photo in a wide frame
-        ((1600, 400), "9:16", "Slow zoom out to reveal the rug."),  # wide photo in a tall frame
-        ((1000, 1000), "1:1", "Gentle pan left across the box."),
-    ],
-)
-async def test_product_is_whole_sharp_and_unsquashed_from_first_to_last_frame(
-    provider: LocalProvider, tmp_path: Path, photo_size: tuple[int, int], aspect: str, prompt: str
-) -> None:
-    photo = write(tmp_path / "product.png", solid(photo_size))
-    clip = await provider.generate(
-        request_for(photo, aspect=aspect, prompt=prompt), tmp_path, _ignore
-    )
-    frame = FRAME_SIZES[aspect]
-    motion: Motion = motion_for(choose_move(prompt))
-    # Where the composer puts the photo on the canvas, in canvas fractions.
-    area = product_box(photo_size, motion.product_area(), frame).scaled(1 / frame[0], 1 / frame[1])
-    first, last = frames(clip, 0, 3 * FPS - 1)
-    for image, view in ((first, motion.start), (last, motion.end)):
-        expected = seen_in_frame(area, view, frame)
-        cy, cx = round(expected.y + expected.h / 2), round(expected.x + expected.w / 2)
-        left, right = product_run(image, row=cy)
-        top, bottom = product_run(image, column=cx)
-        # Exactly where the geometry puts it (±2 px: 4:2:0 chroma softens colour edges)…
-        assert (left, right + 1) == (
-            pytest.approx(expected.x, abs=2),
-            pytest.approx(expected.right, abs=2),
-        )
-        assert (top, bottom + 1) == (
-            pytest.approx(expected.y, abs=2),
-            pytest.approx(expected.bottom, abs=2),
-        )
-        # …so wholly inside the frame…
-        assert left > 0 and right < frame[0] - 1 and top > 0 and bottom < frame[1] - 1
-        # …in the photo's proportions…
-        assert (right - left + 1) / (bottom - top + 1) == pytest.approx(
-            photo_size[0] / photo_size[1], rel=0.03
-        )
-        # …and sharp: full colour 3 px inside its edge, the dark blurred background 4 px out.
-        assert is_product(image.getpixel((left + 3, cy))) and is_product(
-            image.getpixel((cx, top + 3))
-        )
-        outside = image.getpixel((left - 4, cy))
-        assert outside[0] < PRODUCT[0] * 0.6, outside
-    # The blurred background fills the rest: no black bars.
-    assert min(first.getpixel((2, 2))[:3]) >= 0 and max(first.getpixel((2, 2))[:3]) > 40
-
-
 async def test_an_unreadable_photo_is_a_clear_permanent_failure(
     provider: LocalProvider, tmp_path: Path
 ) -> None:
@@ -219,3 +141,26 @@ async def test_a_clip_of_the_wrong_shape_is_refused(
 
 async def _ignore(fraction: float) -> None:
     pass
+
+
+@pytest.mark.parametrize("shots", [None, ["hero", "end_card"]])
+async def test_the_detail_shot_opens_the_clip_unless_the_brief_leaves_it_out(
+    provider: LocalProvider, tmp_path: Path, shots: list[str] | None
+) -> None:
+    photo = write(tmp_path / "bottle.png", bottle())
+    brief = Brief(hook="Cold all day", benefits=[], palette=["#c0392b", "#f4f2ee"])
+    if shots:
+        brief = brief.model_copy(update={"shots": [Shot(kind=k) for k in shots]})  # type: ignore[arg-type]
+    request = replace(request_for(photo, aspect="1:1", duration=3), brief=brief)
+    clip = await provider.generate(request, tmp_path, _ignore)
+    (first,) = frames(clip, 0)
+    red = [
+        (x, y)
+        for y in range(0, 720, 8)
+        for x in range(0, 720, 8)
+        if all(abs(a - b) < 40 for a, b in zip(first.getpixel((x, y)), PRODUCT, strict=False))
+    ]
+    rows = {y for _, y in red}
+    # The whole bottle (its cap and base inside the frame) or a close detail filling it.
+    whole = min(rows) > 0 and max(rows) < 712
+    assert whole == bool(shots)

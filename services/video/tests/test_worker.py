@@ -3,6 +3,7 @@
 import hashlib
 from datetime import timedelta
 
+import av
 import pytest
 from faststream.rabbit import RabbitQueue
 from PIL import Image
@@ -60,6 +61,11 @@ async def test_prompt_ready_job_gets_its_clip_and_poster_and_completes(worker: W
     with Image.open(worker.stored(video["poster_key"])) as poster:
         assert poster.format == "JPEG" and poster.size == (1280, 720)
     assert "lease" not in done and "error" not in done
+    # Finished as an ad (a job from before briefs: its title is the hook), with sound.
+    assert video["finished"] is True and video["audio"]["codec"] == "aac"
+    assert abs(video["audio"]["loudness_lufs"] + 14) <= 1
+    with av.open(str(clip)) as container:
+        assert container.streams.audio[0].codec_context.sample_rate == 48_000
 
     assert statuses(done) == [
         "queued",
@@ -88,6 +94,29 @@ async def test_prompt_ready_job_gets_its_clip_and_poster_and_completes(worker: W
     got: list[bytes] = []
     await eventually(take, lambda bodies: len(bodies) >= 1, 10)
     assert [JobCompleted.model_validate_json(b).job_id for b in got] == [job["_id"]]
+
+
+async def test_finish_false_stores_the_raw_motion_clip(worker: Worker) -> None:
+    brief = {
+        "hook": "Coffee tastes better here",
+        "benefits": ["Hand-thrown stoneware"],
+        "cta": "Shop now",
+        "palette": ["#19235a", "#eeece6"],
+        "mood": "calm",
+    }
+    job = await worker.add_job(
+        MUG,
+        options={"aspect_ratio": "1:1", "duration": 3, "style": None, "finish": False},
+        brief=brief,
+    )
+    await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+    done = await worker.wait_for_status(job["_id"], "completed", "failed")
+    assert done["status"] == "completed", done.get("error")
+    video = done["video"]
+    assert video["finished"] is False and video["audio"] is None
+    with av.open(str(worker.stored(video["key"]))) as container:
+        assert not container.streams.audio
+    assert video["fidelity"] is None and video["fidelity_warning"] is False  # AI clips only
 
 
 async def test_duplicated_prompt_ready_renders_one_clip(worker: Worker) -> None:

@@ -73,6 +73,17 @@ SPEND_TODAY = Gauge(
     "Money reserved and spent on paid clips in the current UTC day, as this process last saw it.",
 )
 SPEND_LIMIT = Gauge("pv_spend_limit_usd_per_day", "SPEND_LIMIT_USD_PER_DAY (0: no daily budget).")
+VIDEO_FIDELITY = Histogram(
+    "pv_video_fidelity",
+    "How closely AI clips keep the product photo (0-1), per provider.",
+    ["provider"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+VIDEO_FIDELITY_WARNINGS = Counter(
+    "pv_video_fidelity_warnings_total",
+    "AI clips scored under FIDELITY_WARN_BELOW (the owner is warned).",
+    ["provider"],
+)
 PROMPT_REUSE = Counter("pv_prompt_reuse_total", "Prompt reuse cache lookups.", ["result"])
 RESULT_REUSE = Counter(
     "pv_result_reuse_total",

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the video stage makes something else from the same inputs (a new finishing
 # step, another renderer): every earlier result then stops matching.
-RESULT_FORMAT_VERSION = "1"
+RESULT_FORMAT_VERSION = "2"  # 2: finished ads (captions, end card, music)
 
 # How many earlier results (newest first) are looked at for one whose clip is still stored.
 CANDIDATES = 5

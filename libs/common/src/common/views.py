@@ -67,6 +67,12 @@ async def public_job(job: Job, storage: Storage, signer: Signer) -> dict[str, An
             "size": video["size"],
             "codec": video["codec"],
             "cost": (job.get("provider_job") or {}).get("cost", 0.0),
+            # The finished ad (captions, end card, music) or the raw motion clip; its sound;
+            # how closely an AI clip kept the product (None for local clips and older jobs).
+            "finished": video.get("finished"),
+            "audio": video.get("audio"),
+            "fidelity": video.get("fidelity"),
+            "fidelity_warning": bool(video.get("fidelity_warning")),
             # The job whose clip this is, when this job reused an earlier result.
             "reused_from": video.get("reused_from"),
         }

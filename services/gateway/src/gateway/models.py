@@ -64,6 +64,16 @@ class PromptPublic(BaseModel):
     cost: float | None = None
 
 
+class AudioPublic(BaseModel):
+    codec: str
+    sample_rate: int
+    channels: int
+    loudness_lufs: float | None = Field(
+        description="Integrated loudness (EBU R128), -14 for a music bed; null for silence."
+    )
+    true_peak_dbtp: float | None
+
+
 class VideoPublic(BaseModel):
     url: str = Field(description="Expiring link to the MP4 file.")
     poster_url: str = Field(description="Expiring link to the poster JPEG.")
@@ -77,6 +87,22 @@ class VideoPublic(BaseModel):
     codec: str
     cost: float | None = Field(
         default=None, description="What the video provider charged, in US dollars (0 locally)."
+    )
+    finished: bool | None = Field(
+        default=None,
+        description="true: the finished ad (captions, end card, music); false: the raw motion "
+        "clip (`finish=false`). null for jobs made before finishing existed.",
+    )
+    audio: AudioPublic | None = Field(default=None, description="The sound track, measured.")
+    fidelity: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="How closely an AI clip keeps the product photo (SSIM of the product "
+        "region); null for the local renderer.",
+    )
+    fidelity_warning: bool = Field(
+        default=False, description="The product may have drifted: watch before posting."
     )
     reused_from: str | None = Field(
         default=None,

@@ -1,6 +1,5 @@
 """Settings of the video worker (environment variables, no prefix)."""
 
-from pathlib import Path
 from typing import Self
 
 from pydantic import Field, model_validator
@@ -21,8 +20,6 @@ class VideoSettings(CommonSettings):
     render_fps: int = Field(default=30, ge=10, le=60)
     # A hung ffmpeg is killed after this long (a retryable failure).
     render_timeout_seconds: float = Field(default=180, gt=0)
-    # The title card's font; by default DejaVu Sans Bold when installed, else Pillow's own.
-    title_font_path: Path | None = None
 
     # The OpenRouter provider: the model, and how its paid job is followed.
     openrouter_video_model: str = "bytedance/seedance-2.0"
@@ -46,6 +43,8 @@ class VideoSettings(CommonSettings):
     paid_clips_per_user_per_day: int = Field(default=20, ge=0)
     # A clip's price per second when the model lists none (pricing_skus), for the budget.
     openrouter_video_usd_per_second: float = Field(default=0.15, ge=0)
+    # AI clips scoring under this product fidelity (0-1, video/fidelity.py) carry a warning.
+    fidelity_warn_below: float = Field(default=0.45, ge=0, le=1)
 
     @model_validator(mode="after")
     def _choose_provider(self) -> Self:

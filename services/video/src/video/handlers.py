@@ -17,20 +17,25 @@ from typing import Any
 from faststream import AckPolicy
 from pymongo.errors import PyMongoError
 
+from common.brief import Brief
 from common.errors import JobError
 from common.events import JobStatus, PromptReady
 from common.jobs import ClaimOutcome, Job, JobRepository
 from common.lease import LeaseLost, holding_lease
-from common.media import InvalidMedia, probe_video
+from common.media import InvalidMedia, VideoInfo, probe_video
 from common.metrics import DUPLICATE_EVENTS, PROVIDER_CALLS, PROVIDER_COST, PROVIDER_SECONDS
 from common.storage import ObjectNotFound, poster_key, video_key
 from common.storage_errors import storage_errors
 from common.worker import RetryLater, WorkerContext
+from video import finishing
 from video.budget import Spending
 from video.config import VideoSettings
+from video.fidelity import fidelity_fields
+from video.finishing.loudness import LoudnessError
 from video.poster import extract_poster, poster_time
 from video.progress import ProgressReporter
 from video.providers.base import PollLater, VideoProvider, VideoRequest, get_provider
+from video.render import RenderError
 from video.render.ffmpeg import FfmpegError, FfmpegTimeout
 from video.validation import check_clip
 
@@ -180,7 +185,10 @@ class VideoStage:
             except InvalidMedia as e:
                 raise JobError("invalid_video", f"The generated clip cannot be read: {e}") from e
             check_clip(info, request)
-            poster = await self.poster(clip, workdir / "poster.jpg", info.duration)
+            clip, info, ad = await self.finish(clip, info, request, workdir)
+            poster = await self.poster(
+                clip, workdir / "poster.jpg", info.duration, at=ad.pop("poster_at", None)
+            )
 
             if job["status"] == JobStatus.GENERATING:
                 moved = await ctx.pipeline.advance(
@@ -200,11 +208,50 @@ class VideoStage:
                 "height": info.height,
                 "size": clip.stat().st_size,
                 "codec": info.codec,
+                **ad,
             }
         # Saved before completing: a crash from here on completes without a new render.
         if not await ctx.repo.update_fields(job_id, holder=ctx.holder, fields={"video": video}):
             raise LeaseLost(job_id)
         return video
+
+    async def finish(
+        self, clip: Path, info: VideoInfo, request: VideoRequest, workdir: Path
+    ) -> tuple[Path, VideoInfo, dict[str, Any]]:
+        """The finished ad (video/finishing) and what the job's `video` says about it;
+        the raw clip when the owner asked for no finishing (`finish=false`)."""
+        # Scored for AI clips only: the local renderer shows the photo itself.
+        fields: dict[str, Any] = {"fidelity": None, "fidelity_warning": False}
+        if self.provider.name != "local":
+            fields = await fidelity_fields(request.image, clip, self.settings)
+        if not request.finish:
+            return clip, info, {**fields, "finished": False, "audio": None}
+        try:
+            finished = await finishing.finish(
+                clip,
+                request,
+                workdir,
+                duration=min(info.duration, float(request.duration)),
+                fps=info.fps or self.settings.render_fps,
+                time_limit=self.settings.render_timeout_seconds,
+            )
+            info = await asyncio.to_thread(probe_video, finished.path)
+        except FfmpegTimeout as e:
+            raise JobError("render_timeout", f"Finishing took too long: {e}", retryable=True) from e
+        except (FfmpegError, LoudnessError, InvalidMedia, RenderError) as e:
+            raise JobError("render_failed", f"The ad could not be finished: {e}") from e
+        check_clip(info, request)
+        return (
+            finished.path,
+            info,
+            {
+                **fields,
+                "finished": True,
+                "audio": finished.audio,
+                "timeline": finished.timeline_fields(),
+                "poster_at": finished.poster_at,
+            },
+        )
 
     async def request_for(self, job: Job, workdir: Path) -> VideoRequest:
         prompt = (job.get("prompt") or {}).get("text")
@@ -220,6 +267,7 @@ class VideoStage:
                     "source_missing", "The product photo is missing from storage."
                 ) from e
         options = job["options"]
+        brief = job.get("brief")
         return VideoRequest(
             job_id=job["_id"],
             image=source,
@@ -231,6 +279,13 @@ class VideoStage:
             provider_job=job.get("provider_job"),
             image_key=key,
             owner=str(job.get("owner", "")),
+            brief=Brief.model_validate(brief) if brief else None,
+            preset=options.get("preset"),
+            cta=options.get("cta"),
+            price=options.get("price"),
+            music=options.get("music") or "on",
+            captions=options.get("captions") or "on",
+            finish=options.get("finish", True) is not False,
         )
 
     async def generate(self, request: VideoRequest, workdir: Path, *, reported: int) -> Path:
@@ -267,10 +322,13 @@ class VideoStage:
         log.info("clip made by %s in %.1fs", name, time.monotonic() - started)
         return clip
 
-    async def poster(self, clip: Path, out: Path, duration: float) -> Path:
+    async def poster(self, clip: Path, out: Path, duration: float, at: float | None) -> Path:
         try:
             return await extract_poster(
-                clip, out, at=poster_time(duration), time_limit=self.settings.render_timeout_seconds
+                clip,
+                out,
+                at=poster_time(duration) if at is None else at,
+                time_limit=self.settings.render_timeout_seconds,
             )
         except FfmpegTimeout as e:
             raise JobError(

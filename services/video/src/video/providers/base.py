@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from common.brief import Brief
 from common.storage import Storage
 from video.budget import Spending
 from video.config import VideoSettings
@@ -30,6 +31,14 @@ class VideoRequest:
     image_key: str | None = None
     # Whose job it is: paid providers count their clips against the owner's cap.
     owner: str = ""
+    # The ad around the clip (job `brief` and `options`; older jobs have none of them).
+    brief: Brief | None = None
+    preset: str | None = None
+    cta: str | None = None
+    price: str | None = None
+    music: str = "on"  # "on" | "off"
+    captions: str = "on"  # "on" | "off"
+    finish: bool = True
 
 
 class VideoProvider(Protocol):

@@ -1,28 +1,47 @@
-"""The built-in provider: ffmpeg moves a camera over the still photo and adds the title
-card. Offline, free and deterministic: the same photo, prompt and title give the same clip."""
+"""The built-in provider: ffmpeg films the product photo on a composed canvas in two shots
+(a close detail, then the whole product filling the frame) joined by a cross-fade; the
+finishing step adds captions, the end card and music. Offline, free and deterministic: the
+same photo, prompt and brief give the same clip."""
 
 import asyncio
 import logging
 from pathlib import Path
 
+from common.brief import Brief
 from common.errors import JobError
 from common.media import frame_size
 from video.config import VideoSettings
+from video.finishing import brief_for
+from video.finishing.text import hex_rgb
+from video.finishing.timeline import plan as plan_timeline
 from video.providers.base import CheckpointCallback, ProgressCallback, VideoRequest
 from video.render import RenderError
-from video.render.canvas import compose_canvas
-from video.render.clip import ClipPlan, build_command
+from video.render.canvas import Still, compose, open_photo
+from video.render.clip import ClipPlan, Shot, build_command, shot_frames
 from video.render.ffmpeg import FfmpegError, FfmpegTimeout, run_ffmpeg
-from video.render.motion import choose_move, motion_for
-from video.render.titlecard import render_title_card
+from video.render.motion import choose_move, detail_motion, hero_motion
 
 log = logging.getLogger(__name__)
 
 # The canvas is this many times the frame size: zoompan moves in whole canvas pixels,
-# so a finer canvas makes the move smooth.
-CANVAS_SCALE = 3
-# Share of the progress spent before ffmpeg starts (composing the canvas and card).
+# so a finer canvas makes the move smooth (and the detail shot, at about 2x, sharp).
+CANVAS_SCALE = 2
+# Share of the progress spent before ffmpeg starts (composing the canvas).
 PREPARED = 0.1
+
+
+def focus_of(still: Still, canvas: tuple[int, int], request: VideoRequest) -> tuple[float, float]:
+    """Where the detail shot looks, in canvas fractions: the brief's focus for it (shares
+    of the photo's product), else the upper part of the product, where labels usually are."""
+    product = still.product
+    fx, fy = 0.5, 0.38
+    for shot in request.brief.shots if request.brief else []:
+        if shot.kind == "detail" and shot.focus is not None:
+            fx, fy = shot.focus
+    return (
+        (product.x + product.w * fx) / canvas[0],
+        (product.y + product.h * fy) / canvas[1],
+    )
 
 
 class LocalProvider:
@@ -31,7 +50,6 @@ class LocalProvider:
     def __init__(self, settings: VideoSettings) -> None:
         self.fps = settings.render_fps
         self.timeout = settings.render_timeout_seconds
-        self.font_path = settings.title_font_path
 
     async def generate(
         self,
@@ -45,28 +63,39 @@ class LocalProvider:
         except ValueError as e:
             raise JobError("invalid_options", str(e)) from e
         frames = max(round(request.duration * self.fps), 1)
-        motion = motion_for(choose_move(request.prompt))
         canvas_size = (frame[0] * CANVAS_SCALE, frame[1] * CANVAS_SCALE)
-        canvas = workdir / "canvas.png"
+        # BMP: written and read by ffmpeg in a fraction of a PNG's time.
+        canvas = workdir / "canvas.bmp"
+
+        def prepare() -> tuple[Still, Brief]:
+            photo = open_photo(request.image, canvas_size)
+            brief = brief_for(request, photo)
+            still = compose(photo, canvas_size, [hex_rgb(c) for c in brief.palette])
+            still.image.save(canvas, format="BMP")
+            return still, brief
+
         try:
-            await asyncio.to_thread(
-                compose_canvas, request.image, motion.product_area(), canvas_size, canvas
-            )
+            still, brief = await asyncio.to_thread(prepare)
         except RenderError as e:
             raise JobError("render_failed", str(e)) from e
-        card = await asyncio.to_thread(
-            render_title_card, request.title, frame, workdir / "title.png", self.font_path
-        )
         await progress(PREPARED)
+        timeline = plan_timeline(request.duration, brief)
+        hero = hero_motion(choose_move(request.prompt))
+        # The brief's shot plan: a detail shot first unless it leaves it out.
+        wants_detail = any(shot.kind == "detail" for shot in brief.shots)
+        if wants_detail and frames > 2 * round(0.4 * self.fps) + 2:
+            detail_n, hero_n = shot_frames(frames, self.fps, timeline.detail_until)
+            shots: tuple[Shot, ...] = (
+                Shot(detail_motion(focus_of(still, canvas_size, request)), detail_n),
+                Shot(hero, hero_n),
+            )
+        else:
+            shots = (Shot(hero, frames),)
         log.info(
-            "rendering %dx%d, %d frames, %s%s",
-            *frame,
-            frames,
-            motion.move,
-            ", with a title card" if card else "",
+            "rendering %dx%d, %d frames, %d shots, hero %s", *frame, frames, len(shots), hero.move
         )
         out = workdir / "clip.mp4"
-        plan = ClipPlan(canvas, frame, self.fps, frames, motion, card, out)
+        plan = ClipPlan(canvas, frame, self.fps, frames, shots, out)
 
         async def on_frame(done: int) -> None:
             await progress(PREPARED + (1 - PREPARED) * min(done / frames, 1.0))

@@ -371,7 +371,8 @@ class OpenRouterVideoProvider:
 
     async def conform(self, clip: Path, request: VideoRequest, out: Path) -> Path:
         """The clip as stored: H.264 4:2:0 at the exact frame size of its aspect ratio.
-        A model's own size (often a few pixels off) is scaled to fit and padded."""
+        A model's own size (often a few pixels off) is scaled to fit and padded; its own
+        sound, if it made any, is kept."""
         try:
             info = await asyncio.to_thread(probe_video, clip)
         except InvalidMedia as e:
@@ -389,6 +390,10 @@ class OpenRouterVideoProvider:
                 [
                     "-i",
                     str(clip),
+                    "-map",
+                    "0:v:0",
+                    "-map",
+                    "0:a:0?",  # a model's own sound is kept (finishing levels it)
                     "-vf",
                     video_filter,
                     "-c:v",
@@ -397,7 +402,10 @@ class OpenRouterVideoProvider:
                     "veryfast",
                     "-crf",
                     "20",
-                    "-an",
+                    "-c:a",
+                    "aac",
+                    "-ar",
+                    "48000",
                     "-movflags",
                     "+faststart",
                     "-y",

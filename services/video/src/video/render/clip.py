@@ -1,56 +1,55 @@
-"""The ffmpeg command of a clip: the camera move over the canvas (zoompan on a canvas
-several times the frame size, so the move does not jitter), the title card faded in and
-out over it, encoded as H.264 that every browser plays from the first byte."""
+"""The ffmpeg command of the local clip: two shots over the composed canvas (zoompan on a
+canvas several times the frame size, so the moves do not jitter), each eased from rest to
+rest, joined by a cross-fade: a close detail of the product, then the whole product (the
+hero shot). Encoded as H.264 that every browser plays from the first byte; the finishing
+step adds the text, the end card and the sound."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
 from video.render.motion import Motion
-from video.render.titlecard import TitleCard
 
-CARD_IN = 0.2  # the card starts fading in here (seconds)
-CARD_FADE = 0.5
-CARD_OUT_LATEST = 2.4  # it starts fading out here at the latest…
-CARD_OUT_SHARE = 0.6  # …or at this share of a short clip
+CROSSFADE = 0.4  # seconds between the detail and the hero shot
 
 
 @dataclass(frozen=True)
-class CardTiming:
-    fade_in: float
-    fade_out: float
-    fade: float = CARD_FADE
-
-    @property
-    def gone(self) -> float:
-        return self.fade_out + self.fade
-
-
-def card_timing(duration: float) -> CardTiming:
-    fade_out = max(min(CARD_OUT_LATEST, duration * CARD_OUT_SHARE), CARD_IN + CARD_FADE)
-    return CardTiming(CARD_IN, fade_out)
+class Shot:
+    motion: Motion
+    frames: int
 
 
 @dataclass(frozen=True)
 class ClipPlan:
-    canvas: Path  # the composed still, `canvas_scale` times the frame size
+    canvas: Path  # the composed still, a multiple of the frame size
     frame: tuple[int, int]
     fps: int
-    frames: int
-    motion: Motion
-    card: TitleCard | None
+    frames: int  # of the whole clip
+    shots: tuple[Shot, ...]
     out: Path
     crf: int = 20
     preset: str = "veryfast"
+
+    @property
+    def fade_frames(self) -> int:
+        return round(CROSSFADE * self.fps) if len(self.shots) > 1 else 0
+
+
+def shot_frames(total: int, fps: int, detail_until: float) -> tuple[int, int]:
+    """Frames of the detail and the hero shot: they overlap by the cross-fade and add up
+    to the clip's length exactly."""
+    fade = round(CROSSFADE * fps)
+    detail = min(max(round(detail_until * fps) + fade // 2, fade + 1), total - 1)
+    return detail, total - detail + fade
 
 
 def _num(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def zoompan(plan: ClipPlan) -> str:
+def zoompan(motion: Motion, frames: int, frame: tuple[int, int], fps: int) -> str:
     """The zoompan filter: `on` is the output frame number, eased from first to last."""
-    start, end = plan.motion.start, plan.motion.end
-    last = max(plan.frames - 1, 1)
+    start, end = motion.start, motion.end
+    last = max(frames - 1, 1)
     p = f"(on/{last})"
     e = f"({p}*{p}*(3-2*{p}))"
 
@@ -60,36 +59,36 @@ def zoompan(plan: ClipPlan) -> str:
     zoom = between(start.zoom, end.zoom)
     x = f"{between(start.cx, end.cx)}*iw-iw/zoom/2"
     y = f"{between(start.cy, end.cy)}*ih-ih/zoom/2"
-    width, height = plan.frame
-    return f"zoompan=z='{zoom}':x='{x}':y='{y}':d={plan.frames}:s={width}x{height}:fps={plan.fps}"
+    width, height = frame
+    return f"zoompan=z='{zoom}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
 
 
 def build_command(plan: ClipPlan) -> list[str]:
     """ffmpeg arguments (after the executable and its logging options)."""
-    duration = plan.frames / plan.fps
-    inputs = ["-i", str(plan.canvas)]
+    n = len(plan.shots)
     # RGB to BT.709 limited-range YUV once, as the output is tagged.
     graph = [
-        "[0:v]scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
-        f"{zoompan(plan)},setsar=1[cam]"
+        "[0:v]scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+        + (f",split={n}" if n > 1 else "")
+        + "".join(f"[c{i}]" for i in range(n))
     ]
-    last = "cam"
-    if plan.card is not None:
-        timing = card_timing(duration)
-        inputs += ["-loop", "1", "-framerate", str(plan.fps), "-i", str(plan.card.path)]
+    for i, shot in enumerate(plan.shots):
         graph.append(
-            f"[1:v]format=rgba,"
-            f"fade=t=in:st={_num(timing.fade_in)}:d={_num(timing.fade)}:alpha=1,"
-            f"fade=t=out:st={_num(timing.fade_out)}:d={_num(timing.fade)}:alpha=1[card]"
+            f"[c{i}]{zoompan(shot.motion, shot.frames, plan.frame, plan.fps)},setsar=1[s{i}]"
         )
+    last = "s0"
+    offset = 0
+    for i in range(1, n):
+        offset += plan.shots[i - 1].frames - plan.fade_frames
         graph.append(
-            f"[cam][card]overlay=x=0:y={plan.card.y}:format=yuv420:"
-            f"enable='between(t,{_num(timing.fade_in)},{_num(timing.gone)})'[titled]"
+            f"[{last}][s{i}]xfade=transition=fade:duration={_num(plan.fade_frames / plan.fps)}"
+            f":offset={_num(offset / plan.fps)}[x{i}]"
         )
-        last = "titled"
+        last = f"x{i}"
     graph.append(f"[{last}]format=yuv420p[v]")
     return [
-        *inputs,
+        "-i",
+        str(plan.canvas),
         "-filter_complex",
         ";".join(graph),
         "-map",

@@ -59,7 +59,11 @@ def fit(width: float, height: float, box: Box) -> Box:
 
 def cover(width: float, height: float, target_w: float, target_h: float) -> Box:
     """The centred part of a width x height photo with the target's proportions (what is kept
-    when the photo is scaled to cover the target)."""
-    scale = max(target_w / width, target_h / height)
-    w, h = target_w / scale, target_h / scale
-    return Box((width - w) / 2, (height - h) / 2, w, h)
+    when the photo is scaled to cover the target). Always inside the photo: the side that
+    binds is taken whole, exactly, never recomputed through a float scale (which can land a
+    hair outside, and Pillow refuses a crop box a hair below zero)."""
+    if target_w * height >= target_h * width:  # the target is wider: keep the full width
+        h = min(width * target_h / target_w, height)
+        return Box(0.0, max((height - h) / 2, 0.0), float(width), h)
+    w = min(height * target_w / target_h, width)
+    return Box(max((width - w) / 2, 0.0), 0.0, w, float(height))

@@ -125,3 +125,36 @@ def motion_for(move: Move) -> Motion:
         View(PAN_ZOOM, 0.5 - direction * PAN_SHIFT),
         View(PAN_ZOOM, 0.5 + direction * PAN_SHIFT),
     )
+
+
+HERO_ZOOM = 1.07  # the hero shot moves gently: the product stays whole in every frame
+HERO_PAN_ZOOM, HERO_PAN_SHIFT = 1.05, 0.02
+DETAIL_ZOOM = (1.75, 1.95)  # the detail shot pushes in on a part of the product
+
+
+def hero_motion(move: Move) -> Motion:
+    """The prompt's move, gentle enough for a product that fills the frame."""
+    if move is Move.ZOOM_IN:
+        return Motion(move, View(1.0), View(HERO_ZOOM))
+    if move is Move.ZOOM_OUT:
+        return Motion(move, View(HERO_ZOOM), View(1.0))
+    direction = -1 if move is Move.PAN_LEFT else 1
+    return Motion(
+        move,
+        View(HERO_PAN_ZOOM, 0.5 - direction * HERO_PAN_SHIFT),
+        View(HERO_PAN_ZOOM, 0.5 + direction * HERO_PAN_SHIFT),
+    )
+
+
+def detail_motion(focus: tuple[float, float]) -> Motion:
+    """A slow push in on `focus` (canvas fractions), every view inside the canvas."""
+
+    def view(zoom: float) -> View:
+        half = 1 / (2 * zoom)
+        return View(
+            zoom,
+            min(max(focus[0], half), 1 - half),
+            min(max(focus[1], half), 1 - half),
+        )
+
+    return Motion(Move.ZOOM_IN, view(DETAIL_ZOOM[0]), view(DETAIL_ZOOM[1]))

@@ -1,0 +1,128 @@
+"""Product fidelity: how much of the product photo an AI clip still shows. Image-to-video
+models drift (labels melt, logos change); the clip's first and middle frames are compared
+with the photo on the product's region (SSIM of blurred greyscale thumbnails, tolerant of
+a little camera movement), giving `video.fidelity` from 0 (nothing alike) to 1 (the same).
+Under FIDELITY_WARN_BELOW the job carries a warning for the owner."""
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image, ImageFilter
+
+from common.metrics import VIDEO_FIDELITY as FIDELITY
+from common.metrics import VIDEO_FIDELITY_WARNINGS as FIDELITY_WARNINGS
+from video.config import VideoSettings
+from video.render import RenderError
+from video.render.canvas import open_photo, product_region
+from video.render.geometry import Box, cover, fit
+
+log = logging.getLogger(__name__)
+
+THUMB = 48  # pixels on the longer side of the compared region
+_C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+
+def _grey(image: Image.Image, box: Box) -> np.ndarray:
+    region = image.crop((round(box.x), round(box.y), round(box.right), round(box.bottom)))
+    scale = THUMB / max(region.size)
+    size = (max(round(region.width * scale), 8), max(round(region.height * scale), 8))
+    small = region.convert("L").resize(size, Image.Resampling.BOX)
+    return np.asarray(small.filter(ImageFilter.GaussianBlur(1.2)), dtype=np.float64)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM over 7x7 windows (uniform), clipped to 0..1."""
+    k = 7
+    if min(a.shape) < k:
+        k = min(a.shape)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        c = np.cumsum(np.cumsum(np.pad(x, ((1, 0), (1, 0))), axis=0), axis=1)
+        return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+
+    ma, mb = mean(a), mean(b)
+    va, vb = mean(a * a) - ma**2, mean(b * b) - mb**2
+    cov = mean(a * b) - ma * mb
+    score = ((2 * ma * mb + _C1) * (2 * cov + _C2)) / ((ma**2 + mb**2 + _C1) * (va + vb + _C2))
+    return float(np.clip(score.mean(), 0.0, 1.0))
+
+
+def _frames(clip: Path) -> list[Image.Image]:
+    """The clip's first and middle frames."""
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        total = stream.frames or 0
+        decoded = [f.to_image() for f in container.decode(video=0)] if not total else []
+        if decoded:
+            return [decoded[0], decoded[len(decoded) // 2]]
+    wanted = {0, total // 2}
+    found: dict[int, Image.Image] = {}
+    with av.open(str(clip)) as container:
+        for n, frame in enumerate(container.decode(video=0)):
+            if n in wanted:
+                found[n] = frame.to_image()
+            if n >= max(wanted):
+                break
+    return [found[n] for n in sorted(found)]
+
+
+def score(photo_path: Path, clip: Path) -> float:
+    """The fidelity of the clip to the photo, 0-1."""
+    frames = _frames(clip)
+    frame_w, frame_h = frames[0].size
+    photo = open_photo(photo_path, (frame_w, frame_h))
+    if photo.mode == "RGBA":
+        flat = Image.new("RGB", photo.size, (128, 128, 128))
+        flat.paste(photo, mask=photo.getchannel("A"))
+        photo = flat
+    region = product_region(photo)
+    reference = _grey(photo, region)
+    best = 0.0
+    # The model got the photo as its first frame; it either fills its frame with it
+    # (cropping) or fits it whole. Whichever matches the first frame better is how it did.
+    for placed in _placements(photo.size, (frame_w, frame_h)):
+        sx, sy = placed.w / photo.width, placed.h / photo.height
+        seen = Box(
+            placed.x + region.x * sx, placed.y + region.y * sy, region.w * sx, region.h * sy
+        ).intersection(Box(0, 0, frame_w, frame_h))
+        if seen.w < 8 or seen.h < 8:
+            continue
+        scores = [ssim(reference, _resized(_grey(f, seen), reference.shape)) for f in frames]
+        best = max(best, sum(scores) / len(scores))
+    return round(best, 3)
+
+
+def _placements(photo: tuple[int, int], frame: tuple[int, int]) -> list[Box]:
+    width, height = photo
+    kept = cover(width, height, *frame)  # the part of the photo a cropping model keeps
+    scale = frame[0] / kept.w
+    cropped = Box(-kept.x * scale, -kept.y * scale, width * scale, height * scale)
+    return [cropped, fit(width, height, Box(0, 0, *frame))]
+
+
+def _resized(grey: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    image = Image.fromarray(grey.astype(np.uint8)).resize(
+        (shape[1], shape[0]), Image.Resampling.BILINEAR
+    )
+    return np.asarray(image, dtype=np.float64)
+
+
+async def fidelity_fields(photo: Path, clip: Path, settings: VideoSettings) -> dict[str, Any]:
+    """`fidelity` and `fidelity_warning` for the job's `video`, the metric observed."""
+    try:
+        value = await asyncio.to_thread(score, photo, clip)
+    except (av.FFmpegError, RenderError, OSError, ValueError) as e:
+        # A score is a courtesy to the owner: no reason to fail a clip that is paid for.
+        log.warning("the clip's fidelity could not be scored: %s", e)
+        return {"fidelity": None, "fidelity_warning": False}
+    warn = value < settings.fidelity_warn_below
+    provider = settings.video_provider
+    FIDELITY.labels(provider=provider).observe(value)
+    if warn:
+        FIDELITY_WARNINGS.labels(provider=provider).inc()
+        log.warning("the clip keeps little of the product photo (fidelity %.2f)", value)
+    return {"fidelity": value, "fidelity_warning": warn}

@@ -1,0 +1,129 @@
+"""The end card: the last 1.5-2 s of the ad, a full frame in the brief's palette with the
+product, its title, the call to action and (when given) the price, all inside the preset's
+text-safe area (the product may use the whole width above the text). In a clip too short
+for both, the hook caption stays on over the top of it."""
+
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+from common.presets import SafeArea
+from video.finishing.text import RGB, blend, contrast, draw_line, hex_rgb, luminance, wrap
+
+WHITE: RGB = (255, 255, 255)
+INK: RGB = (17, 17, 17)
+
+
+def _text_on(background: RGB) -> RGB:
+    return WHITE if contrast(WHITE, background) >= contrast(INK, background) else INK
+
+
+def _readable(colour: RGB, text: RGB, minimum: float = 4.5) -> RGB:
+    """The colour, darkened (for white text) or lightened (for dark text) until it reads."""
+    towards = (0, 0, 0) if text == WHITE else WHITE
+    for _ in range(40):
+        if contrast(colour, text) >= minimum:
+            return colour
+        colour = blend(towards, colour, 0.1)
+    return (0, 0, 0) if text == WHITE else WHITE
+
+
+def colours(palette: list[str]) -> tuple[RGB, RGB, RGB, RGB]:
+    """Background top and bottom, the text colour on them, and the button's colour."""
+    rgb = [hex_rgb(c) for c in palette]
+    base = min(rgb, key=luminance)  # the darkest colour as the ground: product pops off it
+    top = blend(WHITE, base, 0.12)
+    bottom = blend((0, 0, 0), base, 0.25)
+    text = _text_on(base)
+    top, bottom = _readable(top, text), _readable(bottom, text)
+    accent = max(rgb, key=lambda c: max(c) - min(c))  # the most colourful
+    if accent == base:
+        accent = max(rgb, key=luminance)
+    return top, bottom, text, accent
+
+
+def _gradient(size: tuple[int, int], top: RGB, bottom: RGB) -> Image.Image:
+    ramp = Image.linear_gradient("L").resize(size, Image.Resampling.BILINEAR)
+    return Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), ramp)
+
+
+def _product(photo: Image.Image, box: tuple[int, int]) -> Image.Image:
+    """The photo fitted in box, rounded corners when it is opaque, as RGBA."""
+    fitted = ImageOps.contain(photo, box, Image.Resampling.LANCZOS)
+    if fitted.mode == "RGBA":
+        return fitted
+    fitted = fitted.convert("RGBA")
+    mask = Image.new("L", fitted.size, 0)
+    ImageDraw.Draw(mask).rounded_rectangle(
+        (0, 0, fitted.width - 1, fitted.height - 1), radius=max(min(fitted.size) // 14, 2), fill=255
+    )
+    fitted.putalpha(mask)
+    return fitted
+
+
+def _lines(text: str, size: int, width: int, colour: RGB, max_lines: int) -> list[Image.Image]:
+    lines = wrap(text, size, width)[:max_lines]
+    return [draw_line(line, size, colour) for line in lines]
+
+
+def render_end_card(
+    photo: Image.Image,
+    title: str,
+    cta: str,
+    price: str | None,
+    palette: list[str],
+    frame: tuple[int, int],
+    safe: SafeArea,
+    out: Path,
+) -> Path:
+    """Write the card: an opaque PNG of the frame size."""
+    width, height = frame
+    top_c, bottom_c, text_c, accent = colours(palette)
+    card = _gradient(frame, top_c, bottom_c).convert("RGBA")
+    left, _, right, bottom = safe.box(width, height)
+    safe_w = right - left
+    portrait = height > width
+    unit = height * (0.045 if portrait else 0.062)
+
+    # Text first (its height decides the product's room): title, price, button.
+    title_imgs = _lines(title, round(unit * 0.9), safe_w, text_c, 2)
+    price_imgs = _lines(price, round(unit * 1.1), safe_w, text_c, 1) if price else []
+    cta_size = round(unit)
+    cta_text = _text_on(accent)
+    button_c = _readable(accent, cta_text)
+    cta_img = draw_line(cta, cta_size, cta_text)
+    pad_x, pad_y = round(cta_size * 0.9), round(cta_size * 0.35)
+    button_w = min(cta_img.width + 2 * pad_x, safe_w)
+    button_h = cta_img.height + 2 * pad_y
+    gap = round(unit * 0.35)
+    text_h = sum(i.height for i in title_imgs + price_imgs) + button_h + gap * 3
+
+    # The product may use the whole width above the text (only text keeps to the safe area).
+    product_top = round(height * 0.06)
+    text_top = bottom - text_h
+    room = (round(width * 0.84), max(text_top - gap - product_top, round(height * 0.2)))
+    product = _product(photo, room)
+    px = (width - product.width) // 2
+    py = product_top + (room[1] - product.height) // 2
+    # A soft shadow of the product's own shape (a cut-out's outline, a photo's card).
+    shadow = Image.new("RGBA", card.size, (0, 0, 0, 0))
+    silhouette = Image.new("RGBA", product.size, (0, 0, 0, 100))
+    silhouette.putalpha(product.getchannel("A").point(lambda v: v * 100 // 255))
+    shadow.alpha_composite(silhouette, (px, py + max(product.height // 40, 2)))
+    card.alpha_composite(shadow.filter(ImageFilter.GaussianBlur(max(width // 60, 2))))
+    card.alpha_composite(product, (px, py))
+
+    y = max(text_top, py + product.height + gap)
+    for image in title_imgs + price_imgs:
+        crop = image.crop((0, 0, min(image.width, safe_w), image.height))
+        card.alpha_composite(crop, (left + (safe_w - crop.width) // 2, y))
+        y += image.height
+    y += gap
+    bx = left + (safe_w - button_w) // 2
+    ImageDraw.Draw(card).rounded_rectangle(
+        (bx, y, bx + button_w, y + button_h), radius=button_h // 2, fill=(*button_c, 255)
+    )
+    crop = cta_img.crop((0, 0, min(cta_img.width, button_w - 2), cta_img.height))
+    card.alpha_composite(crop, (bx + (button_w - crop.width) // 2, y + pad_y))
+    card.convert("RGB").save(out, format="PNG", compress_level=1)
+    return out
