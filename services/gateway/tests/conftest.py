@@ -117,7 +117,7 @@ async def _delete_topology(amqp: Any, settings: GatewaySettings) -> None:
     topology = Topology(settings)
     async with amqp.channel() as channel:
         for work in topology.work_queues:
-            for queue in (work.queue, work.dead_letter, *(q for _, q in work.retries)):
+            for queue in work.all_queues:
                 await channel.queue_delete(queue.name)
         await channel.exchange_delete(topology.exchange.name)
 

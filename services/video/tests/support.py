@@ -124,10 +124,7 @@ async def eventually(
 
 async def delete_topology(ctx: WorkerContext) -> None:
     """This test's queues and exchange: the broker is shared with other sessions."""
-    for work in ctx.topology.work_queues:
-        for queue in (work.queue, work.dead_letter, *(q for _, q in work.retries)):
-            await (await ctx.broker.declare_queue(queue)).delete(if_unused=False, if_empty=False)
-    await (await ctx.broker.declare_exchange(ctx.topology.exchange)).delete()
+    await ctx.topology.delete()
 
 
 @asynccontextmanager

@@ -4,7 +4,9 @@ before anything is paid; then the video worker with it, on the real broker, data
 storage."""
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -337,7 +339,16 @@ def test_the_key_chooses_the_provider(monkeypatch: pytest.MonkeyPatch) -> None:
 async def openrouter_worker(
     settings: CommonSettings, fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Worker]:
-    for key, value in fake.env().items():
+    async with worker_on(fake, monkeypatch) as worker:
+        yield worker
+
+
+@asynccontextmanager
+async def worker_on(
+    fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> AsyncIterator[Worker]:
+    """The video worker with the OpenRouter provider on the fake, `env` set over its own."""
+    for key, value in {**fake.env(), **env}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("VIDEO_PROVIDER", raising=False)
     video_settings = VideoSettings()
@@ -377,6 +388,28 @@ async def test_the_worker_polls_through_retry_queues_and_stores_the_clip(
     assert (done["video"]["width"], done["video"]["height"]) == (720, 1280)
     assert worker.stored(done["video"]["key"]).is_file()
     assert "lease" not in done and done["attempts"] == 0
+
+
+async def test_a_poll_comes_back_when_asked_not_at_the_next_retry_tier(
+    settings: CommonSettings, fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polls every 2 s while the only retry tier is 20 s: each poll comes 2 s or a little
+    more after the one before (its own delay queue), never early and far from 20 s."""
+    fake.video_plan = VideoPlan(polls=("pending", "in_progress", "in_progress"))
+    polls_every = {
+        "RETRY_DELAYS": "[20]",
+        "OPENROUTER_POLL_INTERVAL_SECONDS": "2",
+        "OPENROUTER_POLL_MAX_INTERVAL_SECONDS": "2",
+    }
+    async with worker_on(fake, monkeypatch, **polls_every) as worker:
+        job = await worker.add_job(mug())
+        await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+        done = await worker.wait_for_status(job["_id"], "completed", "failed", within=60)
+    assert done["status"] == "completed", done.get("error")
+    polls = [call.at for call in fake.calls("GET /videos/{id}")]
+    assert len(polls) == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]
+    assert all(2.0 <= gap < 12 for gap in gaps), gaps
 
 
 async def test_the_worker_fails_the_job_with_the_providers_reason(

@@ -246,12 +246,15 @@ class JobRepository:
             {"_id": job_id}, {"$set": {"retry_at": now() + timedelta(seconds=seconds)}}
         )
 
-    async def hand_back(self, job_id: str, *, holder: str) -> bool:
+    async def hand_back(self, job_id: str, *, holder: str, retry_in: float | None = None) -> bool:
         """Give up our lease at once (a worker shutting down mid-job), so the
-        redelivered event is taken over without waiting for the lease to run out."""
-        result = await self.jobs.update_one(
-            {"_id": job_id, "lease.holder": holder}, {"$unset": {"lease": ""}}
-        )
+        redelivered event is taken over without waiting for the lease to run out. With
+        `retry_in`, also note when the event comes back (`schedule_retry`), in the same
+        write: a provider's job polled again later."""
+        update: dict[str, Any] = {"$unset": {"lease": ""}}
+        if retry_in is not None:
+            update["$set"] = {"retry_at": now() + timedelta(seconds=retry_in)}
+        result = await self.jobs.update_one({"_id": job_id, "lease.holder": holder}, update)
         return result.modified_count == 1
 
     async def cancel(self, job_id: str) -> Job | None:

@@ -29,10 +29,13 @@ class VideoSettings(CommonSettings):
     # Asked for when the model lists it (else the nearest it lists); the clip is scaled to
     # the frame size of its aspect ratio either way.
     openrouter_video_resolution: str = "720p"
-    # Polls start this far apart and spread out to the maximum as the job ages; each poll is
-    # one delivery (the message waits in a retry queue in between, holding no slot).
-    openrouter_poll_interval_seconds: float = Field(default=10, gt=0)
-    openrouter_poll_max_interval_seconds: float = Field(default=30, gt=0)
+    # Polls start this far apart and spread out to the maximum as the job ages (a sixth of
+    # its age: every 5 s for the first half minute, every 15 s from 90 s on, for models
+    # that take 30-180 s); each poll is one delivery, the message waiting in the delay
+    # queue of that many seconds in between, holding no slot. Polls per second in all:
+    # about jobs in flight / interval (webhook mode needs far fewer).
+    openrouter_poll_interval_seconds: float = Field(default=5, gt=0)
+    openrouter_poll_max_interval_seconds: float = Field(default=15, gt=0)
     # A job OpenRouter has not finished this long after submission fails as provider_timeout.
     openrouter_video_deadline_seconds: float = Field(default=1200, gt=0)
     # How long the model list (GET /videos/models) is trusted before it is read again.

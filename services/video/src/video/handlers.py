@@ -118,11 +118,12 @@ class VideoStage:
                 await self.cancel_at_provider(job["_id"])
                 return
             except PollLater as later:
-                # The provider's job still runs: hand the job back and look again later,
-                # from a retry queue, instead of holding a prefetch slot while it runs.
-                await ctx.repo.hand_back(job["_id"], holder=ctx.holder)
+                # The provider's job still runs: hand the job back and look again after
+                # the time asked for, from a delay queue, instead of holding a prefetch
+                # slot while it runs.
+                await ctx.repo.hand_back(job["_id"], holder=ctx.holder, retry_in=later.seconds)
                 log.info("provider job %s; next poll in %.0fs", later.status, later.seconds)
-                raise RetryLater(later.seconds) from None
+                raise RetryLater(later.seconds, exact=True) from None
             if video is None:
                 return
         else:
