@@ -24,6 +24,11 @@ Job = dict[str, Any]
 # How often a transition re-reads and tries again when another writer moved `seq` first.
 _MAX_CAS_ROUNDS = 8
 
+# One document per owner with a running-jobs limit: `{_id: owner, jobs: [{j: job id, g:
+# the job's retries when taken, t: when}]}`, one entry per unfinished job (the gateway's
+# `Limiter.reserve` adds it; a job that reaches a final status pulls its own).
+RUNNING_JOBS = "running_jobs"
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -50,6 +55,7 @@ class Claim:
 class JobRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.jobs = db["jobs"]
+        self.running = db[RUNNING_JOBS]
 
     async def create(self, job: Job) -> tuple[Job, bool]:
         """Insert a new job; with an idempotency key already used by the owner,
@@ -118,8 +124,18 @@ class JobRepository:
                 return_document=ReturnDocument.AFTER,
             )
             if updated is not None:
+                if to in FINAL_STATUSES and updated.get("running_slot"):
+                    await self.release_running(updated)
                 return updated
         return None
+
+    async def release_running(self, job: Job) -> None:
+        """Give back the running-jobs slot of a job that has ended (idempotent; a slot
+        lost to a crash right before this is found and dropped by the gateway)."""
+        await self.running.update_one(
+            {"_id": job["owner"]},
+            {"$pull": {"jobs": {"j": job["_id"], "g": job.get("retries", 0)}}},
+        )
 
     async def claim(
         self,
