@@ -1,9 +1,10 @@
 """The job repository: job documents in MongoDB and their status machine.
 
-Every status change is an atomic conditional update on the expected current
-status *and* `seq`, so concurrent or duplicated handlers can never both win,
-and every change appends `{seq, status, progress, at}` to `history`: the
-notifier replays it so that a watcher misses no step.
+Every status change is one atomic conditional update on the expected current
+status (an update pipeline that also increments `seq`), so concurrent or duplicated
+handlers can never both win, and every change appends `{seq, status, progress, at}`
+to `history` in the same write: the notifier replays it so that a watcher misses no
+step.
 """
 
 import uuid
@@ -20,9 +21,6 @@ from pymongo.errors import DuplicateKeyError
 from common.events import FINAL_STATUSES, JobStatus
 
 Job = dict[str, Any]
-
-# How often a transition re-reads and tries again when another writer moved `seq` first.
-_MAX_CAS_ROUNDS = 8
 
 # One document per owner with a running-jobs limit: `{_id: owner, jobs: [{j: job id, g:
 # the job's retries when taken, t: when}]}`, one entry per unfinished job (the gateway's
@@ -91,43 +89,42 @@ class JobRepository:
         *,
         expected: Iterable[JobStatus],
         to: JobStatus,
-        progress: int,
+        progress: int | None,
         fields: dict[str, Any] | None = None,
         unset: Iterable[str] = (),
     ) -> Job | None:
         """Move the job to `to` if its status is one of `expected`; None if it is not
-        (a duplicate or late message). Progress-only changes use the same status in both."""
-        expected_values = [s.value for s in expected]
-        for _ in range(_MAX_CAS_ROUNDS):
-            job = await self.jobs.find_one({"_id": job_id}, {"status": 1, "seq": 1})
-            if job is None or job["status"] not in expected_values:
-                return None
-            seq = job["seq"] + 1
-            stamp = now()
-            update: dict[str, Any] = {
-                "$set": {
-                    "status": to.value,
-                    "progress": progress,
-                    "seq": seq,
-                    "updated_at": stamp,
-                    **(fields or {}),
-                },
-                "$push": {
-                    "history": {"seq": seq, "status": to.value, "progress": progress, "at": stamp}
-                },
-            }
-            if unset:
-                update["$unset"] = dict.fromkeys(unset, "")
-            updated = await self.jobs.find_one_and_update(
-                {"_id": job_id, "status": job["status"], "seq": job["seq"]},
-                update,
-                return_document=ReturnDocument.AFTER,
-            )
-            if updated is not None:
-                if to in FINAL_STATUSES and updated.get("running_slot"):
-                    await self.release_running(updated)
-                return updated
-        return None
+        (a duplicate or late message). Progress-only changes use the same status in both;
+        `progress=None` keeps the job's own.
+
+        One round trip: an update pipeline matches the expected status, increments `seq`
+        and appends the history entry with the new `seq` in the same atomic write, so no
+        read comes first and concurrent writers are ordered by the database (every field
+        value goes in as a `$literal`: a user's text is never read as an expression)."""
+        stamp = now()
+        kept = "$progress" if progress is None else {"$literal": progress}
+        step: dict[str, Any] = {
+            "status": {"$literal": to.value},
+            "progress": kept,
+            "seq": {"$add": ["$seq", 1]},
+            "updated_at": {"$literal": stamp},
+            **{name: {"$literal": value} for name, value in (fields or {}).items()},
+        }
+        entry = {"seq": "$seq", "status": "$status", "progress": "$progress", "at": "$updated_at"}
+        pipeline: list[dict[str, Any]] = [
+            {"$set": step},
+            {"$set": {"history": {"$concatArrays": [{"$ifNull": ["$history", []]}, [entry]]}}},
+        ]
+        if unset:
+            pipeline.append({"$unset": list(unset)})
+        updated: Job | None = await self.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": [s.value for s in expected]}},
+            pipeline,
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is not None and to in FINAL_STATUSES and updated.get("running_slot"):
+            await self.release_running(updated)
+        return updated
 
     async def release_running(self, job: Job) -> None:
         """Give back the running-jobs slot of a job that has ended (idempotent; a slot
@@ -218,13 +215,11 @@ class JobRepository:
     ) -> Job | None:
         """Fail a job that is not final yet (or only in one of `expected`), saying why."""
         active = [s for s in JobStatus if s not in FINAL_STATUSES]
-        job = await self.get(job_id)
-        progress = job["progress"] if job else 0
         return await self.transition(
             job_id,
             expected=active if expected is None else expected,
             to=JobStatus.FAILED,
-            progress=progress,
+            progress=None,
             fields={"error": {"code": code, "message": message, "retryable": retryable}},
             unset=["lease"],
         )
@@ -277,12 +272,11 @@ class JobRepository:
         """Cancel a job that is not final yet; None when it is (or does not exist).
         Dropping the lease makes a worker still busy with it stop at its next renewal."""
         active = [s for s in JobStatus if s not in FINAL_STATUSES]
-        job = await self.get(job_id)
         return await self.transition(
             job_id,
             expected=active,
             to=JobStatus.CANCELED,
-            progress=job["progress"] if job else 0,
+            progress=None,
             fields={"canceled_at": now()},
             unset=["lease", "retry_at"],
         )

@@ -21,10 +21,10 @@ from common.settings import CommonSettings
 DELIVERY_LIMIT = 10
 
 # The delays a delay queue exists for: (up to, step) in seconds. Every second up to 20 s,
-# then every 5 s up to a minute, 15 s up to 3 minutes, a minute up to 10 minutes (43
+# then every 5 s up to a minute, 15 s up to 3 minutes, 30 s up to 10 minutes (50
 # queues per work queue at most, declared when first used). Each queue holds its messages
 # exactly its own TTL, the same for all of them, so they leave in the order they came.
-DELAY_STEPS: tuple[tuple[int, int], ...] = ((20, 1), (60, 5), (180, 15), (600, 60))
+DELAY_STEPS: tuple[tuple[int, int], ...] = ((20, 1), (60, 5), (180, 15), (600, 30))
 LONGEST_DELAY = DELAY_STEPS[-1][0]
 
 
