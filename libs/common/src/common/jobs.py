@@ -145,25 +145,53 @@ class JobRepository:
         holder: str,
     ) -> Claim:
         """Take the job's stage: from `ready` into `working[0]`, or take over a
-        `working` job whose holder's lease ran out (its worker died)."""
-        until = now() + timedelta(seconds=lease_seconds)
-        lease = {"lease": {"holder": holder, "until": until}}
-        job = await self.transition(
-            job_id, expected=[ready], to=working[0], progress=progress, fields=lease
-        )
-        if job is not None:
-            return Claim(ClaimOutcome.CLAIMED, job)
+        `working` job whose holder's lease ran out (its worker died) or was handed back
+        (the next poll of a provider's job). One round trip either way: the update
+        pipeline moves the status (with its `seq` and history entry) only when the job
+        was `ready`, and says which it was in the lease (`lease.resumed`)."""
+        stamp = now()
+        working_values = [s.value for s in working]
+        was_ready = {"$eq": ["$status", ready.value]}
+        entry = {
+            "seq": {"$add": ["$seq", 1]},
+            "status": {"$literal": working[0].value},
+            "progress": {"$literal": progress},
+            "at": {"$literal": stamp},
+        }
+        history = {"$concatArrays": [{"$ifNull": ["$history", []]}, [entry]]}
+        lease = {
+            "holder": {"$literal": holder},
+            "until": {"$literal": stamp + timedelta(seconds=lease_seconds)},
+            "resumed": {"$not": [was_ready]},
+        }
         job = await self.jobs.find_one_and_update(
             {
                 "_id": job_id,
-                "status": {"$in": [s.value for s in working]},
-                "$or": [{"lease": {"$exists": False}}, {"lease.until": {"$lt": now()}}],
+                "$or": [
+                    {"status": ready.value},
+                    {
+                        "status": {"$in": working_values},
+                        "$or": [{"lease": {"$exists": False}}, {"lease.until": {"$lt": stamp}}],
+                    },
+                ],
             },
-            {"$set": {**lease, "updated_at": now()}},
+            [
+                {
+                    "$set": {
+                        "status": {"$cond": [was_ready, working[0].value, "$status"]},
+                        "progress": {"$cond": [was_ready, progress, "$progress"]},
+                        "seq": {"$cond": [was_ready, {"$add": ["$seq", 1]}, "$seq"]},
+                        "history": {"$cond": [was_ready, history, "$history"]},
+                        "lease": lease,
+                        "updated_at": {"$literal": stamp},
+                    }
+                }
+            ],
             return_document=ReturnDocument.AFTER,
         )
         if job is not None:
-            return Claim(ClaimOutcome.RESUMED, job)
+            resumed = job["lease"].get("resumed")
+            return Claim(ClaimOutcome.RESUMED if resumed else ClaimOutcome.CLAIMED, job)
         job = await self.get(job_id)
         if job is None or job["status"] not in [s.value for s in working]:
             return Claim(ClaimOutcome.DONE, job)

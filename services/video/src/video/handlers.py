@@ -212,13 +212,16 @@ class VideoStage:
             raise JobError("prompt_missing", "The job has no video prompt to render.")
         key = job["image"]["key"]
         source = workdir / f"source{Path(key).suffix}"
-        with storage_errors("download the product photo"):
-            try:
-                await self.ctx.storage.download(key, source)
-            except ObjectNotFound as e:
-                raise JobError(
-                    "source_missing", "The product photo is missing from storage."
-                ) from e
+        provider_job = job.get("provider_job") or {}
+        # A provider's job already submitted (the next poll) needs no photo: not fetched.
+        if not provider_job.get("id"):
+            with storage_errors("download the product photo"):
+                try:
+                    await self.ctx.storage.download(key, source)
+                except ObjectNotFound as e:
+                    raise JobError(
+                        "source_missing", "The product photo is missing from storage."
+                    ) from e
         options = job["options"]
         return VideoRequest(
             job_id=job["_id"],
