@@ -7,14 +7,21 @@ from pydantic import Field, model_validator
 
 from common.settings import CommonSettings
 
+# The default prefetch with the OpenRouter provider (see `prefetch`).
+OPENROUTER_PREFETCH = 16
+
 
 class VideoSettings(CommonSettings):
     service_name: str = "video"
     # Which provider makes clips: "local" (ffmpeg, offline) or "openrouter" (an
     # image-to-video model). Unset: "openrouter" when OPENROUTER_API_KEY is set, else "local".
     video_provider: str = ""
-    # Clips in flight per worker: a local render keeps about two cores busy.
+    # Messages handled at once per worker. Default: 2 with the local renderer (a render keeps
+    # about two cores busy), 16 with OpenRouter (a delivery mostly waits on HTTP: a poll,
+    # a download), where MEDIA_CONCURRENCY bounds the ffmpeg work instead.
     prefetch: int = Field(default=2, ge=1)
+    # ffmpeg processes (render, re-encode, poster) at once in this worker.
+    media_concurrency: int = Field(default=2, ge=1)
     # How long a claim on a job's generating stage holds before another worker may take over;
     # renewed while the clip is being made.
     lease_seconds: float = Field(default=300, gt=0)
@@ -47,4 +54,6 @@ class VideoSettings(CommonSettings):
     def _choose_provider(self) -> Self:
         if not self.video_provider:
             self.video_provider = "openrouter" if self.openrouter_api_key else "local"
+        if self.video_provider == "openrouter" and "prefetch" not in self.model_fields_set:
+            self.prefetch = OPENROUTER_PREFETCH
         return self

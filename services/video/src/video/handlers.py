@@ -30,7 +30,7 @@ from video.config import VideoSettings
 from video.poster import extract_poster, poster_time
 from video.progress import ProgressReporter
 from video.providers.base import PollLater, VideoProvider, VideoRequest, get_provider
-from video.render.ffmpeg import FfmpegError, FfmpegTimeout
+from video.render.ffmpeg import FfmpegError, FfmpegTimeout, limit_media
 from video.validation import check_clip
 
 log = logging.getLogger(__name__)
@@ -286,6 +286,7 @@ def register(
     ctx: WorkerContext, settings: VideoSettings, provider: VideoProvider | None = None
 ) -> VideoStage:
     """Subscribe the video stage to `video.jobs` on the worker's broker."""
+    limit_media(settings.media_concurrency)
     stage = VideoStage(ctx, settings, provider or get_provider(settings, ctx.storage))
     work = ctx.topology.video_jobs
 
