@@ -20,7 +20,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from faststream.rabbit import RabbitBroker
 
 from common.settings import CommonSettings
 from common.topology import Topology
@@ -204,10 +203,7 @@ def delete_topology(env: dict[str, str]) -> None:
             retry_delays=json.loads(env["RETRY_DELAYS"]),
             amqp_queue_expires_seconds=int(env["AMQP_QUEUE_EXPIRES_SECONDS"]),
         )
-        broker = RabbitBroker(settings.amqp_url, logger=None)
-        async with broker:
-            await broker.connect()
-            await Topology(settings).delete(broker)
+        await Topology(settings).delete()
 
     # In a thread of its own: asyncio.run must not touch the tests' event loop.
     worker = threading.Thread(target=asyncio.run, args=(delete(),))

@@ -5,11 +5,20 @@ for ever."""
 import asyncio
 
 from faststream.rabbit import RabbitBroker
+from hypothesis import given
+from hypothesis import settings as settings_of_hypothesis
+from hypothesis import strategies as st
 
 from common.events import JobSubmitted
 from common.messaging import Publishers, make_broker
 from common.settings import CommonSettings
-from common.topology import DELIVERY_LIMIT, Topology
+from common.topology import (
+    DELIVERY_LIMIT,
+    LONGEST_DELAY,
+    Topology,
+    delay_bucket,
+    delay_buckets,
+)
 
 
 async def test_a_message_returned_too_often_goes_to_the_dead_letter_queue(
@@ -45,3 +54,19 @@ async def test_a_message_returned_too_often_goes_to_the_dead_letter_queue(
             assert JobSubmitted.model_validate_json(letter.body).job_id == "j1"
         finally:
             await topology.delete(broker)
+
+
+@settings_of_hypothesis(max_examples=300, deadline=None)
+@given(st.floats(min_value=0, max_value=3 * LONGEST_DELAY, allow_nan=False))
+def test_a_delay_goes_to_a_queue_never_shorter_and_little_longer(seconds: float) -> None:
+    """A wait is never cut short, rounded up by at most its step (a tenth of it or a
+    second), and every bucket it may choose has its queue."""
+    bucket = delay_bucket(seconds)
+    assert bucket in delay_buckets()
+    if seconds <= LONGEST_DELAY:
+        assert bucket >= seconds
+        assert bucket - seconds <= max(1.0, 0.25 * seconds)
+    else:
+        assert bucket == LONGEST_DELAY  # the rest after going round it (x-not-before)
+    work = Topology(CommonSettings(amqp_prefix="t.")).video_jobs
+    assert work.delay_queue(seconds)[1].name == f"t.video.jobs.delay.{bucket}s"

@@ -116,6 +116,38 @@ async def test_racing_submissions_on_two_replicas_never_pass_the_running_limit(s
         assert await one.job_count() == 2
 
 
+async def test_one_owners_parallel_uploads_are_all_accepted(start_gateway):
+    """A shop's sync script: 32 uploads of one owner at once, none refused as busy; the
+    running-jobs limit still counts every one of them."""
+    async with start_gateway(free_running_jobs_per_email=40) as gateway:
+        await gateway.auth()
+        answers = await asyncio.gather(*(gateway.submit() for _ in range(32)))
+        assert [a.status_code for a in answers] == [202] * 32, [a.text for a in answers]
+        assert await gateway.job_count() == 32
+        running = await gateway.services.db["running_jobs"].find_one({})
+        assert len(running["jobs"]) == 32
+
+
+async def test_a_slot_left_behind_by_a_crash_is_given_back_at_the_limit(start_gateway):
+    """A job that ended without giving back its running slot (the process died between the
+    two writes) and a slot taken by a submission that died before storing its job do not
+    keep the owner at the limit."""
+    async with start_gateway(free_running_jobs_per_email=2) as gateway:
+        clock = at_window_start(gateway, gateway.settings.free_window_seconds)
+        first = (await gateway.submit()).json()["id"]
+        await gateway.services.db["jobs"].update_one(
+            {"_id": first}, {"$set": {"status": JobStatus.FAILED.value}}
+        )
+        async with gateway.services.limiter.reserve(gateway.email, 2, [], job_id="never-stored"):
+            pass  # as if the gateway died here: the slot is not given back
+        assert (await gateway.submit()).status_code == 202  # the ended job's slot
+        # The unstored job's slot may still be on its way: kept until it cannot be.
+        limited(await gateway.submit(), "running_jobs_per_email")
+        clock.now += 600
+        assert (await gateway.submit()).status_code == 202
+        limited(await gateway.submit(), "running_jobs_per_email")
+
+
 async def test_refusals_and_replays_take_no_allowance(start_gateway, make_photo):
     async with start_gateway(free_jobs_per_email=1) as gateway:
         refused = await gateway.submit(b"not an image at all" * 10)

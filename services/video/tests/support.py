@@ -127,9 +127,7 @@ async def eventually(
 
 async def delete_topology(ctx: WorkerContext) -> None:
     """This test's queues and exchange: the broker is shared with other sessions."""
-    for queue in ctx.topology.durable_queues:
-        await (await ctx.broker.declare_queue(queue)).delete(if_unused=False, if_empty=False)
-    await (await ctx.broker.declare_exchange(ctx.topology.exchange)).delete()
+    await ctx.topology.delete()
 
 
 @asynccontextmanager
@@ -153,6 +151,31 @@ async def running_worker(
     await ctx.start()
     try:
         yield Worker(ctx, provider)
+    finally:
+        await ctx.broker.stop()
+        await ctx.broker.connect()
+        await delete_topology(ctx)
+        await ctx.broker.stop()
+        await ctx.client.drop_database(video_settings.mongodb_database)
+        await ctx.stop()
+
+
+@asynccontextmanager
+async def worker_on(fake: Any, monkeypatch: Any, **env: str) -> AsyncIterator[Worker]:
+    """The video worker with the OpenRouter provider on the fake, `env` set over its own."""
+    from video.config import VideoSettings
+    from video.handlers import register
+
+    for key, value in {**fake.env(), **env}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("VIDEO_PROVIDER", raising=False)
+    video_settings = VideoSettings()
+    ctx = WorkerContext.create(video_settings)
+    stage = register(ctx, video_settings)
+    await ctx.broker.start()
+    await ctx.start()
+    try:
+        yield Worker(ctx, stage.provider)  # type: ignore[arg-type]
     finally:
         await ctx.broker.stop()
         await ctx.broker.connect()

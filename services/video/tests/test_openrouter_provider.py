@@ -4,6 +4,7 @@ before anything is paid; then the video worker with it, on the real broker, data
 storage."""
 
 import asyncio
+import itertools
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +17,9 @@ from common.errors import JobError
 from common.events import PromptReady
 from common.jobs import now
 from common.media import probe_video
+from common.settings import CommonSettings
 from services.video.tests.images import mug
-from services.video.tests.support import Worker, eventually
+from services.video.tests.support import Worker, eventually, worker_on
 from tests.support.fake_openrouter import SEEDANCE, FakeOpenRouter, Fault, VideoPlan
 from video.config import VideoSettings
 from video.providers.base import PollLater, VideoRequest, get_provider
@@ -357,6 +359,28 @@ async def test_the_worker_polls_through_retry_queues_and_stores_the_clip(
         REGISTRY.get_sample_value("pv_video_fidelity_warnings_total", {"provider": "openrouter"})
         or 0
     ) >= 1
+
+
+async def test_a_poll_comes_back_when_asked_not_at_the_next_retry_tier(
+    settings: CommonSettings, fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polls every 2 s while the only retry tier is 20 s: each poll comes 2 s or a little
+    more after the one before (its own delay queue), never early and far from 20 s."""
+    fake.video_plan = VideoPlan(polls=("pending", "in_progress", "in_progress"))
+    polls_every = {
+        "RETRY_DELAYS": "[20]",
+        "OPENROUTER_POLL_INTERVAL_SECONDS": "2",
+        "OPENROUTER_POLL_MAX_INTERVAL_SECONDS": "2",
+    }
+    async with worker_on(fake, monkeypatch, **polls_every) as worker:
+        job = await worker.add_job(mug())
+        await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
+        done = await worker.wait_for_status(job["_id"], "completed", "failed", within=60)
+    assert done["status"] == "completed", done.get("error")
+    polls = [call.at for call in fake.calls("GET /videos/{id}")]
+    assert len(polls) == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]
+    assert all(2.0 <= gap < 12 for gap in gaps), gaps
 
 
 async def test_the_worker_fails_the_job_with_the_providers_reason(

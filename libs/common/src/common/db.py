@@ -1,14 +1,44 @@
 """MongoDB access through PyMongo's async API (works with MongoDB and SecantusDB)."""
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
+from common.metrics import MONGODB_COMMANDS
 from common.settings import CommonSettings
+
+# Commands of the driver itself (server monitoring, sessions), not of the application.
+_DRIVER_COMMANDS = frozenset(
+    {"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart", "saslContinue"}
+)
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts every command the application sends (`pv_mongodb_commands_total`): the
+    round trips per job that `make bench` reports."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in _DRIVER_COMMANDS:
+            return
+        target = event.command.get(event.command_name)
+        collection = target if isinstance(target, str) else ""
+        MONGODB_COMMANDS.labels(command=event.command_name, collection=collection).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+_COUNTER = CommandCounter()
 
 
 def connect(settings: CommonSettings) -> tuple[AsyncMongoClient, AsyncDatabase]:
     client: AsyncMongoClient = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
+        settings.mongodb_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        event_listeners=[_COUNTER],
     )
     return client, client[settings.mongodb_database]
 

@@ -1,9 +1,10 @@
 """The job repository: job documents in MongoDB and their status machine.
 
-Every status change is an atomic conditional update on the expected current
-status *and* `seq`, so concurrent or duplicated handlers can never both win,
-and every change appends `{seq, status, progress, at}` to `history`: the
-notifier replays it so that a watcher misses no step.
+Every status change is one atomic conditional update on the expected current
+status (an update pipeline that also increments `seq`), so concurrent or duplicated
+handlers can never both win, and every change appends `{seq, status, progress, at}`
+to `history` in the same write: the notifier replays it so that a watcher misses no
+step.
 """
 
 import uuid
@@ -21,8 +22,10 @@ from common.events import FINAL_STATUSES, JobStatus
 
 Job = dict[str, Any]
 
-# How often a transition re-reads and tries again when another writer moved `seq` first.
-_MAX_CAS_ROUNDS = 8
+# One document per owner with a running-jobs limit: `{_id: owner, jobs: [{j: job id, g:
+# the job's retries when taken, t: when}]}`, one entry per unfinished job (the gateway's
+# `Limiter.reserve` adds it; a job that reaches a final status pulls its own).
+RUNNING_JOBS = "running_jobs"
 
 
 def now() -> datetime:
@@ -50,6 +53,7 @@ class Claim:
 class JobRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.jobs = db["jobs"]
+        self.running = db[RUNNING_JOBS]
 
     async def create(self, job: Job) -> tuple[Job, bool]:
         """Insert a new job; with an idempotency key already used by the owner,
@@ -85,41 +89,50 @@ class JobRepository:
         *,
         expected: Iterable[JobStatus],
         to: JobStatus,
-        progress: int,
+        progress: int | None,
         fields: dict[str, Any] | None = None,
         unset: Iterable[str] = (),
     ) -> Job | None:
         """Move the job to `to` if its status is one of `expected`; None if it is not
-        (a duplicate or late message). Progress-only changes use the same status in both."""
-        expected_values = [s.value for s in expected]
-        for _ in range(_MAX_CAS_ROUNDS):
-            job = await self.jobs.find_one({"_id": job_id}, {"status": 1, "seq": 1})
-            if job is None or job["status"] not in expected_values:
-                return None
-            seq = job["seq"] + 1
-            stamp = now()
-            update: dict[str, Any] = {
-                "$set": {
-                    "status": to.value,
-                    "progress": progress,
-                    "seq": seq,
-                    "updated_at": stamp,
-                    **(fields or {}),
-                },
-                "$push": {
-                    "history": {"seq": seq, "status": to.value, "progress": progress, "at": stamp}
-                },
-            }
-            if unset:
-                update["$unset"] = dict.fromkeys(unset, "")
-            updated = await self.jobs.find_one_and_update(
-                {"_id": job_id, "status": job["status"], "seq": job["seq"]},
-                update,
-                return_document=ReturnDocument.AFTER,
-            )
-            if updated is not None:
-                return updated
-        return None
+        (a duplicate or late message). Progress-only changes use the same status in both;
+        `progress=None` keeps the job's own.
+
+        One round trip: an update pipeline matches the expected status, increments `seq`
+        and appends the history entry with the new `seq` in the same atomic write, so no
+        read comes first and concurrent writers are ordered by the database (every field
+        value goes in as a `$literal`: a user's text is never read as an expression)."""
+        stamp = now()
+        kept = "$progress" if progress is None else {"$literal": progress}
+        step: dict[str, Any] = {
+            "status": {"$literal": to.value},
+            "progress": kept,
+            "seq": {"$add": ["$seq", 1]},
+            "updated_at": {"$literal": stamp},
+            **{name: {"$literal": value} for name, value in (fields or {}).items()},
+        }
+        entry = {"seq": "$seq", "status": "$status", "progress": "$progress", "at": "$updated_at"}
+        pipeline: list[dict[str, Any]] = [
+            {"$set": step},
+            {"$set": {"history": {"$concatArrays": [{"$ifNull": ["$history", []]}, [entry]]}}},
+        ]
+        if unset:
+            pipeline.append({"$unset": list(unset)})
+        updated: Job | None = await self.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": [s.value for s in expected]}},
+            pipeline,
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is not None and to in FINAL_STATUSES and updated.get("running_slot"):
+            await self.release_running(updated)
+        return updated
+
+    async def release_running(self, job: Job) -> None:
+        """Give back the running-jobs slot of a job that has ended (idempotent; a slot
+        lost to a crash right before this is found and dropped by the gateway)."""
+        await self.running.update_one(
+            {"_id": job["owner"]},
+            {"$pull": {"jobs": {"j": job["_id"], "g": job.get("retries", 0)}}},
+        )
 
     async def claim(
         self,
@@ -132,25 +145,53 @@ class JobRepository:
         holder: str,
     ) -> Claim:
         """Take the job's stage: from `ready` into `working[0]`, or take over a
-        `working` job whose holder's lease ran out (its worker died)."""
-        until = now() + timedelta(seconds=lease_seconds)
-        lease = {"lease": {"holder": holder, "until": until}}
-        job = await self.transition(
-            job_id, expected=[ready], to=working[0], progress=progress, fields=lease
-        )
-        if job is not None:
-            return Claim(ClaimOutcome.CLAIMED, job)
+        `working` job whose holder's lease ran out (its worker died) or was handed back
+        (the next poll of a provider's job). One round trip either way: the update
+        pipeline moves the status (with its `seq` and history entry) only when the job
+        was `ready`, and says which it was in the lease (`lease.resumed`)."""
+        stamp = now()
+        working_values = [s.value for s in working]
+        was_ready = {"$eq": ["$status", ready.value]}
+        entry = {
+            "seq": {"$add": ["$seq", 1]},
+            "status": {"$literal": working[0].value},
+            "progress": {"$literal": progress},
+            "at": {"$literal": stamp},
+        }
+        history = {"$concatArrays": [{"$ifNull": ["$history", []]}, [entry]]}
+        lease = {
+            "holder": {"$literal": holder},
+            "until": {"$literal": stamp + timedelta(seconds=lease_seconds)},
+            "resumed": {"$not": [was_ready]},
+        }
         job = await self.jobs.find_one_and_update(
             {
                 "_id": job_id,
-                "status": {"$in": [s.value for s in working]},
-                "$or": [{"lease": {"$exists": False}}, {"lease.until": {"$lt": now()}}],
+                "$or": [
+                    {"status": ready.value},
+                    {
+                        "status": {"$in": working_values},
+                        "$or": [{"lease": {"$exists": False}}, {"lease.until": {"$lt": stamp}}],
+                    },
+                ],
             },
-            {"$set": {**lease, "updated_at": now()}},
+            [
+                {
+                    "$set": {
+                        "status": {"$cond": [was_ready, working[0].value, "$status"]},
+                        "progress": {"$cond": [was_ready, progress, "$progress"]},
+                        "seq": {"$cond": [was_ready, {"$add": ["$seq", 1]}, "$seq"]},
+                        "history": {"$cond": [was_ready, history, "$history"]},
+                        "lease": lease,
+                        "updated_at": {"$literal": stamp},
+                    }
+                }
+            ],
             return_document=ReturnDocument.AFTER,
         )
         if job is not None:
-            return Claim(ClaimOutcome.RESUMED, job)
+            resumed = job["lease"].get("resumed")
+            return Claim(ClaimOutcome.RESUMED if resumed else ClaimOutcome.CLAIMED, job)
         job = await self.get(job_id)
         if job is None or job["status"] not in [s.value for s in working]:
             return Claim(ClaimOutcome.DONE, job)
@@ -202,13 +243,11 @@ class JobRepository:
     ) -> Job | None:
         """Fail a job that is not final yet (or only in one of `expected`), saying why."""
         active = [s for s in JobStatus if s not in FINAL_STATUSES]
-        job = await self.get(job_id)
-        progress = job["progress"] if job else 0
         return await self.transition(
             job_id,
             expected=active if expected is None else expected,
             to=JobStatus.FAILED,
-            progress=progress,
+            progress=None,
             fields={"error": {"code": code, "message": message, "retryable": retryable}},
             unset=["lease"],
         )
@@ -246,24 +285,26 @@ class JobRepository:
             {"_id": job_id}, {"$set": {"retry_at": now() + timedelta(seconds=seconds)}}
         )
 
-    async def hand_back(self, job_id: str, *, holder: str) -> bool:
+    async def hand_back(self, job_id: str, *, holder: str, retry_in: float | None = None) -> bool:
         """Give up our lease at once (a worker shutting down mid-job), so the
-        redelivered event is taken over without waiting for the lease to run out."""
-        result = await self.jobs.update_one(
-            {"_id": job_id, "lease.holder": holder}, {"$unset": {"lease": ""}}
-        )
+        redelivered event is taken over without waiting for the lease to run out. With
+        `retry_in`, also note when the event comes back (`schedule_retry`), in the same
+        write: a provider's job polled again later."""
+        update: dict[str, Any] = {"$unset": {"lease": ""}}
+        if retry_in is not None:
+            update["$set"] = {"retry_at": now() + timedelta(seconds=retry_in)}
+        result = await self.jobs.update_one({"_id": job_id, "lease.holder": holder}, update)
         return result.modified_count == 1
 
     async def cancel(self, job_id: str) -> Job | None:
         """Cancel a job that is not final yet; None when it is (or does not exist).
         Dropping the lease makes a worker still busy with it stop at its next renewal."""
         active = [s for s in JobStatus if s not in FINAL_STATUSES]
-        job = await self.get(job_id)
         return await self.transition(
             job_id,
             expected=active,
             to=JobStatus.CANCELED,
-            progress=job["progress"] if job else 0,
+            progress=None,
             fields={"canceled_at": now()},
             unset=["lease", "retry_at"],
         )

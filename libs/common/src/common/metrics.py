@@ -123,3 +123,10 @@ HTTP_SECONDS = Histogram(
 def render() -> tuple[bytes, str]:
     """The exposition text of every metric of this process, and its content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+MONGODB_COMMANDS = Counter(
+    "pv_mongodb_commands_total",
+    "MongoDB commands (round trips) this process sent, by command and collection.",
+    ["command", "collection"],
+)

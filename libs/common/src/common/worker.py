@@ -11,6 +11,11 @@ Each retry waits its tier's delay (`RETRY_DELAYS`, by attempt: exponential backo
 up to `JITTER` of it, so jobs that failed together (a burst of 429s) come back spread out.
 A wait longer than the longest tier (a long `Retry-After`) goes round that tier again
 until the time written in the message's `x-not-before` header.
+
+A wait that is not a failure but a time chosen on purpose (the next poll of a provider's
+job, `RetryLater(exact=True)`) goes to the delay queue of that many seconds instead
+(`common.topology.DELAY_STEPS`), so it comes back when it was asked for, not at the next
+retry tier (docs/reliability.md, "Delays").
 """
 
 import asyncio
@@ -21,7 +26,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aio_pika.abc import FieldValue
@@ -69,11 +74,15 @@ def retry_wait(tier: float, at_least: float = 0.0) -> float:
 
 
 class RetryLater(Exception):
-    """Not an error: the job is busy elsewhere; look again after `seconds`."""
+    """Not an error: look again after `seconds`. Without `exact` the job is busy elsewhere
+    and the shortest retry tier that long (or the longest) will do; with it the event comes
+    back after `seconds` (rounded up to its delay queue): the next poll of a provider's job,
+    whose handler has noted when on the job (`JobRepository.hand_back(retry_in=...)`)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, exact: bool = False) -> None:
         super().__init__(f"retry in {seconds:.0f}s")
         self.seconds = seconds
+        self.exact = exact
 
 
 # Failures of our own infrastructure are always worth another try.
@@ -100,6 +109,8 @@ class WorkerContext:
     holder: str
     # The reconciler loop, while it runs (started after the broker, stopped before it).
     background: asyncio.Task[None] | None = None
+    # The delay queues this process has declared (each is declared when first used).
+    declared_delays: set[str] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: CommonSettings) -> "WorkerContext":
@@ -181,6 +192,22 @@ class WorkerContext:
             await self.repo.schedule_retry(event.job_id, seconds=delay)
         return delay
 
+    async def _delay_exactly(self, event: Event, work: WorkQueue, seconds: float) -> float:
+        """Send the event back to its work queue after `seconds` (rounded up to whole
+        seconds, coarser steps for long waits), through the delay queue of that length;
+        past the longest one the event goes round it again until its `x-not-before`."""
+        bucket, queue = work.delay_queue(seconds)
+        headers: dict[str, FieldValue] = {}
+        if seconds > bucket:
+            headers[NOT_BEFORE] = int((time.time() + seconds) * 1000)
+        if queue.name not in self.declared_delays:
+            await self.broker.declare_queue(queue)
+            self.declared_delays.add(queue.name)
+        await self.broker.publish(
+            event, queue=queue.name, persist=True, mandatory=True, headers=headers
+        )
+        return float(max(bucket, seconds))
+
     def _not_yet(self) -> float:
         """Seconds until the delivery being handled may run (its `x-not-before`), or 0."""
         message = self.broker.context.get_local("message")
@@ -239,15 +266,18 @@ class WorkerContext:
                 token = job_id_var.set(event.job_id)
                 try:
                     if (left := self._not_yet()) > 1:
-                        await self._delay(event, work, at_least=left, strict=True)
+                        await self._delay_exactly(event, work, left)
                         return
                     await handler(event)
                 except asyncio.CancelledError:
                     # The grace period ran out while stopping: hand the job back.
                     await asyncio.shield(self._hand_back(event.job_id))
                     raise
-                except RetryLater as busy:
-                    await self._delay(event, work, at_least=busy.seconds)
+                except RetryLater as later:
+                    if later.exact:
+                        await self._delay_exactly(event, work, later.seconds)
+                    else:
+                        await self._delay(event, work, at_least=later.seconds)
                 except JobError as error:
                     await self._on_error(event, error, stage, work)
                 except INFRASTRUCTURE_ERRORS as e:

@@ -9,32 +9,36 @@ collision the conditional update is tried once more (the counter exists now) bef
 the counter counts as full. Windows are fixed (a day by default); a TTL index removes
 old counters.
 
-Running jobs are counted from the jobs themselves; an owner's submissions take turns
-(a lock document in the same collection) so racing requests cannot all count the same
-jobs and pass together.
+Running jobs are held in one document per owner (`running_jobs`, `common.jobs`): an entry
+per unfinished job, added by one conditional update that matches only while the array has
+fewer than `max` entries (`jobs.<max-1>` does not exist), so racing submissions on any
+number of replicas never pass the limit together, none waits for another, and the cost
+is one single-document write whatever the number of jobs. A job that ends pulls its own
+entry (`JobRepository.transition`); one left behind by a crash in between is found when
+the owner is at the limit: an entry whose job has ended (in that generation: a user's
+retry takes a new entry) or was never stored is dropped.
 """
 
-import asyncio
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from common.errors import ApiError
 from common.events import FINAL_STATUSES
+from common.jobs import RUNNING_JOBS
 
 # A running job has no known end: the client is told to look again after this long.
 RUNNING_RETRY_AFTER_SECONDS = 30
-# An owner's submission holds its turn this long at most (a gateway that died holding it
-# gives it up then); the next one waits this long at most for its turn.
-TURN_SECONDS = 30.0
-TURN_WAIT_SECONDS = 20.0
+# A running-jobs entry whose job is not stored this long after it was taken was left by a
+# submission that died before storing it (a submission stores its job within seconds).
+UNSTORED_SECONDS = 120
 
 _DESCRIPTIONS = {
     "jobs_per_ip": "videos from this network address",
@@ -74,9 +78,11 @@ def rate_limited(
 
 @dataclass
 class Taken:
-    """Counters taken for one request, to give back if the request fails after all."""
+    """Counters taken for one request, to give back if the request fails after all (and
+    the running-jobs entry: its owner and the entry)."""
 
     ids: list[str] = field(default_factory=list)
+    running: tuple[str, dict[str, Any]] | None = None
 
 
 class Limiter:
@@ -85,6 +91,7 @@ class Limiter:
     ) -> None:
         self.counters = db["rate_limits"]
         self.jobs = db["jobs"]
+        self.running = db[RUNNING_JOBS]
         self.window = window_seconds
         self.clock = clock
 
@@ -161,71 +168,113 @@ class Limiter:
         for counter_id in taken.ids:
             await self.counters.update_one({"_id": counter_id}, {"$inc": {"count": -1}})
         taken.ids.clear()
-
-    @asynccontextmanager
-    async def running_slot(self, owner: str, maximum: int) -> AsyncIterator[None]:
-        """Room for one more unfinished job of `owner` (at most `maximum`), held until the
-        block has stored the job: the owner's submissions take turns across replicas."""
-        if maximum <= 0:
-            yield
-            return
-        turn = {"_id": f"submitting:{owner}", "holder": uuid.uuid4().hex}
-        await self._take_turn(turn)
-        try:
-            await self.check_running(owner, maximum)
-            yield
-        finally:  # only our own turn: one that outlived TURN_SECONDS may be another's now
-            await self.counters.delete_one(turn)
+        if taken.running is not None:
+            owner, entry = taken.running
+            await self.running.update_one({"_id": owner}, {"$pull": {"jobs": entry}})
+            taken.running = None
 
     @asynccontextmanager
     async def reserve(
-        self, owner: str, running_max: int, limits: list[Limit]
+        self,
+        owner: str,
+        running_max: int,
+        limits: list[Limit],
+        *,
+        job_id: str,
+        generation: int = 0,
     ) -> AsyncIterator[Taken]:
-        """Room for one more video of `owner`: a running slot held for the block and a
-        unit of each limit, given back if the block raises. A block that decides to make
-        no video after all (a replay, a job that changed meanwhile) gives them back."""
-        async with self.running_slot(owner, running_max):
-            taken = await self.take(limits)
-            try:
-                yield taken
-            except BaseException:
-                await self.give_back(taken)
-                raise
+        """Room for one more video of `owner`: a running-jobs entry for `job_id` (its
+        `generation`: the job's `retries` once the video is under way) and a unit of each
+        limit, given back if the block raises. A block that decides to make no video after
+        all (a replay, a job that changed meanwhile) gives them back."""
+        taken = Taken()
+        if running_max > 0:
+            entry = {"j": job_id, "g": generation, "t": datetime.fromtimestamp(self.clock(), UTC)}
+            await self._take_running(owner, running_max, entry)
+            taken.running = (owner, entry)
+        try:
+            taken.ids = (await self.take(limits)).ids
+            yield taken
+        except BaseException:
+            await self.give_back(taken)
+            raise
 
-    async def _take_turn(self, turn: dict[str, str]) -> None:
-        waited_until = time.monotonic() + TURN_WAIT_SECONDS
-        while True:
-            now = datetime.fromtimestamp(self.clock(), UTC)
-            expires_at = datetime.fromtimestamp(self.clock() + TURN_SECONDS, UTC)
-            try:
-                await self.counters.insert_one({**turn, "expires_at": expires_at})
+    async def _take_running(self, owner: str, maximum: int, entry: dict[str, Any]) -> None:
+        """Add `entry` to the owner's running jobs unless they are `maximum` already
+        (after dropping entries of jobs that have ended); else 429."""
+        for first in (True, False):
+            if await self._push_running(owner, maximum, entry):
                 return
-            except DuplicateKeyError:
-                # Taken: by a live request (wait), or by a dead one (its turn has expired).
-                await self.counters.delete_one({"_id": turn["_id"], "expires_at": {"$lt": now}})
-            if time.monotonic() > waited_until:
-                raise ApiError(
-                    503,
-                    "busy",
-                    "Another of your videos is being submitted right now; try again shortly.",
-                    headers={"Retry-After": "5"},
-                )
-            await asyncio.sleep(0.02)
+            if not first:
+                break
+            if await self._live_running(owner) >= maximum:
+                break  # nothing was left behind: the owner is at the limit
+        raise self._too_many_running(maximum, maximum)
+
+    async def _push_running(self, owner: str, maximum: int, entry: dict[str, Any]) -> bool:
+        room = {"_id": owner, f"jobs.{maximum - 1}": {"$exists": False}}
+        push = {"$push": {"jobs": entry}}
+        try:
+            await self.running.update_one(room, push, upsert=True)
+            return True
+        except DuplicateKeyError:
+            # Full, or another request inserted the owner's document first: it exists now,
+            # so a plain conditional update tells which.
+            result = await self.running.update_one(room, push)
+            return result.modified_count == 1
+
+    async def _live_running(self, owner: str) -> int:
+        """How many of the owner's running entries belong to unfinished jobs; the others
+        (left by a crash between a job's end and the pull of its entry, or by a submission
+        that died before storing its job) are dropped. Read only at the limit: its cost is
+        that of the limit, not of all the owner's jobs."""
+        doc = await self.running.find_one({"_id": owner})
+        entries: list[dict[str, Any]] = (doc or {}).get("jobs") or []
+        if not entries:
+            return 0
+        ids = list({e["j"] for e in entries})
+        jobs = {
+            j["_id"]: j
+            async for j in self.jobs.find({"_id": {"$in": ids}}, {"status": 1, "retries": 1})
+        }
+        unstored_before = datetime.fromtimestamp(self.clock(), UTC) - timedelta(
+            seconds=UNSTORED_SECONDS
+        )
+        final = [s.value for s in FINAL_STATUSES]
+        stale = []
+        for entry in entries:
+            job = jobs.get(entry["j"])
+            if job is None:
+                if entry["t"] < unstored_before:
+                    stale.append(entry)
+                continue
+            generation = job.get("retries", 0)
+            if generation > entry["g"] or (generation == entry["g"] and job["status"] in final):
+                stale.append(entry)
+        if stale:
+            await self.running.update_one({"_id": owner}, {"$pull": {"jobs": {"$in": stale}}})
+        return len(entries) - len(stale)
 
     async def check_running(self, owner: str, maximum: int) -> None:
-        """429 when `owner` has `maximum` unfinished jobs already."""
-        running = await self.jobs.count_documents(
-            {"owner": owner, "status": {"$nin": [s.value for s in FINAL_STATUSES]}}
-        )
+        """Read-only while there is room: 429 when `owner` has `maximum` unfinished jobs
+        already (a cheap early refusal; `reserve` is the one that counts)."""
+        full = {"_id": owner, f"jobs.{maximum - 1}": {"$exists": True}}
+        if await self.running.find_one(full, {"_id": 1}) is None:
+            return
+        running = await self._live_running(owner)
         if running >= maximum:
-            raise rate_limited(
-                "running_jobs_per_email",
-                maximum,
-                f"You have {running} videos in the making; the free tier allows {maximum} "
-                "at a time. Try again when one is done.",
-                RUNNING_RETRY_AFTER_SECONDS,
-                None,
-            )
+            raise self._too_many_running(running, maximum)
+
+    @staticmethod
+    def _too_many_running(running: int, maximum: int) -> ApiError:
+        return rate_limited(
+            "running_jobs_per_email",
+            maximum,
+            f"You have {running} videos in the making; the free tier allows {maximum} "
+            "at a time. Try again when one is done.",
+            RUNNING_RETRY_AFTER_SECONDS,
+            None,
+        )
 
 
 def _period(seconds: int) -> str:

@@ -298,11 +298,14 @@ async def submit_job(
             return _replay(existing, fingerprint)
 
     s = services.settings
+    job_id = new_job_id()
     async with services.limiter.reserve(
-        owner, s.free_running_jobs_per_email, _free_tier(s, owner, client_ip)
+        owner, s.free_running_jobs_per_email, _free_tier(s, owner, client_ip), job_id=job_id
     ) as taken:
         submission = await _store_and_announce(
             services,
+            job_id=job_id,
+            running_slot=taken.running is not None,
             owner=owner,
             client_ip=client_ip,
             create=create,
@@ -318,6 +321,8 @@ async def submit_job(
 async def _store_and_announce(
     services: Services,
     *,
+    job_id: str,
+    running_slot: bool,
     owner: str,
     client_ip: str,
     create: JobCreate,
@@ -325,7 +330,6 @@ async def _store_and_announce(
     idempotency_key: str | None,
     fingerprint: str,
 ) -> Submission:
-    job_id = new_job_id()
     job_id_var.set(job_id)  # on every later line of this request, its access log too
     key = upload_key(job_id, image.ext)
     await services.storage.put_bytes(key, image.data, image.content_type)
@@ -348,6 +352,8 @@ async def _store_and_announce(
     }
     if create.regenerate:  # made again: the prompt stage reuses no earlier result
         document["regenerate"] = True
+    if running_slot:  # it holds an entry in its owner's running jobs until it ends
+        document["running_slot"] = True
     if idempotency_key is not None:
         document["idempotency_key"] = idempotency_key
     try:

@@ -6,14 +6,21 @@ from pydantic import Field, model_validator
 
 from common.settings import CommonSettings
 
+# The default prefetch with the OpenRouter provider (see `prefetch`).
+OPENROUTER_PREFETCH = 16
+
 
 class VideoSettings(CommonSettings):
     service_name: str = "video"
     # Which provider makes clips: "local" (ffmpeg, offline) or "openrouter" (an
     # image-to-video model). Unset: "openrouter" when OPENROUTER_API_KEY is set, else "local".
     video_provider: str = ""
-    # Clips in flight per worker: a local render keeps about two cores busy.
+    # Messages handled at once per worker. Default: 2 with the local renderer (a render keeps
+    # about two cores busy), 16 with OpenRouter (a delivery mostly waits on HTTP: a poll,
+    # a download), where MEDIA_CONCURRENCY bounds the ffmpeg work instead.
     prefetch: int = Field(default=2, ge=1)
+    # ffmpeg processes (render, re-encode, poster) at once in this worker.
+    media_concurrency: int = Field(default=2, ge=1)
     # How long a claim on a job's generating stage holds before another worker may take over;
     # renewed while the clip is being made.
     lease_seconds: float = Field(default=300, gt=0)
@@ -26,10 +33,13 @@ class VideoSettings(CommonSettings):
     # Asked for when the model lists it (else the nearest it lists); the clip is scaled to
     # the frame size of its aspect ratio either way.
     openrouter_video_resolution: str = "720p"
-    # Polls start this far apart and spread out to the maximum as the job ages; each poll is
-    # one delivery (the message waits in a retry queue in between, holding no slot).
-    openrouter_poll_interval_seconds: float = Field(default=10, gt=0)
-    openrouter_poll_max_interval_seconds: float = Field(default=30, gt=0)
+    # Polls start this far apart and spread out to the maximum as the job ages (a sixth of
+    # its age: every 5 s for the first half minute, every 15 s from 90 s on, for models
+    # that take 30-180 s); each poll is one delivery, the message waiting in the delay
+    # queue of that many seconds in between, holding no slot. Polls per second in all:
+    # about jobs in flight / interval (webhook mode needs far fewer).
+    openrouter_poll_interval_seconds: float = Field(default=5, gt=0)
+    openrouter_poll_max_interval_seconds: float = Field(default=15, gt=0)
     # A job OpenRouter has not finished this long after submission fails as provider_timeout.
     openrouter_video_deadline_seconds: float = Field(default=1200, gt=0)
     # How long the model list (GET /videos/models) is trusted before it is read again.
@@ -50,4 +60,6 @@ class VideoSettings(CommonSettings):
     def _choose_provider(self) -> Self:
         if not self.video_provider:
             self.video_provider = "openrouter" if self.openrouter_api_key else "local"
+        if self.video_provider == "openrouter" and "prefetch" not in self.model_fields_set:
+            self.prefetch = OPENROUTER_PREFETCH
         return self

@@ -36,7 +36,7 @@ from video.poster import extract_poster, poster_time
 from video.progress import ProgressReporter
 from video.providers.base import PollLater, VideoProvider, VideoRequest, get_provider
 from video.render import RenderError
-from video.render.ffmpeg import FfmpegError, FfmpegTimeout
+from video.render.ffmpeg import FfmpegError, FfmpegTimeout, limit_media
 from video.validation import check_clip
 
 log = logging.getLogger(__name__)
@@ -124,11 +124,12 @@ class VideoStage:
                 await self.cancel_at_provider(job["_id"])
                 return
             except PollLater as later:
-                # The provider's job still runs: hand the job back and look again later,
-                # from a retry queue, instead of holding a prefetch slot while it runs.
-                await ctx.repo.hand_back(job["_id"], holder=ctx.holder)
+                # The provider's job still runs: hand the job back and look again after
+                # the time asked for, from a delay queue, instead of holding a prefetch
+                # slot while it runs.
+                await ctx.repo.hand_back(job["_id"], holder=ctx.holder, retry_in=later.seconds)
                 log.info("provider job %s; next poll in %.0fs", later.status, later.seconds)
-                raise RetryLater(later.seconds) from None
+                raise RetryLater(later.seconds, exact=True) from None
             if video is None:
                 return
         else:
@@ -259,13 +260,16 @@ class VideoStage:
             raise JobError("prompt_missing", "The job has no video prompt to render.")
         key = job["image"]["key"]
         source = workdir / f"source{Path(key).suffix}"
-        with storage_errors("download the product photo"):
-            try:
-                await self.ctx.storage.download(key, source)
-            except ObjectNotFound as e:
-                raise JobError(
-                    "source_missing", "The product photo is missing from storage."
-                ) from e
+        provider_job = job.get("provider_job") or {}
+        # A provider's job already submitted (the next poll) needs no photo: not fetched.
+        if not provider_job.get("id"):
+            with storage_errors("download the product photo"):
+                try:
+                    await self.ctx.storage.download(key, source)
+                except ObjectNotFound as e:
+                    raise JobError(
+                        "source_missing", "The product photo is missing from storage."
+                    ) from e
         options = job["options"]
         brief = job.get("brief")
         return VideoRequest(
@@ -342,6 +346,7 @@ def register(
     ctx: WorkerContext, settings: VideoSettings, provider: VideoProvider | None = None
 ) -> VideoStage:
     """Subscribe the video stage to `video.jobs` on the worker's broker."""
+    limit_media(settings.media_concurrency)
     if provider is None:
         spending = Spending(
             ctx.db,

@@ -19,7 +19,7 @@ CheckpointCallback = Callable[[dict[str, Any]], Awaitable[None]]
 @dataclass(frozen=True)
 class VideoRequest:
     job_id: str
-    image: Path  # the product photo, downloaded
+    image: Path  # the product photo, downloaded (not when resuming a provider_job with an id)
     prompt: str
     title: str
     aspect_ratio: str  # "9:16", "1:1" or "16:9"

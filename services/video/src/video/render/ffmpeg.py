@@ -41,14 +41,47 @@ async def _read_tail(stream: asyncio.StreamReader, tail: deque[str]) -> None:
             tail.append(line)
 
 
+# ffmpeg processes at once in this process (`limit_media`; MEDIA_CONCURRENCY), and the
+# semaphore that holds them, per event loop (tests run one loop after another).
+_media = {"concurrency": 2}
+_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def limit_media(concurrency: int) -> None:
+    """At most `concurrency` ffmpeg processes at once, whatever the prefetch: a worker that
+    mostly waits on a provider takes many messages, but its clips are re-encoded a few at
+    a time."""
+    _media["concurrency"] = concurrency
+    _slots.clear()
+
+
+def _media_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    if loop not in _slots:
+        _slots.clear()  # a loop of the past (a test's) is done with
+        _slots[loop] = asyncio.Semaphore(_media["concurrency"])
+    return _slots[loop]
+
+
 async def run_ffmpeg(
     args: Sequence[str],
     *,
     time_limit: float,
     on_frame: Callable[[int], Awaitable[None]] | None = None,
 ) -> None:
-    """Run ffmpeg with `args`; raise FfmpegError with its message when it fails, and
-    FfmpegTimeout (after killing it) when it runs longer than `time_limit` seconds."""
+    """Run ffmpeg with `args` (once a media slot is free); raise FfmpegError with its
+    message when it fails, and FfmpegTimeout (after killing it) when it runs longer than
+    `time_limit` seconds."""
+    async with _media_slots():
+        await _run_ffmpeg(args, time_limit=time_limit, on_frame=on_frame)
+
+
+async def _run_ffmpeg(
+    args: Sequence[str],
+    *,
+    time_limit: float,
+    on_frame: Callable[[int], Awaitable[None]] | None = None,
+) -> None:
     command = [
         ffmpeg_exe(),
         "-hide_banner",

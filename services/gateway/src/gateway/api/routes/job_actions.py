@@ -98,6 +98,8 @@ async def retry_job(job: OwnedJobDep, services: ServicesDep) -> dict[str, Any]:
         owner,
         s.free_running_jobs_per_email,
         [Limit("jobs_per_email", mailbox(owner), s.free_jobs_per_email)],
+        job_id=job["_id"],
+        generation=job.get("retries", 0) + 1,
     ) as taken:
         retried = await services.pipeline.retry(job["_id"])
     if retried is None:  # it changed in between (retried twice at once, say)
