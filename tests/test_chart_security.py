@@ -1,7 +1,6 @@
 """What the chart's settings mean for an attacker (docs/security.md, "Threats"): whose
 X-Forwarded-For the services believe, and that production settings start only when safe."""
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,7 @@ from scripts.helm_check import template
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def helm_binary() -> None:
-    subprocess.run(["bash", str(ROOT / "scripts" / "fetch-helm.sh")], check=True)
+pytestmark = pytest.mark.usefixtures("helm_binary")
 
 
 def config_map(values: tuple[str, ...] = (), set_values: tuple[str, ...] = ()) -> dict[str, str]:

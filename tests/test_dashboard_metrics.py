@@ -97,9 +97,8 @@ def external_metrics() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def alert_queries() -> list[tuple[str, str]]:
+def alert_queries(helm_binary: None) -> list[tuple[str, str]]:
     """(alert, expression) of every alert of the PrometheusRule, rendered by helm."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "fetch-helm.sh")], check=True)
     objects = helm_check.template(set_values=("prometheusRule.enabled=true",))
     (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
     return [

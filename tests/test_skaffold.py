@@ -2,7 +2,6 @@
 its Dockerfile with the repository root as context, each image handed to the chart, and
 the dev profile's port-forwards reaching the Services the chart renders."""
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +67,11 @@ def test_profiles_use_the_charts_values_files(config: dict[str, Any], name: str)
         assert (ROOT / values).is_file(), values
 
 
-def test_dev_port_forwards_reach_the_gateway_and_the_notifier(config: dict[str, Any]) -> None:
+def test_dev_port_forwards_reach_the_gateway_and_the_notifier(
+    config: dict[str, Any], helm_binary: None
+) -> None:
     dev = profile(config, "dev")
     (release,) = dev["deploy"]["helm"]["releases"]
-    subprocess.run(["bash", str(ROOT / "scripts" / "fetch-helm.sh")], check=True)
     objects = helm_check.template(
         values=tuple(Path(v).name for v in release["valuesFiles"]),
         set_values=tuple(f"{k}={v}" for k, v in release.get("setValues", {}).items()),
