@@ -186,6 +186,7 @@ class VideoStage:
             except InvalidMedia as e:
                 raise JobError("invalid_video", f"The generated clip cannot be read: {e}") from e
             check_clip(info, request)
+            await self.fetch_photo(request)  # a finished poll did not fetch it; finishing needs it
             clip, info, ad = await self.finish(clip, info, request, workdir)
             poster = await self.poster(
                 clip, workdir / "poster.jpg", info.duration, at=ad.pop("poster_at", None)
@@ -260,19 +261,9 @@ class VideoStage:
             raise JobError("prompt_missing", "The job has no video prompt to render.")
         key = job["image"]["key"]
         source = workdir / f"source{Path(key).suffix}"
-        provider_job = job.get("provider_job") or {}
-        # A provider's job already submitted (the next poll) needs no photo: not fetched.
-        if not provider_job.get("id"):
-            with storage_errors("download the product photo"):
-                try:
-                    await self.ctx.storage.download(key, source)
-                except ObjectNotFound as e:
-                    raise JobError(
-                        "source_missing", "The product photo is missing from storage."
-                    ) from e
         options = job["options"]
         brief = job.get("brief")
-        return VideoRequest(
+        request = VideoRequest(
             job_id=job["_id"],
             image=source,
             prompt=prompt,
@@ -291,6 +282,23 @@ class VideoStage:
             captions=options.get("captions") or "on",
             finish=options.get("finish", True) is not False,
         )
+        # A provider's job already submitted (the next poll) needs no photo until its clip
+        # is there to finish (`fetch_photo` then): most polls fetch nothing.
+        if not (job.get("provider_job") or {}).get("id"):
+            await self.fetch_photo(request)
+        return request
+
+    async def fetch_photo(self, request: VideoRequest) -> None:
+        """The product photo into the work folder, once."""
+        if request.image.exists() or request.image_key is None:
+            return
+        with storage_errors("download the product photo"):
+            try:
+                await self.ctx.storage.download(request.image_key, request.image)
+            except ObjectNotFound as e:
+                raise JobError(
+                    "source_missing", "The product photo is missing from storage."
+                ) from e
 
     async def generate(self, request: VideoRequest, workdir: Path, *, reported: int) -> Path:
         """The provider's clip, with its call counted and timed."""
