@@ -42,8 +42,6 @@ LABEL_DOMAINS = {("pv_jobs_finished_total", "status"): {s.value for s in FINAL_S
 # Series that no successful job creates; their panels stay empty until it happens.
 ONLY_AFTER = {
     "pv_reconciler_actions_total": "the reconciler times a job out or re-drives a stale one",
-    "pv_webhook_deliveries_total": "a job ends for an owner with a webhook endpoint",
-    "pv_webhook_attempt_duration_seconds_bucket": "a webhook is sent",
 }
 # Sample names of a metric family, by its type (what Prometheus stores).
 SUFFIXES = {

@@ -2,6 +2,7 @@
 detailed /readyz; the public readiness says only yes or no and spares the backends."""
 
 import asyncio
+import logging
 
 import httpx
 
@@ -28,6 +29,19 @@ async def test_the_ops_port_serves_detail_and_metrics_until_the_block_ends() -> 
         raise AssertionError("the ops server still answers after its block")
     except httpx.ConnectError:
         pass
+
+
+async def test_the_ops_server_leaves_the_public_ports_access_log_alone() -> None:
+    """uvicorn's loggers are the process's: starting the ops server must not silence the
+    access log the public server writes (refused uploads, downloads)."""
+
+    async def readiness() -> tuple[bool, dict[str, str]]:
+        return True, {}
+
+    access = logging.getLogger("uvicorn.access")
+    before = (list(access.handlers), access.propagate)
+    async with serving(ops_app(readiness), "127.0.0.1", free_port()):
+        assert (list(access.handlers), access.propagate) == before
 
 
 async def test_public_readiness_asks_the_backends_once_however_many_ask() -> None:

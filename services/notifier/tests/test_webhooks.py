@@ -19,6 +19,7 @@ from notifier.config import NotifierSettings
 from notifier.webhooks import retry_delay
 from services.notifier.tests.support import HAPPY_PATH, Driver
 from tests.support import client as user
+from tests.support.backends import free_port
 from tests.support.receiver import Answer, Receiver
 
 API = "/api/v1"
@@ -66,8 +67,13 @@ async def account(settings: Any, mongo_db: Any) -> AsyncIterator[Account]:
 
 @pytest.fixture
 async def notifier_for_webhooks(start_notifier: Any) -> Callable[..., Awaitable[str]]:
+    """Starts a notifier; returns the base URL of its ops port (where /metrics is)."""
+
     async def start(**overrides: Any) -> str:
-        return str(await start_notifier(outbound_allow_private=True, **{**FAST, **overrides}))
+        ops_port = free_port()
+        settings = {"outbound_allow_private": True, **FAST, **overrides, "ops_port": ops_port}
+        await start_notifier(**settings)
+        return f"http://127.0.0.1:{ops_port}"
 
     return start
 
@@ -79,9 +85,23 @@ async def complete(driver: Driver, owner: str) -> str:
     return str(job["_id"])
 
 
-async def metrics_of(base_url: str) -> str:
+async def metrics_of(ops_url: str) -> str:
     async with httpx.AsyncClient() as http:  # the notifier runs in this event loop
-        return (await http.get(f"{base_url}/metrics")).text
+        response = await http.get(f"{ops_url}/metrics")
+        assert response.status_code == 200, response.text
+        return response.text
+
+
+def sample(metrics: str, series: str) -> float:
+    """The value of one series (name and labels as exposed) in a /metrics text."""
+    for line in metrics.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no {series} in the metrics")
+
+
+DELIVERED = 'pv_webhook_deliveries_total{event="job.completed",outcome="delivered"}'
+DISABLED = "pv_webhook_endpoints_disabled_total"
 
 
 async def eventually(read: Callable[[], Awaitable[Any]], done: Callable[[Any], bool]) -> Any:
@@ -105,7 +125,8 @@ async def test_a_finished_job_is_delivered_signed_to_the_endpoints_that_want_it(
         listed = (await account.call("GET", "/webhook-endpoints")).json()["endpoints"]
         assert "secret" not in str(listed)
         await account.endpoint(f"{failures_only.url}/hooks", ["job.failed"])
-        notifier = await notifier_for_webhooks()
+        ops = await notifier_for_webhooks()
+        delivered_before = sample(await metrics_of(ops), DELIVERED)
         job_id = await complete(driver, account.email)
 
         [request] = await receiver.wait_for(1)
@@ -126,8 +147,7 @@ async def test_a_finished_job_is_delivered_signed_to_the_endpoints_that_want_it(
         assert attempt["status_code"] == 200 and attempt["error"] is None
         assert failures_only.received == []  # it asked for job.failed only
 
-        metrics = await metrics_of(notifier)
-        assert 'pv_webhook_deliveries_total{event="job.completed",outcome="delivered"}' in metrics
+        assert sample(await metrics_of(ops), DELIVERED) == delivered_before + 1
 
 
 async def test_retries_after_500s_and_a_hang_keep_one_webhook_id(
@@ -219,7 +239,8 @@ async def test_an_endpoint_failing_all_along_is_disabled_and_can_be_enabled(
 ):
     async with Receiver(lambda _: Answer(500)) as receiver:
         endpoint = await account.endpoint(receiver.url)
-        notifier = await notifier_for_webhooks(webhook_disable_after_seconds=1)
+        ops = await notifier_for_webhooks(webhook_disable_after_seconds=1)
+        disabled_before = sample(await metrics_of(ops), DISABLED)
         await complete(driver, account.email)
         disabled = await eventually(
             lambda: account.call("GET", f"/webhook-endpoints/{endpoint['id']}"),
@@ -228,7 +249,7 @@ async def test_an_endpoint_failing_all_along_is_disabled_and_can_be_enabled(
         assert "500" in disabled.json()["disabled_reason"]
         [delivery] = await account.deliveries(endpoint["id"])
         assert delivery["status"] == "failed" and len(delivery["attempts"]) >= 2
-        assert "pv_webhook_endpoints_disabled_total 1.0" in await metrics_of(notifier)
+        assert sample(await metrics_of(ops), DISABLED) == disabled_before + 1
         # Nothing is sent to a disabled endpoint; enabling it again clears its failures.
         seen = len(receiver.received)
         await complete(driver, account.email)

@@ -13,6 +13,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from common.webhooks import WebhookEvent
+
 STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200)
 
 JOBS_SUBMITTED = Counter("pv_jobs_submitted_total", "Jobs accepted by the gateway.")
@@ -108,6 +110,10 @@ WEBHOOK_ATTEMPT_SECONDS = Histogram(
     ["event"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+for _event in WebhookEvent:  # 0 from the start: the dashboard and alerts see a series
+    WEBHOOK_ATTEMPT_SECONDS.labels(event=_event)
+    for _outcome in ("delivered", "retrying", "failed"):
+        WEBHOOK_DELIVERIES.labels(event=_event, outcome=_outcome)
 WEBHOOK_ENDPOINTS_DISABLED = Counter(
     "pv_webhook_endpoints_disabled_total",
     "Webhook endpoints disabled after failing for a day.",

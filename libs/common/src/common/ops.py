@@ -88,9 +88,10 @@ async def serving(app: Starlette, host: str, port: int | None) -> AsyncIterator[
     if not port:
         yield
         return
-    config = uvicorn.Config(
-        app, host=host, port=port, lifespan="off", log_config=None, access_log=False
-    )
+    # No access_log=False: uvicorn turns that into emptying the process-wide
+    # "uvicorn.access" logger, which silenced the public port's access log too. Ops
+    # requests are logged like a worker's one port's.
+    config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_config=None)
     server = _OpsServer(config)
     task = asyncio.create_task(server.serve(), name="ops-server")
     while not server.started:

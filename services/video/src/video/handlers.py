@@ -23,7 +23,14 @@ from common.events import JobStatus, PromptReady
 from common.jobs import ClaimOutcome, Job, JobRepository
 from common.lease import LeaseLost, holding_lease
 from common.media import InvalidMedia, VideoInfo, probe_video
-from common.metrics import DUPLICATE_EVENTS, PROVIDER_CALLS, PROVIDER_COST, PROVIDER_SECONDS
+from common.metrics import (
+    DUPLICATE_EVENTS,
+    PROVIDER_CALLS,
+    PROVIDER_COST,
+    PROVIDER_SECONDS,
+    VIDEO_FIDELITY,
+    VIDEO_FIDELITY_WARNINGS,
+)
 from common.storage import ObjectNotFound, poster_key, video_key
 from common.storage_errors import storage_errors
 from common.worker import RetryLater, WorkerContext
@@ -86,8 +93,12 @@ class VideoStage:
         self.ctx = ctx
         self.settings = settings
         self.provider = provider
-        # A series from the start, so the cost panels show 0 rather than nothing.
+        # Series from the start, so the cost and fidelity panels show 0 (or no score yet)
+        # rather than nothing: the local renderer's clips are never scored. Scores are
+        # counted under the configured provider's name (video/fidelity.py).
         PROVIDER_COST.labels(provider=provider.name)
+        VIDEO_FIDELITY.labels(provider=settings.video_provider)
+        VIDEO_FIDELITY_WARNINGS.labels(provider=settings.video_provider)
 
     async def handle(self, event: PromptReady) -> None:
         ctx = self.ctx
