@@ -191,7 +191,10 @@ async def _serve(websocket: WebSocket, session: Session, conn: Connection) -> No
     refusals = 0
     while True:
         try:
-            message = await asyncio.wait_for(websocket.receive(), settings.idle_timeout_seconds)
+            # Not asyncio.wait_for: on Python 3.11 it wraps the wait in a task of its own,
+            # one more per open socket.
+            async with asyncio.timeout(settings.idle_timeout_seconds):
+                message = await websocket.receive()
         except TimeoutError:
             # Silent for the idle limit. A socket watching nothing, or only jobs that are
             # final, waits for nothing more (heartbeats would keep it open forever): close it.
