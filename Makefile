@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/src/notifier \
 	services/prompt/src/prompt services/video/src/video
 
-.PHONY: help install browser run test bench lint format clean clean-data helm helm-check images dlq asyncapi dev
+.PHONY: help install browser run test bench bench-notifier lint format clean clean-data helm helm-check images dlq asyncapi dev
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ test: install browser ## Run every test (unit, service, end-to-end, browser) aga
 BENCH_ARGS ?=
 bench: install ## Measure upload latency, end-to-end time, throughput, push latency and memory; writes docs/benchmarks.md
 	$(UV) run --no-sync python scripts/bench.py $(BENCH_ARGS)
+
+bench-notifier: install ## One notifier with 10,000 WebSockets: memory per socket, push latency at 1,000 steps/s (BENCH_ARGS="--connections N --rate R --seconds S")
+	$(UV) run --no-sync python scripts/bench_notifier.py $(BENCH_ARGS)
 
 browser: install ## A Chromium for the web client tests (already there, Debian's, or Playwright's)
 	UV=$(UV) bash scripts/ensure-browser.sh
