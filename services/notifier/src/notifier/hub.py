@@ -50,7 +50,7 @@ READ_BATCH = 50
 # Jobs a resync pass checks at most, unless told to check all (RESYNC_MAX_JOBS).
 RESYNC_MAX_JOBS = 2000
 # Shared reads under way at once.
-READS_IN_FLIGHT = 4
+READS_IN_FLIGHT = 16
 _FINAL = frozenset(s.value for s in FINAL_STATUSES)
 
 View = Callable[[Job], Awaitable[dict[str, Any]]]
