@@ -1,5 +1,7 @@
-"""The hub's resync on its own (fake repository): what it reads, and when it reads nothing."""
+"""The hub's resync and reads on their own (fake repository): what they read, and when
+they read nothing."""
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -25,13 +27,13 @@ class Jobs:
             raise AutoReconnect("database down")
         return self.docs.get(job_id)
 
-    def find(self, query: dict[str, Any], projection: dict[str, int]) -> Any:
+    def find(self, query: dict[str, Any], projection: dict[str, int] | None = None) -> Any:
         self.queries.append(query)
         found = [self.docs[i] for i in query["_id"]["$in"] if i in self.docs]
 
         async def cursor() -> Any:
             for doc in found:
-                yield {"_id": doc["_id"], "seq": doc["seq"]}
+                yield {"_id": doc["_id"], "seq": doc["seq"]} if projection else doc
 
         return cursor()
 
@@ -102,3 +104,48 @@ async def test_a_failed_read_leaves_the_event_to_the_resync(
         (3, "failed", True),
     ]
     assert conn.watching["j"] == 3 and not conn.waiting
+
+
+async def test_a_resync_pass_reads_at_most_its_share_the_longest_unchecked_first(
+    repo: Repo,
+) -> None:
+    hub = Hub(repo, view, resync_max_jobs=2)  # type: ignore[arg-type]
+    for job_id in ("a", "b", "c"):
+        repo.jobs.docs[job_id] = job_at(job_id, ["queued"])
+        await watch(hub, repo, job_id, [])
+
+    def read_by_resync() -> list[str]:
+        ids = [i for q in repo.jobs.queries for i in q["_id"]["$in"]]
+        repo.jobs.queries.clear()
+        return ids
+
+    await hub.resync()
+    assert read_by_resync() == ["a", "b"]
+    await hub.resync()
+    assert read_by_resync() == ["c", "a"]
+    await hub.resync(everything=True)  # after a broker reconnect: every watched job
+    assert sorted(read_by_resync()) == ["a", "b", "c"]
+
+
+async def test_jobs_asked_for_at_once_are_read_together(repo: Repo) -> None:
+    hub = Hub(repo, view)  # type: ignore[arg-type]
+    sent: dict[str, list[str]] = {}
+    for job_id in ("a", "b", "c"):
+        repo.jobs.docs[job_id] = job_at(job_id, ["queued"])
+        sent[job_id] = []
+        await watch(hub, repo, job_id, sent[job_id])
+    for job_id in ("a", "b", "c"):
+        repo.jobs.docs[job_id] = job_at(job_id, ["queued", "prompting"])
+    repo.jobs.queries.clear()
+
+    await asyncio.gather(
+        *(
+            hub.on_status(
+                JobStatusChanged(job_id=job_id, seq=2, status=JobStatus.PROMPTING, progress=10)
+            )
+            for job_id in ("a", "b", "c")
+        )
+    )
+    assert repo.jobs.queries == [{"_id": {"$in": ["a", "b", "c"]}}]  # one read for the three
+    for job_id in ("a", "b", "c"):
+        assert [json.loads(m)["seq"] for m in sent[job_id][1:]] == [2]

@@ -23,6 +23,9 @@ class NotifierSettings(CommonSettings):
     # How often every watched, unfinished job is re-read and its sockets caught up (events
     # can be lost), and every subscription's token checked again (sign-out, expiry).
     resync_seconds: float = Field(default=5, gt=0)
+    # Watched jobs one resync pass reads at most (those checked longest ago; all of them
+    # after a broker reconnect): with more, each is checked every few passes.
+    resync_max_jobs: int = Field(default=2000, ge=1)
     # Open sockets per client address (an IPv6 /64 counts as one), in this replica.
     max_connections_per_ip: int = Field(default=20, ge=1)
     # X-Forwarded-For is believed only from these networks (the ingress controller's).

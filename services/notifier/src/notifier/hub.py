@@ -9,14 +9,22 @@ A subscription is registered *before* the job is read for its snapshot, and the
 socket's lock is held from that read until the snapshot is sent: any change
 after the read has an event that finds the subscription and waits for the lock.
 
+Reads are shared: every job asked for while earlier reads are under way is read
+together, with one `$in` per READ_BATCH ids (a lone job with `find_one`), so at
+a high event rate the database sees a few larger queries, not one per event.
+A read only answers the requests made before it started.
+
 Events can still be lost (published while this replica's exclusive queue is gone
 during a broker reconnect, or dropped when the database did not answer), so
-`resync` runs the same catch-up for every watched, unfinished job on a timer:
-no step, and above all no final state, waits for an event that never comes.
+`resync` runs the same catch-up for every watched, unfinished job on a timer
+(at most RESYNC_MAX_JOBS a pass, those checked longest ago; all of them when the
+broker connection comes back): no step, and above all no final state, waits for
+an event that never comes.
 (A failed job that is retried leaves its final state by an event, as before.)
 """
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -35,8 +43,14 @@ log = logging.getLogger(__name__)
 
 # A socket that cannot take a message in this time is treated as gone.
 SEND_TIMEOUT = 10.0
-# Job ids per `$in` query of a resync pass.
-RESYNC_BATCH = 500
+# Job ids per `$in` query of a resync pass, and of a shared read of whole jobs. Small
+# enough that a database matching `$in` element by element (SecantusDB) stays quick.
+RESYNC_BATCH = 25
+READ_BATCH = 50
+# Jobs a resync pass checks at most, unless told to check all (RESYNC_MAX_JOBS).
+RESYNC_MAX_JOBS = 2000
+# Shared reads under way at once.
+READS_IN_FLIGHT = 16
 _FINAL = frozenset(s.value for s in FINAL_STATUSES)
 
 View = Callable[[Job], Awaitable[dict[str, Any]]]
@@ -101,16 +115,30 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+def _retrieve(future: "asyncio.Future[Any]") -> None:
+    """Mark a failed shared read as seen: its callers may all have gone meanwhile."""
+    if not future.cancelled():
+        future.exception()
+
+
 def batches(items: list[str], size: int = RESYNC_BATCH) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
 class Hub:
-    def __init__(self, repo: JobRepository, view: View) -> None:
+    def __init__(
+        self, repo: JobRepository, view: View, resync_max_jobs: int = RESYNC_MAX_JOBS
+    ) -> None:
         self.repo = repo
         self.view = view
+        self.resync_max_jobs = resync_max_jobs
+        # Watched jobs in the order they were last read, oldest first (dicts keep order).
+        self._checked: dict[str, None] = {}
         self.watchers: dict[str, set[Connection]] = {}
+        # Jobs asked for and not yet being read, and the tasks reading them.
+        self._due: dict[str, asyncio.Future[Job | None]] = {}
+        self._readers: set[asyncio.Task[None]] = set()
 
     async def subscribe(
         self, conn: Connection, job_id: str, after_seq: int | None, grant: Grant
@@ -121,7 +149,7 @@ class Hub:
         self.watchers.setdefault(job_id, set()).add(conn)
         try:
             async with conn.lock:
-                job = await self.repo.get(job_id)
+                job = await self.read(job_id)
                 if job is None:
                     self.unsubscribe(conn, job_id)
                     return False
@@ -155,17 +183,32 @@ class Hub:
     async def on_status(self, event: JobStatusChanged) -> None:
         await self.catch_up(event.job_id, event.seq, event.occurred_at)
 
-    async def resync(self) -> None:
+    async def resync(self, *, everything: bool = False) -> None:
         """Catch up every socket on its unfinished jobs whatever events were lost: one
-        light `$in` read per batch of watched jobs, a full read only of those that moved."""
+        light `$in` read per batch of watched jobs, a full read only of those that moved.
+        At most `max_jobs` jobs a pass unless `everything`: those checked longest ago
+        (a job's read for an event counts as a check), so the database's load stays
+        bounded however many jobs are watched."""
         lowest = self._unfinished()
-        for batch in batches(list(lowest)):
+        for job_id in [j for j in self._checked if j not in lowest]:
+            del self._checked[job_id]  # no longer watched, or seen final
+        unchecked = [job_id for job_id in lowest if job_id not in self._checked]
+        due = unchecked + list(self._checked)
+        if not everything:
+            due = due[: self.resync_max_jobs]
+        for job_id in due:
+            self._checked_now(job_id)
+        for batch in batches(due):
             moved = [
                 (doc["_id"], doc["seq"])
                 async for doc in self.repo.jobs.find({"_id": {"$in": batch}}, {"seq": 1})
                 if doc["seq"] > lowest[doc["_id"]]
             ]
             await asyncio.gather(*(self.catch_up(job_id, seq) for job_id, seq in moved))
+
+    def _checked_now(self, job_id: str) -> None:
+        self._checked.pop(job_id, None)
+        self._checked[job_id] = None  # last in the order of checks
 
     def _unfinished(self) -> dict[str, int]:
         """Watched jobs some socket has not seen final yet, with the lowest seq sent.
@@ -188,12 +231,13 @@ class Hub:
         if not behind:
             return  # a duplicate or late event: every socket has this step already
         try:
-            job = await self.repo.get(job_id)
+            job = await self.read(job_id)
         except PyMongoError as e:
             log.warning("cannot read the job; the next resync catches its sockets up: %s", e)
             return
         if job is None:
             return
+        self._checked_now(job_id)  # as good as a resync's check
         view: dict[str, Any] | None = None
 
         async def job_view() -> dict[str, Any]:
@@ -211,6 +255,39 @@ class Hub:
                 self.drop(conn)
             elif isinstance(result, BaseException):
                 log.error("push to a socket failed", exc_info=result)
+
+    async def read(self, job_id: str) -> Job | None:
+        """The job as stored after this call, read together with the others asked for."""
+        future = self._due.get(job_id)
+        if future is None:
+            future = self._due[job_id] = asyncio.get_running_loop().create_future()
+            future.add_done_callback(_retrieve)
+            if len(self._readers) < READS_IN_FLIGHT:
+                reader = asyncio.create_task(self._read_due())
+                self._readers.add(reader)
+                reader.add_done_callback(self._readers.discard)
+        # Shielded: one caller canceled must not cancel the read for the others.
+        return await asyncio.shield(future)
+
+    async def _read_due(self) -> None:
+        while self._due:
+            ids = list(itertools.islice(self._due, READ_BATCH))
+            due = {job_id: self._due.pop(job_id) for job_id in ids}
+            try:
+                if len(ids) == 1:
+                    found = {ids[0]: await self.repo.get(ids[0])}
+                else:
+                    found = {
+                        doc["_id"]: doc async for doc in self.repo.jobs.find({"_id": {"$in": ids}})
+                    }
+            except Exception as e:
+                for future in due.values():
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for job_id, future in due.items():
+                if not future.done():
+                    future.set_result(found.get(job_id))
 
     def _watching(self, job_id: str) -> Iterable[Connection]:
         return list(self.watchers.get(job_id, ()))

@@ -73,7 +73,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         async def view(job: Job) -> dict[str, Any]:
             return await public_job(job, storage, signer)
 
-        hub = Hub(JobRepository(db), view)
+        hub = Hub(JobRepository(db), view, settings.resync_max_jobs)
         subscribe_status(broker, topology, replica_id, hub)
         outbound = OutboundClient(
             allow_private=settings.outbound_allow_private,

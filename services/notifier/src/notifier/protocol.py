@@ -104,6 +104,15 @@ class Error(BaseModel):
 ServerMessage = Snapshot | Status | Unsubscribed | Pong | Heartbeat | Error
 
 
-def encode(message: ServerMessage) -> str:
+def _encode(message: ServerMessage) -> str:
     data = message.model_dump(mode="json")
     return json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
+
+
+# Messages without fields, encoded once: every open socket gets a heartbeat each period.
+_FIXED = {Heartbeat: _encode(Heartbeat()), Pong: _encode(Pong())}
+
+
+def encode(message: ServerMessage) -> str:
+    fixed = _FIXED.get(type(message))
+    return fixed if fixed is not None else _encode(message)

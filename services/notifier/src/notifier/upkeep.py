@@ -26,10 +26,11 @@ async def maintain(session: Session, wake: asyncio.Event) -> None:
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), session.settings.resync_seconds)
+        woken = wake.is_set()  # the broker is back: events may be lost for any job
         wake.clear()
         try:
             await end_lapsed_grants(session)
-            await session.hub.resync()
+            await session.hub.resync(everything=woken)
         except PyMongoError as e:
             log.warning("resync skipped, the database did not answer: %s", e)
         except Exception:  # the loop must outlive any one bad pass

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -79,9 +79,11 @@ class Session:
     signer: Signer
     sessions: SessionStore
     per_address: OpenPerAddress = field(init=False)
+    heartbeats: "Heartbeats" = field(init=False)
 
     def __post_init__(self) -> None:
         self.per_address = OpenPerAddress(self.settings.max_connections_per_ip)
+        self.heartbeats = Heartbeats(self.settings.heartbeat_seconds)
 
 
 class Refused(Exception):
@@ -90,11 +92,51 @@ class Refused(Exception):
         self.error = error
 
 
-async def _heartbeat(conn: Connection, every: float) -> None:
+class Heartbeats:
+    """Pings every open socket every `every` seconds, each from when it opened, from one
+    task for the replica (not a sleeping task per socket: memory counts at 10,000)."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._due: deque[tuple[float, Connection]] = deque()  # in order of due time
+        self._open = 0
+        self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def add(self, conn: Connection) -> None:
+        self._open += 1
+        self._due.append((asyncio.get_running_loop().time() + self.every, conn))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    def remove(self, conn: Connection) -> None:
+        """After the socket closed (`conn.gone`); its entry is dropped when due."""
+        self._open -= 1
+        if self._open == 0 and self._task is not None:
+            self._task.cancel()  # nothing left to ping: no task outlives the sockets
+            self._task = None
+            self._due.clear()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._due:
+            due, conn = self._due[0]
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._due.popleft()
+            if conn.gone:
+                continue
+            self._due.append((due + self.every, conn))
+            # Not awaited here: a slow socket must not hold up the others' pings.
+            sending = asyncio.create_task(_ping(conn))
+            self._sending.add(sending)
+            sending.add_done_callback(self._sending.discard)
+
+
+async def _ping(conn: Connection) -> None:
     with contextlib.suppress(ConnectionGone):
-        while True:
-            await asyncio.sleep(every)
-            await conn.send(Heartbeat())
+        await conn.send(Heartbeat())
 
 
 async def _authorize(session: Session, op: Subscribe) -> Principal:
@@ -192,7 +234,10 @@ async def _serve(websocket: WebSocket, session: Session, conn: Connection) -> No
     refusals = 0
     while True:
         try:
-            message = await asyncio.wait_for(websocket.receive(), settings.idle_timeout_seconds)
+            # Not asyncio.wait_for: on Python 3.11 it wraps the wait in a task of its own,
+            # one more per open socket.
+            async with asyncio.timeout(settings.idle_timeout_seconds):
+                message = await websocket.receive()
         except TimeoutError:
             # Silent for the idle limit. A socket watching nothing, or only jobs that are
             # final, waits for nothing more (heartbeats would keep it open forever): close it.
@@ -273,12 +318,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 async def _connected(websocket: WebSocket, session: Session) -> None:
     conn = Connection(websocket.send_text)
     WS_CONNECTIONS.inc()
-    heartbeat = asyncio.create_task(_heartbeat(conn, session.settings.heartbeat_seconds))
+    session.heartbeats.add(conn)
     try:
         await _serve(websocket, session, conn)
     except (WebSocketDisconnect, ConnectionGone):
         pass  # the client went away; nothing to answer
     finally:
-        heartbeat.cancel()
+        conn.gone = True  # no more pings
+        session.heartbeats.remove(conn)
         session.hub.drop(conn)
         WS_CONNECTIONS.dec()
