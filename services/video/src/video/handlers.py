@@ -181,6 +181,9 @@ class VideoStage:
             workdir = Path(tmp)
             request = await self.request_for(job, workdir)
             clip = await self.generate(request, workdir, reported=job["progress"])
+            if (job.get("provider_job") or {}).get("id"):
+                # A clip made over several polls: its photo was not fetched for the polls.
+                await self.photo_for(job["image"]["key"], request.image)
             try:
                 info = await asyncio.to_thread(probe_video, clip)
             except InvalidMedia as e:
@@ -261,15 +264,10 @@ class VideoStage:
         key = job["image"]["key"]
         source = workdir / f"source{Path(key).suffix}"
         provider_job = job.get("provider_job") or {}
-        # A provider's job already submitted (the next poll) needs no photo: not fetched.
+        # A provider's job already submitted (the next poll) needs no photo to be polled:
+        # fetched once its clip is made (`photo_for`), for the fidelity score and the ad.
         if not provider_job.get("id"):
-            with storage_errors("download the product photo"):
-                try:
-                    await self.ctx.storage.download(key, source)
-                except ObjectNotFound as e:
-                    raise JobError(
-                        "source_missing", "The product photo is missing from storage."
-                    ) from e
+            await self.photo_for(key, source)
         options = job["options"]
         brief = job.get("brief")
         return VideoRequest(
@@ -291,6 +289,16 @@ class VideoStage:
             captions=options.get("captions") or "on",
             finish=options.get("finish", True) is not False,
         )
+
+    async def photo_for(self, key: str, source: Path) -> None:
+        """Download the product photo to `source`."""
+        with storage_errors("download the product photo"):
+            try:
+                await self.ctx.storage.download(key, source)
+            except ObjectNotFound as e:
+                raise JobError(
+                    "source_missing", "The product photo is missing from storage."
+                ) from e
 
     async def generate(self, request: VideoRequest, workdir: Path, *, reported: int) -> Path:
         """The provider's clip, with its call counted and timed."""
