@@ -63,8 +63,10 @@ async def test_the_owners_same_job_completes_at_once_and_anything_else_is_prompt
     other = await prompted(worker, owner="someone-else@example.com")
     regenerated = await prompted(worker, regenerate=True)
     assert (other["status"], regenerated["status"]) == ("prompt_ready", "prompt_ready")
-    assert other["prompt"]["source"] == "reused"  # the prompt cache is not per owner
-    assert worker.provider.calls == [first["_id"], regenerated["_id"]]
+    # Prompt reuse is scoped to the owner by default (PROMPT_REUSE_SCOPE, prompt/reuse.py):
+    # another owner's same job gets a prompt of its own, not a hint that it was made before.
+    assert other["prompt"]["source"] == first["prompt"]["source"] != "reused"
+    assert worker.provider.calls == [first["_id"], other["_id"], regenerated["_id"]]
 
     # Failed, canceled or with its clip gone: not reused.
     for status in ("failed", "canceled"):

@@ -11,11 +11,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from common import db as database
-from common.errors import JobError
+from common.errors import JobError, user_message
 from common.events import PromptReady
 from common.settings import CommonSettings
 from services.video.tests.images import mug
 from services.video.tests.support import Worker
+from services.video.tests.test_worker import failure_logged
 from tests.support.fake_openrouter import SEEDANCE, FakeOpenRouter, VideoPlan
 from video.budget import Spending, estimated_usd, mailbox
 
@@ -90,7 +91,10 @@ def capped(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_the_worker_pays_for_no_clip_over_the_budget(
-    capped: None, openrouter_worker: Worker, fake: FakeOpenRouter
+    capped: None,
+    openrouter_worker: Worker,
+    fake: FakeOpenRouter,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     worker = openrouter_worker
     fake.video_plan = VideoPlan(polls=("pending",))
@@ -107,7 +111,11 @@ async def test_the_worker_pays_for_no_clip_over_the_budget(
     for job in done:
         if job["status"] == "failed":
             assert job["error"]["code"] == "budget_exhausted", job["error"]
-            assert "no clip was paid for" in job["error"]["message"]
+            # The owner reads when to try again; the log, naming the job, says no clip was
+            # paid for.
+            assert job["error"]["message"] == user_message("budget_exhausted")
+            assert "midnight UTC" in job["error"]["message"]
+            assert failure_logged(caplog, job["_id"], "no clip was paid for")
             assert "provider_job" not in job or "id" not in job["provider_job"]
     assert refusals("usd_per_day") - before == 2
     # The reservations were corrected to what the clips really cost (0.35 $ each).

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from common.errors import JobError
+from common.errors import JobError, user_message
 from common.events import PromptReady
 from common.jobs import now
 from common.media import probe_video
 from common.settings import CommonSettings
 from services.video.tests.images import mug
 from services.video.tests.support import Worker, eventually, worker_on
+from services.video.tests.test_worker import failure_logged
 from tests.support.fake_openrouter import SEEDANCE, FakeOpenRouter, Fault, VideoPlan
 from video.config import VideoSettings
 from video.providers.base import PollLater, VideoRequest, get_provider
@@ -384,18 +385,20 @@ async def test_a_poll_comes_back_when_asked_not_at_the_next_retry_tier(
 
 
 async def test_the_worker_fails_the_job_with_the_providers_reason(
-    openrouter_worker: Worker, fake: FakeOpenRouter
+    openrouter_worker: Worker, fake: FakeOpenRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
     worker = openrouter_worker
     fake.video_plan = VideoPlan(polls=("pending",), outcome="expired", error="Job expired")
     job = await worker.add_job(mug())
     await worker.ctx.publishers.prompt_ready.publish(PromptReady(job_id=job["_id"]))
     done = await worker.wait_for_status(job["_id"], "completed", "failed", within=60)
+    # The owner reads the stable message of the code; the provider's reason is logged.
     assert done["error"] == {
         "code": "provider_expired",
-        "message": "OpenRouter: Job expired (expired)",
+        "message": user_message("provider_expired"),
         "retryable": False,
     }
+    assert failure_logged(caplog, job["_id"], "OpenRouter: Job expired (expired)")
     assert len(fake.calls("POST /videos")) == 1
 
 

@@ -67,6 +67,11 @@ USER_MESSAGES: dict[str, str] = {
     "problem on our side).",
     "insufficient_credits": "Video generation is paused (our credits with the AI service "
     "are used up); please try again later.",
+    # Spending caps on paid clips (video/budget.py); nothing was paid for.
+    "budget_exhausted": "The daily budget for AI clips has been reached; nothing was "
+    "charged. Please retry the job after midnight UTC.",
+    "paid_clip_limit": "This account has reached its daily limit of AI clips; nothing was "
+    "charged. Please retry the job after midnight UTC.",
     # Our own infrastructure.
     "storage_unavailable": "Our file storage was unavailable; please retry in a moment.",
     "storage_refused": "Our file storage refused the file; please retry later.",

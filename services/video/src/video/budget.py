@@ -135,20 +135,27 @@ class Spending:
             return None
         room = {"_id": counter_id, "used": {"$lte": maximum - amount}}
         update: dict[str, Any] = {"$inc": {"used": amount}}
+        # The counter as it was before the update, which is known to have matched `room`:
+        # the document after it need not match `room` any more (the last reservation that
+        # fits leaves it over `maximum - amount`), and a database that reads the result back
+        # through the filter answers None for it although the amount was taken.
         try:
-            document = await self.days.find_one_and_update(
+            before = await self.days.find_one_and_update(
                 room,
                 {**update, "$setOnInsert": {"expires_at": expires_at}},
                 upsert=True,
-                return_document=ReturnDocument.AFTER,
+                return_document=ReturnDocument.BEFORE,
             )
         except DuplicateKeyError:
             # Full, or created by a racing first reservation of the day: it exists now,
             # so the plain conditional update tells which.
-            document = await self.days.find_one_and_update(
-                room, update, return_document=ReturnDocument.AFTER
+            before = await self.days.find_one_and_update(
+                room, update, return_document=ReturnDocument.BEFORE
             )
-        return None if document is None else int(document["used"])
+            if before is None:
+                return None
+        # With the upsert, no document before means this reservation created the counter.
+        return (0 if before is None else int(before["used"])) + amount
 
     async def _add(self, counter_id: str, amount: int, *, track: bool = False) -> None:
         document = await self.days.find_one_and_update(
