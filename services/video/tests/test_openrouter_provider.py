@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from common.errors import JobError, user_message
 from common.events import PromptReady
-from common.jobs import now
+from common.jobs import JobRepository, new_job_id, now
 from common.media import probe_video
 from common.settings import CommonSettings
 from services.video.tests.images import mug
@@ -23,6 +23,7 @@ from services.video.tests.support import Worker, eventually, worker_on
 from services.video.tests.test_worker import failure_logged
 from tests.support.fake_openrouter import SEEDANCE, FakeOpenRouter, Fault, VideoPlan
 from video.config import VideoSettings
+from video.handlers import save_checkpoint
 from video.providers.base import PollLater, VideoRequest, get_provider
 from video.providers.openrouter import OpenRouterVideoProvider, choose_options
 
@@ -421,3 +422,36 @@ async def test_the_model_list_is_read_once_per_ttl(
             request_for(photo_file, job_id="job-3"), tmp_path, calls.report, calls.checkpoint
         )
     assert len(fake.calls("GET /videos/models")) == 2
+
+
+async def test_two_handlers_of_one_job_send_one_paid_request(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path, mongo_db: Any
+) -> None:
+    """A redelivered event handled in the same process shares its holder, so the lease
+    cannot tell its two handlers apart (seen after a database restart): the submission
+    mark is taken only while none is there, and the second handler sends nothing."""
+    repo = JobRepository(mongo_db)
+    job, _ = await repo.create({"_id": new_job_id(), "owner": "shop@example.com"})
+    holder = "video-worker-1"
+    await mongo_db.jobs.update_one(
+        {"_id": job["_id"]},
+        {"$set": {"lease": {"holder": holder, "until": now() + timedelta(minutes=5)}}},
+    )
+
+    async def checkpoint(data: dict[str, Any]) -> None:
+        provider_job = {"provider": "openrouter", "holder": holder, **data}
+        assert await save_checkpoint(repo, job["_id"], holder, provider_job)
+
+    provider = provider_for(fake)
+    request = request_for(photo_file, job_id=job["_id"])
+    calls = Calls(fake)
+    first, second = await asyncio.gather(
+        provider.generate(request, tmp_path / "a", calls.report, checkpoint),
+        provider.generate(request, tmp_path / "b", calls.report, checkpoint),
+        return_exceptions=True,
+    )
+    outcomes = sorted(type(o).__name__ for o in (first, second))
+    assert outcomes == ["PollLater", "SubmissionUnderWay"], (first, second)
+    assert len(fake.calls("POST /videos")) == 1
+    saved = (await repo.get(job["_id"]))["provider_job"]
+    assert saved["id"] in fake.jobs

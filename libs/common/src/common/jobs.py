@@ -208,12 +208,22 @@ class JobRepository:
         )
         return result.modified_count == 1
 
-    async def update_fields(self, job_id: str, *, holder: str, fields: dict[str, Any]) -> bool:
-        """Save stage results (e.g. the provider's job id) while the caller holds the lease."""
-        result = await self.jobs.update_one(
-            {"_id": job_id, "lease.holder": holder},
-            {"$set": {**fields, "updated_at": now()}},
-        )
+    async def update_fields(
+        self,
+        job_id: str,
+        *,
+        holder: str,
+        fields: dict[str, Any],
+        unless_submitted: bool = False,
+    ) -> bool:
+        """Save stage results (e.g. the provider's job id) while the caller holds the lease.
+        `unless_submitted`: only while no provider submission is marked or saved, so of two
+        handlers of one job (a redelivery in the same process shares its holder) only one
+        ever sends a paid request."""
+        where: dict[str, Any] = {"_id": job_id, "lease.holder": holder}
+        if unless_submitted:
+            where |= {"provider_job.status": {"$ne": "submitting"}, "provider_job.id": None}
+        result = await self.jobs.update_one(where, {"$set": {**fields, "updated_at": now()}})
         return result.modified_count == 1
 
     async def record_submission(

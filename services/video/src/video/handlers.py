@@ -41,7 +41,13 @@ from video.fidelity import fidelity_fields
 from video.finishing.loudness import LoudnessError
 from video.poster import extract_poster, poster_time
 from video.progress import ProgressReporter
-from video.providers.base import PollLater, VideoProvider, VideoRequest, get_provider
+from video.providers.base import (
+    PollLater,
+    SubmissionUnderWay,
+    VideoProvider,
+    VideoRequest,
+    get_provider,
+)
 from video.render import RenderError
 from video.render.ffmpeg import FfmpegError, FfmpegTimeout, limit_media
 from video.validation import check_clip
@@ -69,12 +75,22 @@ async def save_checkpoint(
     losing it would fail a clip that is already paid for. A paid job's id is saved over
     our own `submitting` mark even when the lease is gone (the handler was cancelled
     while it was sent). False if it could not be saved for want of the lease."""
+    marking = provider_job.get("status") == "submitting"
     for wait in (*CHECKPOINT_WAITS, None):
         try:
             if await repo.update_fields(
-                job_id, holder=holder, fields={"provider_job": provider_job}
+                job_id,
+                holder=holder,
+                fields={"provider_job": provider_job},
+                unless_submitted=marking,
             ):
                 return True
+            if marking:
+                job = await repo.get(job_id)
+                mark = (job or {}).get("provider_job") or {}
+                if mark.get("status") == "submitting" or mark.get("id"):
+                    raise SubmissionUnderWay(job_id)
+                return False
             return "id" in provider_job and await repo.record_submission(
                 job_id, holder=holder, provider_job=provider_job
             )
@@ -130,6 +146,9 @@ class VideoStage:
                     seconds=self.settings.lease_seconds,
                     work=self.make_and_store(job),
                 )
+            except SubmissionUnderWay:
+                log.warning("another delivery of this job is submitting it; this one sends nothing")
+                return
             except LeaseLost:
                 log.warning("the job is no longer ours (canceled, timed out or taken over)")
                 await self.cancel_at_provider(job["_id"])

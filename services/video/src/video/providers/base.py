@@ -63,6 +63,11 @@ class CancellableProvider(Protocol):
     async def cancel(self, provider_job: dict[str, Any]) -> None: ...
 
 
+class SubmissionUnderWay(Exception):
+    """Another handler of this job (a duplicate delivery) has marked or made the paid
+    submission already: this one sends nothing and leaves the job to it."""
+
+
 class PollLater(Exception):
     """Not an error: the provider's job is still running; ask again after `seconds`. The
     worker hands the job back and re-schedules its event, holding no slot meanwhile."""

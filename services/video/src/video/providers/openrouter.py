@@ -252,10 +252,16 @@ class OpenRouterVideoProvider:
         # A cap that is reached fails the job here, before anything is paid.
         reserved = {"budget": await self.spending.reserve(owner, price)} if self.spending else {}
         options = {**options, **reserved}
-        # Marked before sending: from here until the id is stored, nothing resubmits.
-        await checkpoint(
-            {"status": SUBMITTING, "submitting_at": now(), "model": self.model, **reserved}
-        )
+        # Marked before sending: from here until the id is stored, nothing resubmits (a
+        # mark already there, another handler's, refuses this one: nothing is sent).
+        try:
+            await checkpoint(
+                {"status": SUBMITTING, "submitting_at": now(), "model": self.model, **reserved}
+            )
+        except BaseException:
+            if self.spending and reserved:
+                await self.spending.release(reserved["budget"])
+            raise
         try:
             async with OpenRouter(self.config) as api:
                 answer = await api.call("POST", "/videos", json_body=body, idempotent=False)
