@@ -98,7 +98,9 @@ class FlakyRepo:
         self.leased = leased
         self.saved: list[dict] = []
 
-    async def update_fields(self, job_id: str, *, holder: str, fields: dict) -> bool:
+    async def update_fields(
+        self, job_id: str, *, holder: str, fields: dict, unless_submitted: bool = False
+    ) -> bool:
         if self.outage > 0:
             self.outage -= 1
             raise AutoReconnect("connection refused")

@@ -1,6 +1,6 @@
 """OpenRouter's video models (`GET /videos/models`): the list, kept for a while, and what a
-model charges per second of clip. Read by the gateway's quote; the video provider keeps a
-list of its own (video/providers/openrouter.py `ModelCatalog`) that can move here.
+model charges per second of clip. Read by the gateway's quote and the video provider (its
+checks before a paid submission and the spending caps' estimate), so both price alike.
 """
 
 import asyncio

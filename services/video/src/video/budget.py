@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from common.errors import JobError
 from common.metrics import BUDGET_REFUSALS, SPEND_LIMIT, SPEND_TODAY
+from common.video_models import price_per_second
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +47,10 @@ def mailbox(owner: str) -> str:
 
 def estimated_usd(model: dict[str, Any], resolution: str, seconds: int, fallback: float) -> float:
     """A clip's price before it is made: the model's listed price per second for the
-    resolution (`pricing_skus`), else the dearest it lists, else `fallback` per second."""
-    prices: dict[str, float] = {}
-    for sku in model.get("pricing_skus") or []:
-        if not isinstance(sku, dict):
-            continue
-        try:
-            prices[str(sku.get("sku", ""))] = float(sku["price_per_second"])
-        except (KeyError, TypeError, ValueError):
-            continue
-    matching = [price for name, price in prices.items() if resolution and resolution in name]
-    per_second = max(matching or prices.values() or [fallback])
-    return per_second * seconds
+    resolution (`pricing_skus`), else the dearest it lists, else `fallback` per second
+    (the gateway's batch quote prices with the same `price_per_second`)."""
+    per_second = price_per_second(model, resolution)
+    return (fallback if per_second is None else per_second) * seconds
 
 
 class Spending:

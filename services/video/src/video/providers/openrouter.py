@@ -22,7 +22,6 @@ back, and the finished clip corrects it to the real cost.
 import asyncio
 import logging
 import re
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -33,6 +32,7 @@ from common.media import InvalidMedia, VideoInfo, frame_size, probe_video
 from common.metrics import PROVIDER_COST
 from common.openrouter import OpenRouter, OpenRouterConfig, Unconfirmed, image_url
 from common.storage import Storage
+from common.video_models import ModelCatalog
 from video.budget import Spending, estimated_usd
 from video.config import VideoSettings
 from video.progress import HIGH, LOW
@@ -103,27 +103,6 @@ def choose_options(model: dict[str, Any], request: VideoRequest, resolution: str
         "resolution": resolution,
         "aspect_ratio": request.aspect_ratio,
     }
-
-
-class ModelCatalog:
-    """`GET /videos/models`, kept in this process for `ttl` seconds."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._models: dict[str, dict[str, Any]] = {}
-        self._read_at = float("-inf")
-        self._lock = asyncio.Lock()
-
-    async def get(self, api: OpenRouter, model_id: str) -> dict[str, Any] | None:
-        async with self._lock:
-            if time.monotonic() - self._read_at > self.ttl:
-                answer = await api.call("GET", "/videos/models")
-                models = answer.get("data") or []
-                self._models = {
-                    str(m["id"]): m for m in models if isinstance(m, dict) and "id" in m
-                }
-                self._read_at = time.monotonic()
-            return self._models.get(model_id)
 
 
 def _aware(value: Any) -> datetime:
