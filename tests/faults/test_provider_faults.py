@@ -46,10 +46,19 @@ POLL_FAULTS = (
 )
 
 
+# One job may meet every scripted fault (a submission retried into each round's burst,
+# as seen in a run): it must still have an attempt left to complete.
+EVERY_FAULT = len(SUBMISSION_FAULTS) * (ROUNDS + 1) + len(POLL_FAULTS) * ROUNDS
+
+
 @pytest.fixture
 def fault_env(fault_env: dict[str, str]) -> dict[str, str]:
     # A hanging poll is given up after this long (then polled again later).
-    return {**fault_env, "OPENROUTER_VIDEO_TIMEOUT_SECONDS": "2"}
+    return {
+        **fault_env,
+        "OPENROUTER_VIDEO_TIMEOUT_SECONDS": "2",
+        "MAX_ATTEMPTS": str(EVERY_FAULT + 1),
+    }
 
 
 async def test_video_provider_failing_and_hanging(
