@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from common import db as database
+from common.auth import mailbox
 from common.errors import JobError, user_message
 from common.events import PromptReady
 from common.settings import CommonSettings
@@ -18,7 +19,7 @@ from services.video.tests.images import mug
 from services.video.tests.support import Worker
 from services.video.tests.test_worker import failure_logged
 from tests.support.fake_openrouter import SEEDANCE, FakeOpenRouter, VideoPlan
-from video.budget import Spending, estimated_usd, mailbox
+from video.budget import Spending, estimated_usd
 
 DAY = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
 

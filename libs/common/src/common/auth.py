@@ -20,6 +20,16 @@ from common.jobs import Job
 from common.tokens import InvalidToken, Signer
 
 
+def mailbox(owner: str) -> str:
+    """The mailbox an address reaches, for counting use per person: `me+anything@x` is
+    delivered to `me@x` by most providers, so it shares that address's allowance (the
+    gateway's free tier, the video worker's paid clips). `anon:<ip>` owners stay as they are."""
+    local, at, domain = owner.partition("@")
+    if not at:
+        return owner
+    return f"{local.split('+', 1)[0] or local}@{domain}"
+
+
 def token_version(job: Job) -> int:
     """Which job tokens of this job are valid: those signed with this version."""
     return int(job.get("token_version", 0))

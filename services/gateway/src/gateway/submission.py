@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import UploadFile
 
+from common.auth import mailbox
 from common.brief import CTA_MAX_CHARS, PRICE_MAX_CHARS
 from common.client_ip import network_of
 from common.errors import ApiError
@@ -42,7 +43,6 @@ from gateway.models import (
     OnOff,
     PresetName,
 )
-from gateway.users import mailbox
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from common.auth import Session, SessionStore
+from common.auth import Session, SessionStore, mailbox
 from common.client_ip import network_of
 from common.errors import ApiError
 from gateway.core.config import GatewaySettings
@@ -60,13 +60,6 @@ def normalize_email(raw: str) -> str:
             details=[{"field": "email", "message": "Enter a valid email address."}],
         )
     return email
-
-
-def mailbox(email: str) -> str:
-    """The mailbox an address reaches, for counting free-tier use: `me+anything@x` is
-    delivered to `me@x` by most providers, so it shares that address's allowance."""
-    local, _, domain = email.partition("@")
-    return f"{local.split('+', 1)[0] or local}@{domain}"
 
 
 def _now() -> datetime:

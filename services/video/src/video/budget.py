@@ -25,6 +25,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from common.auth import mailbox
 from common.errors import JobError
 from common.metrics import BUDGET_REFUSALS, SPEND_LIMIT, SPEND_TODAY
 from common.video_models import price_per_second
@@ -34,15 +35,6 @@ log = logging.getLogger(__name__)
 MICROS = 1_000_000
 # Days are kept this long after they end (for a look back), then the TTL index drops them.
 KEEP_DAYS = 8
-
-
-def mailbox(owner: str) -> str:
-    """Who a paid clip counts for: the mailbox (`me+shop@x` is `me@x`), the same rule as
-    the gateway's free tier (`gateway.users.mailbox`)."""
-    local, at, domain = owner.partition("@")
-    if not at:
-        return owner  # `anon:<ip>` owners of jobs made before sign-in existed
-    return f"{local.split('+', 1)[0] or local}@{domain}"
 
 
 def estimated_usd(model: dict[str, Any], resolution: str, seconds: int, fallback: float) -> float:

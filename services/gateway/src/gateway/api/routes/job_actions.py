@@ -10,14 +10,13 @@ from typing import Any
 from fastapi import APIRouter
 from pymongo import ReturnDocument
 
-from common.auth import token_version
+from common.auth import mailbox, token_version
 from common.errors import ApiError
 from common.events import JobStatus
 from common.views import API_PREFIX, public_job
 from gateway.api.deps import OwnedJobDep, ServicesDep
 from gateway.limits import Limit
 from gateway.models import JobPublic, JobToken, error_responses
-from gateway.users import mailbox
 
 log = logging.getLogger(__name__)
 
