@@ -116,7 +116,7 @@ async def test_the_worker_pays_for_no_clip_over_the_budget(
             # paid for.
             assert job["error"]["message"] == user_message("budget_exhausted")
             assert "midnight UTC" in job["error"]["message"]
-            assert failure_logged(caplog, job["_id"], "no clip was paid for")
+            assert await failure_logged(caplog, job["_id"], "no clip was paid for")
             assert "provider_job" not in job or "id" not in job["provider_job"]
     assert refusals("usd_per_day") - before == 2
     # The reservations were corrected to what the clips really cost (0.35 $ each).

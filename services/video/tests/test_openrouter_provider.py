@@ -399,7 +399,7 @@ async def test_the_worker_fails_the_job_with_the_providers_reason(
         "message": user_message("provider_expired"),
         "retryable": False,
     }
-    assert failure_logged(caplog, job["_id"], "OpenRouter: Job expired (expired)")
+    assert await failure_logged(caplog, job["_id"], "OpenRouter: Job expired (expired)")
     assert len(fake.calls("POST /videos")) == 1
 
 

@@ -102,8 +102,8 @@ async def test_storage_failing_every_time_fails_the_job_after_max_attempts(
     assert error["code"] == "storage_unavailable" and error["retryable"] is True
     # The owner reads the stable message; the storage's own words are in the log.
     assert error["message"] == user_message("storage_unavailable")
-    assert failure_logged(caplog, job["_id"], "Could not store the clip")
-    assert failure_logged(caplog, job["_id"], "Input/output error (gave up after 3 attempts)")
+    assert await failure_logged(caplog, job["_id"], "Could not store the clip")
+    assert await failure_logged(caplog, job["_id"], "Input/output error (gave up after 3 attempts)")
     assert "lease" not in failed
 
 

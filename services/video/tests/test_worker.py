@@ -19,11 +19,20 @@ from services.video.tests.support import Worker, duplicates_dropped, eventually
 MUG = mug()
 
 
-def failure_logged(caplog: pytest.LogCaptureFixture, job_id: str, detail: str) -> bool:
-    """The failure's detail is in the log, on a line naming the job."""
-    return any(
-        getattr(r, "job_id", None) == job_id and detail in r.getMessage() for r in caplog.records
-    )
+async def failure_logged(caplog: pytest.LogCaptureFixture, job_id: str, detail: str) -> bool:
+    """The failure's detail is in the log, on a line naming the job. The worker logs just
+    after its write, so a test that has already read the failed job waits a moment for it."""
+
+    async def lines() -> bool:
+        return any(
+            getattr(r, "job_id", None) == job_id and detail in r.getMessage()
+            for r in caplog.records
+        )
+
+    try:
+        return await eventually(lines, bool, within=5)
+    except AssertionError:
+        return False
 
 
 def statuses(job: dict) -> list[str]:
@@ -151,7 +160,7 @@ async def test_unreadable_photo_fails_the_job_with_its_reason(
     assert failed["error"]["code"] == "render_failed"
     # The owner reads the code's stable message; what broke, for operators, is logged.
     assert failed["error"]["message"] == user_message("render_failed")
-    assert failure_logged(caplog, job["_id"], "product photo")
+    assert await failure_logged(caplog, job["_id"], "product photo")
     assert failed["error"]["retryable"] is False
     assert failed["attempts"] == 0  # permanent: not retried
     assert not worker.stored(video_key(job["_id"])).exists()
