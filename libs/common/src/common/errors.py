@@ -67,9 +67,11 @@ USER_MESSAGES: dict[str, str] = {
     "problem on our side).",
     "insufficient_credits": "Video generation is paused (our credits with the AI service "
     "are used up); please try again later.",
-    # Spending caps on paid clips (video/budget.py); nothing was paid for.
-    "budget_exhausted": "The daily budget for AI clips has been reached; nothing was "
-    "charged. Please retry the job after midnight UTC.",
+    # Spending caps on paid clips (video/budget.py); nothing was paid for. `budget_exhausted`
+    # is the deployment's day (SPEND_LIMIT_USD_PER_DAY) or a batch's `max_cost_usd`.
+    "budget_exhausted": "The budget for AI clips has been reached (the service's daily "
+    "budget, or the cost cap set for this batch); nothing was charged. Please retry the job "
+    "after midnight UTC, or in a batch with a higher cap.",
     "paid_clip_limit": "This account has reached its daily limit of AI clips; nothing was "
     "charged. Please retry the job after midnight UTC.",
     # Our own infrastructure.

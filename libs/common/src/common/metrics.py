@@ -65,10 +65,11 @@ PROVIDER_COST = Counter(
 BUDGET_REFUSALS = Counter(
     "pv_budget_refusals_total",
     "Paid clips refused by a spending cap (usd_per_day: the deployment's daily budget, "
-    "paid_clips_per_user: one account's paid clips per day).",
+    "paid_clips_per_user: one account's paid clips per day, batch_max_cost: a batch's "
+    "max_cost_usd).",
     ["limit"],
 )
-for _limit in ("usd_per_day", "paid_clips_per_user"):
+for _limit in ("usd_per_day", "paid_clips_per_user", "batch_max_cost"):
     BUDGET_REFUSALS.labels(limit=_limit)  # 0 from the start: alerts see a series
 SPEND_TODAY = Gauge(
     "pv_spend_today_usd",

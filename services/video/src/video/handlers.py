@@ -304,6 +304,7 @@ class VideoStage:
             provider_job=job.get("provider_job"),
             image_key=key,
             owner=str(job.get("owner", "")),
+            batch_id=job.get("batch_id"),
             brief=Brief.model_validate(brief) if brief else None,
             preset=options.get("preset"),
             cta=options.get("cta"),

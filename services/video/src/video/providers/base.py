@@ -31,6 +31,8 @@ class VideoRequest:
     image_key: str | None = None
     # Whose job it is: paid providers count their clips against the owner's cap.
     owner: str = ""
+    # The job's batch, whose `max_cost_usd` paid providers reserve the clip from.
+    batch_id: str | None = None
     # The ad around the clip (job `brief` and `options`; older jobs have none of them).
     brief: Brief | None = None
     preset: str | None = None

@@ -14,9 +14,10 @@ saved) the job fails with `provider_unconfirmed` instead of sending again (a del
 finds a recent mark first waits for it): a second paid job is worse than asking the user
 to retry. An error answer from OpenRouter means no job was made, so that is retried as usual.
 
-Before the mark, the clip is reserved from the spending caps (`video.budget`): a cap that
-is reached fails the job with nothing paid; OpenRouter's refusal gives the reservation
-back, and the finished clip corrects it to the real cost.
+Before the mark, the clip is reserved from the spending caps (`video.budget`: the day's,
+and the batch's `max_cost_usd`): a cap that is reached fails the job with nothing paid;
+OpenRouter's refusal gives the reservation back, and the finished clip corrects it to the
+real cost.
 """
 
 import asyncio
@@ -216,20 +217,24 @@ class OpenRouterVideoProvider:
         # Shielded: if this handler is cancelled (the broker connection dropped, shutdown)
         # from the reservation on, the submission still gets its answer and saves the id,
         # so nothing paid is lost and no mark is left without its request.
-        return await asyncio.shield(self._send(body, options, checkpoint, request.owner, price))
+        return await asyncio.shield(self._send(body, options, checkpoint, request, price))
 
     async def _send(
         self,
         body: dict[str, Any],
         options: dict[str, Any],
         checkpoint: CheckpointCallback,
-        owner: str,
+        request: VideoRequest,
         price: float,
     ) -> dict[str, Any]:
         """Reserve the clip from the spending caps, mark the job, POST /videos on a client
         of its own (it may outlive the caller's) and save the paid job's id."""
         # A cap that is reached fails the job here, before anything is paid.
-        reserved = {"budget": await self.spending.reserve(owner, price)} if self.spending else {}
+        reserved = (
+            {"budget": await self.spending.reserve(request.owner, price, request.batch_id)}
+            if self.spending
+            else {}
+        )
         options = {**options, **reserved}
         # Marked before sending: from here until the id is stored, nothing resubmits (a
         # mark already there, another handler's, refuses this one: nothing is sent).
