@@ -97,8 +97,9 @@ async def test_variants_share_one_provider_call(worker: Worker) -> None:
     assert all(j["prompt"]["source"] == "product" and j["prompt"]["cost"] == 0 for j in others)
     assert all(j["prompt"]["details"]["written_by"] == writer["_id"] for j in others)
     assert {j["prompt"]["text"] for j in done} == {writer["prompt"]["text"]}
-    # Written once for the product's first variant, whichever job wrote it.
+    # Written once for every variant: each framing, the shortest length.
     assert "5-second" in writer["prompt"]["text"]
+    assert "9:16, 1:1 and 16:9 framing" in writer["prompt"]["text"]
     # One brief, with each job's own call to action.
     assert {j["brief"]["hook"] for j in done} == {writer["brief"]["hook"]}
     assert [j["brief"]["cta"] for j in done] == ["Buy now", "Shop now", "Order today"]

@@ -11,9 +11,10 @@ the provider writes and ends on its own when its holder dies, so a crash never b
 product: the next variant job takes over after `LEASE_SECONDS` at most (the prompt cache
 then answers it if the first call had finished).
 
-The prompt is written for the product's first variant (its framing and length are in the
-text and in the prompt cache's key), so the same product always asks the same question;
-each job's video is still made at its own ratio and length.
+The prompt is written once for every variant: the provider is told all of their framings
+("9:16, 1:1 and 16:9": a shot that suits each) and the shortest length (a motion that fits
+in every clip); each job's video is still made at its own ratio and length. The same
+product (the same variants) always asks the same question, so the prompt cache answers it.
 """
 
 from collections.abc import Awaitable, Callable
@@ -124,13 +125,19 @@ class ProductPrompts:
 
     @staticmethod
     def _writer(job: Job, product: dict[str, Any]) -> Job:
-        """The job as the product's prompt is written for: with its first variant's ratio
-        and length (see the module's docstring)."""
+        """The job as the product's prompt is written for: every framing of its variants
+        and the shortest of their lengths (see the module's docstring)."""
         variants = product.get("variants") or []
         if not variants:
             return job
-        first = {k: variants[0][k] for k in ("aspect_ratio", "duration")}
-        return {**job, "options": {**job["options"], **first}}
+        framings = list(dict.fromkeys(v["aspect_ratio"] for v in variants))
+        every = {
+            "aspect_ratio": framings[0]
+            if len(framings) == 1
+            else f"{', '.join(framings[:-1])} and {framings[-1]}",
+            "duration": min(v["duration"] for v in variants),
+        }
+        return {**job, "options": {**job["options"], **every}}
 
     @staticmethod
     def _shared(job: Job, product: dict[str, Any]) -> PromptAndBrief:
