@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from common.errors import ApiError
 from common.presets import DURATION_MAX, DURATION_MIN, PRESETS
 from gateway.core.config import GatewaySettings
-from gateway.products import validate_product_request, variant_options
+from gateway.products import submit_product, validate_product_request, variant_options
 from gateway.submission import OptionFields
 from services.gateway.tests.conftest import photo
 from services.gateway.tests.test_jobs_api import assert_error
@@ -231,3 +231,41 @@ async def test_one_variant_is_canceled_or_retried_alone(gateway):
     # The retried variant is queued again; the others are not announced twice.
     queued = await _queued_job_ids(gateway)
     assert [queued.count(j) for j in (first, second, third)] == [1, 1, 2]
+
+
+async def test_a_batch_row_is_a_product_with_its_links(gateway):
+    """What the batch endpoints call for each row: the links on the product and its jobs,
+    and `free_tier=False` when the batch counted its videos itself."""
+    services = gateway.services
+    create, variants = validate_product_request(
+        SETTINGS,
+        variants=THREE,
+        title="Teapot",
+        description="Cast iron.",
+        style=None,
+        options=OptionFields(price="39 €"),
+    )
+    image = await services.decoder.normalize_bytes(photo())
+
+    made = await submit_product(
+        services,
+        owner="shop@example.com",
+        client_ip="127.0.0.1",
+        create=create,
+        image=image,
+        variants=variants,
+        batch_id="b1",
+        sku="POT-1",
+        row=7,
+        free_tier=False,
+    )
+
+    assert made.created and len(made.jobs) == 3
+    assert (made.product["batch_id"], made.product["sku"]) == ("b1", "POT-1")
+    for index, job in enumerate(made.jobs):
+        stored = await services.db["jobs"].find_one({"_id": job["_id"]})
+        assert (stored["batch_id"], stored["sku"], stored["row"]) == ("b1", "POT-1", 7)
+        assert stored["variant"] == index and stored["options"]["price"] == "39 €"
+        assert "running_slot" not in stored
+    assert await services.db["running_jobs"].count_documents({}) == 0
+    assert len(await _queued_job_ids(gateway)) == 3
