@@ -25,6 +25,7 @@ JOB_FIELDS = {
     "title": 1,
     "options": 1,
     "video": 1,
+    "product_id": 1,
     "prompt.cost": 1,
     "provider_job.cost": 1,
 }
@@ -100,11 +101,16 @@ class BatchRepository:
         return {job["_id"]: job async for job in found}
 
 
-def job_cost(job: Job) -> float:
-    """What the job has cost so far: its prompt and its provider job."""
-    prompt = (job.get("prompt") or {}).get("cost") or 0.0
-    video = (job.get("provider_job") or {}).get("cost") or 0.0
-    return float(prompt) + float(video)
+def cost_so_far(jobs: dict[str, Job]) -> float:
+    """What the jobs have cost so far: their provider jobs, and their prompts, a product's
+    one prompt counted once however many of its variants' jobs show it."""
+    videos = sum(float((job.get("provider_job") or {}).get("cost") or 0.0) for job in jobs.values())
+    prompts: dict[str, float] = {}
+    for job in jobs.values():
+        cost = float((job.get("prompt") or {}).get("cost") or 0.0)
+        product = job.get("product_id") or job["_id"]
+        prompts[product] = max(prompts.get(product, 0.0), cost)
+    return round(videos + sum(prompts.values()), 6)
 
 
 def all_final(batch: Batch, jobs: dict[str, Job]) -> bool:
@@ -150,6 +156,6 @@ def batch_view(batch: Batch, jobs: dict[str, Job]) -> dict[str, Any]:
         "max_cost_usd": batch.get("max_cost_usd"),
         "jobs_total": batch.get("jobs_total", 0),
         "counts": counts,
-        "cost_usd": round(sum(job_cost(job) for job in jobs.values()), 6),
+        "cost_usd": cost_so_far(jobs),
         "rows": rows,
     }
