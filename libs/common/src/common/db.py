@@ -71,3 +71,13 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     )
     # Paid clips' spending per UTC day (video.budget); each day document carries its end.
     await db["spending"].create_index("expires_at", expireAfterSeconds=0, name="expires")
+    # Products (gateway/products.py): an owner's Idempotency-Key names one product; a
+    # product's jobs, a batch's products.
+    await db["products"].create_index(
+        [("owner", 1), ("idempotency_key", 1)],
+        unique=True,
+        partialFilterExpression={"idempotency_key": {"$type": "string"}},
+        name="owner_idempotency_key",
+    )
+    await db["products"].create_index([("batch_id", 1)], name="batch_id", sparse=True)
+    await jobs.create_index([("product_id", 1)], name="product_id", sparse=True)

@@ -11,6 +11,8 @@ from common.storage import Storage
 from common.tokens import Signer
 
 API_PREFIX = "/api/v1"
+# What links a job to its product and batch (gateway/products.py).
+PRODUCT_LINKS = ("product_id", "variant", "batch_id", "sku", "row")
 
 
 async def download_url(
@@ -78,4 +80,8 @@ async def public_job(job: Job, storage: Storage, signer: Signer) -> dict[str, An
         }
     if error := job.get("error"):
         view["error"] = {"code": error["code"], "message": error["message"]}
+    # A variant of a product (and a batch's row): shown only on the jobs that have them.
+    for link in PRODUCT_LINKS:
+        if link in job:
+            view[link] = job[link]
     return view

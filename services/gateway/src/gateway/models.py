@@ -117,7 +117,10 @@ class JobErrorPublic(BaseModel):
 
 
 class JobPublic(BaseModel):
-    """A job as its owner sees it (`common.views.public_job`)."""
+    """A job as its owner sees it (`common.views.public_job`). A variant of a product
+    (`variants`) also has `product_id` (its product: one photo, one prompt and brief) and
+    `variant` (its index in the request's `variants`); a batch's job also `batch_id`, `sku`
+    and `row` (the manifest's row number). Jobs without them leave these keys out."""
 
     # Fields added to the shared view later still reach clients.
     model_config = ConfigDict(extra="allow")
@@ -151,6 +154,14 @@ class JobAccepted(BaseModel):
     status: str
     token: str = Field(description="Grants read access to this job (Bearer or ?token=).")
     job: JobPublic
+
+
+class ProductAccepted(JobAccepted):
+    """A request with `variants`: the first variant's job at the top (as without
+    `variants`), the product and every variant's job in `jobs`."""
+
+    product_id: str = Field(description="The product: one photo, one prompt and brief.")
+    jobs: list[JobAccepted] = Field(description="One job per variant, in the request's order.")
 
 
 class DurationLimits(BaseModel):

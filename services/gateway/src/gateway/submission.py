@@ -214,7 +214,7 @@ def _replay(existing: Job, fingerprint: str) -> Submission:
     return Submission(existing, created=False)
 
 
-def _free_tier(settings: GatewaySettings, owner: str, client_ip: str) -> list[Limit]:
+def free_tier_limits(settings: GatewaySettings, owner: str, client_ip: str) -> list[Limit]:
     return [
         Limit("jobs_per_ip", network_of(client_ip), settings.free_jobs_per_ip),
         Limit("jobs_per_email", mailbox(owner), settings.free_jobs_per_email),
@@ -267,7 +267,7 @@ async def refuse_over_limit(services: Services, *, owner: str, client_ip: str) -
     await services.limiter.check([_refused_photos(s, owner)])
     if s.free_running_jobs_per_email > 0:
         await services.limiter.check_running(owner, s.free_running_jobs_per_email)
-    await services.limiter.check(_free_tier(s, owner, client_ip))
+    await services.limiter.check(free_tier_limits(s, owner, client_ip))
 
 
 async def decode(services: Services, *, owner: str, upload: UploadFile) -> NormalizedImage:
@@ -300,7 +300,7 @@ async def submit_job(
     s = services.settings
     job_id = new_job_id()
     async with services.limiter.reserve(
-        owner, s.free_running_jobs_per_email, _free_tier(s, owner, client_ip), job_id=job_id
+        owner, s.free_running_jobs_per_email, free_tier_limits(s, owner, client_ip), job_id=job_id
     ) as taken:
         submission = await _store_and_announce(
             services,
@@ -372,7 +372,7 @@ async def _store_and_announce(
         )
     except Exception as e:  # the broker refused, is gone or does not confirm: the job cannot run
         log.exception("could not publish job.submitted", extra={"job_id": job_id})
-        await _fail_unqueued(services, job_id, e)
+        await fail_unqueued(services, job_id, e)
         raise ApiError(
             503,
             "queue_unavailable",
@@ -384,7 +384,7 @@ async def _store_and_announce(
     return Submission(job, created=True)
 
 
-async def _fail_unqueued(services: Services, job_id: str, error: Exception) -> None:
+async def fail_unqueued(services: Services, job_id: str, error: Exception) -> None:
     try:
         await asyncio.wait_for(
             services.pipeline.fail(

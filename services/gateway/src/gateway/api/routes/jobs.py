@@ -25,17 +25,26 @@ from gateway.api.deps import (
     ServicesDep,
     SettingsDep,
 )
+from gateway.catalogue.variants import MAX_VARIANTS, ResolvedVariant
 from gateway.core.services import Services
 from gateway.images import ACCEPTED_TYPES
 from gateway.models import (
     DEFAULT_ASPECT_RATIO,
     AspectRatio,
     JobAccepted,
+    JobCreate,
     JobPublic,
     JobsPublic,
     OnOff,
     PresetName,
+    ProductAccepted,
     error_responses,
+)
+from gateway.products import (
+    refuse_key_of_other_kind,
+    replay_product,
+    submit_product,
+    validate_product_request,
 )
 from gateway.submission import (
     OptionFields,
@@ -53,15 +62,20 @@ router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 @router.post(
     "",
     status_code=202,
-    response_model=JobAccepted,
+    response_model=ProductAccepted | JobAccepted,
     summary="Submit a product photo",
     responses={
-        200: {"model": JobAccepted, "description": "A replay of an earlier Idempotency-Key."},
+        200: {
+            "model": ProductAccepted | JobAccepted,
+            "description": "A replay of an earlier Idempotency-Key.",
+        },
         **error_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
     },
     description="Needs a signed-in session or an API key with `jobs:write` (a key's jobs "
     "count against its owner's limits). Over a free-tier limit the answer is 429 with "
-    "`Retry-After`, and the error's `details` say which limit and when it resets.",
+    "`Retry-After`, and the error's `details` say which limit and when it resets. "
+    "With `variants`, one product with a job per variant: the answer is the first "
+    "variant's job as without them, plus `product_id` and `jobs` (every variant's).",
 )
 async def create_job(
     services: ServicesDep,
@@ -116,6 +130,17 @@ async def create_job(
             "once with that job's clip (`video.reused_from`)."
         ),
     ] = False,
+    variants: Annotated[
+        str | None,
+        Form(
+            description=f"A JSON list of 1-{MAX_VARIANTS} distinct "
+            '`{"preset"|"aspect_ratio", "duration"}`: one product (one photo stored once, one '
+            "prompt and brief) with a job per variant, each retried or canceled on its own and "
+            "each one video for the free tier (all of them fit, or the request is refused). "
+            "Leave `aspect_ratio`, `duration` and `preset` out beside it. The answer then adds "
+            "`product_id` and `jobs` (every variant's job, in order).",
+        ),
+    ] = None,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -125,24 +150,44 @@ async def create_job(
     ] = None,
 ) -> dict[str, Any]:
     key = validate_idempotency_key(settings, idempotency_key)
+    fields = OptionFields(
+        aspect_ratio=aspect_ratio,
+        duration=duration,
+        preset=preset,
+        cta=cta,
+        price=price,
+        music=music,
+        captions=captions,
+        finish=finish,
+    )
+    email = str(owner.email)
+    if variants is not None and variants.strip():
+        return await _create_product(
+            services,
+            response,
+            owner=email,
+            client_ip=client_ip,
+            create_and_variants=validate_product_request(
+                settings,
+                variants=variants,
+                title=title,
+                description=description,
+                style=style,
+                options=fields,
+                regenerate=regenerate,
+            ),
+            idempotency_key=key,
+            upload=image,
+        )
     create = validate_fields(
         settings,
         title=title,
         description=description,
         style=style,
-        options=OptionFields(
-            aspect_ratio=aspect_ratio,
-            duration=duration,
-            preset=preset,
-            cta=cta,
-            price=price,
-            music=music,
-            captions=captions,
-            finish=finish,
-        ),
+        options=fields,
         regenerate=regenerate,
     )
-    email = str(owner.email)
+    await refuse_key_of_other_kind(services, owner=email, idempotency_key=key, product=False)
     # Decoding is the costly part: a replay is answered without it, and a user over a
     # limit is refused before it.
     submission = await replay(
@@ -161,13 +206,58 @@ async def create_job(
         )
     if not submission.created:
         response.status_code = 200
-    job = submission.job
+    return await _accepted(services, submission.job)
+
+
+async def _accepted(services: Services, job: Job) -> dict[str, Any]:
     return {
         "id": job["_id"],
         "status": job["status"],
         "token": services.signer.job_token(job["_id"], token_version(job)),
         "job": await public_job(job, services.storage, services.signer),
     }
+
+
+async def _create_product(
+    services: Services,
+    response: Response,
+    *,
+    owner: str,
+    client_ip: str,
+    create_and_variants: tuple[JobCreate, list[ResolvedVariant]],
+    idempotency_key: str | None,
+    upload: UploadFile,
+) -> dict[str, Any]:
+    """POST /jobs with `variants`: as for one job (replay, early refusal, decoding), then
+    the product and its jobs (gateway/products.py)."""
+    create, variants = create_and_variants
+    await refuse_key_of_other_kind(
+        services, owner=owner, idempotency_key=idempotency_key, product=True
+    )
+    submission = await replay_product(
+        services,
+        owner=owner,
+        idempotency_key=idempotency_key,
+        create=create,
+        variants=variants,
+        upload=upload,
+    )
+    if submission is None:
+        await refuse_over_limit(services, owner=owner, client_ip=client_ip)
+        normalized = await decode(services, owner=owner, upload=upload)
+        submission = await submit_product(
+            services,
+            owner=owner,
+            client_ip=client_ip,
+            create=create,
+            image=normalized,
+            variants=variants,
+            idempotency_key=idempotency_key,
+        )
+    if not submission.created:
+        response.status_code = 200
+    jobs = [await _accepted(services, job) for job in submission.jobs]
+    return {**jobs[0], "product_id": submission.product["_id"], "jobs": jobs}
 
 
 def _encode_cursor(job: Job) -> str:
