@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from common.errors import ApiError
 from common.outbound import OutboundClient, OutboundError
+from gateway.catalogue.intake import PhotoSink
 from gateway.catalogue.manifest import Problem, Row
 from gateway.images import Decoder, NormalizedImage
 
@@ -48,26 +49,28 @@ async def fetch_photos(
     rows: Iterable[Row],
     client: OutboundClient,
     decoder: Decoder,
+    sink: PhotoSink,
     *,
     concurrency: int,
     deadline: float,
-) -> tuple[dict[str, NormalizedImage], list[Problem]]:
-    """Every distinct link of `rows` fetched once, `concurrency` at a time: the photos by
-    link, and a problem for each row whose link was refused."""
+) -> list[Problem]:
+    """Every distinct link of `rows` fetched once, `concurrency` at a time, each photo
+    given to `sink` by its link; a problem for each row whose link was refused."""
     by_url: dict[str, list[Row]] = {}
     for row in rows:
         if row.image_url is not None:
             by_url.setdefault(row.image_url, []).append(row)
     slots = asyncio.Semaphore(concurrency)
-    photos: dict[str, NormalizedImage] = {}
     problems: list[Problem] = []
 
     async def one(url: str, named: list[Row]) -> None:
         async with slots:
             try:
-                photos[url] = await fetch_photo(client, decoder, url, deadline=deadline)
+                image = await fetch_photo(client, decoder, url, deadline=deadline)
             except LinkRefused as e:
                 problems.extend(Problem(row.number, "image", e.message) for row in named)
+                return
+            await sink(url, image)
 
     await asyncio.gather(*(one(url, named) for url, named in by_url.items()))
-    return photos, problems
+    return problems

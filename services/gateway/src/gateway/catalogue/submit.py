@@ -2,11 +2,13 @@
 link fetched through the SSRF guard), then the batch document and one product per row
 (`gateway.products.submit_product`: one photo, one prompt, one job per variant).
 
-Nothing is stored unless every row is good: the photos are held in memory until then.
+Nothing is stored unless every row is good: the photos wait in a temporary file
+(`PhotoSpool`) until then.
 The same Idempotency-Key from the same owner answers the batch it made, never a second
 one (409 when the request differs).
 """
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from gateway.catalogue.batches import Batch
 from gateway.catalogue.intake import Intake, check_batch
 from gateway.catalogue.manifest import Row
 from gateway.catalogue.photo_links import fetch_photos
+from gateway.catalogue.photo_spool import PhotoSpool
 from gateway.core.services import Services
 from gateway.images import NormalizedImage
 from gateway.models import JobCreate
@@ -83,16 +86,13 @@ def _replay(batch: Batch, fingerprint: str) -> Batch:
     return batch
 
 
-async def _checked(
-    services: Services, request: BatchRequest
-) -> tuple[Intake, dict[str, NormalizedImage]]:
-    """The intake with every problem (links included), and the photos by zip name or
-    link; raises the 422 when there is any problem."""
+async def _checked(services: Services, request: BatchRequest, spool: PhotoSpool) -> Intake:
+    """The intake, its photos (by zip name or link) in `spool`; raises the 422 with every
+    problem (the links' too) when there is any."""
     s = services.settings
-    photos: dict[str, NormalizedImage] = {}
 
     async def keep(name: str, image: NormalizedImage) -> None:
-        photos[name] = image
+        await asyncio.to_thread(spool.put, name, image)
 
     intake = await check_batch(
         s,
@@ -103,20 +103,20 @@ async def _checked(
         variants=request.variants,
         sink=keep,
     )
-    fetched, problems = await fetch_photos(
+    problems = await fetch_photos(
         intake.rows,
         services.outbound,
         services.decoder,
+        keep,
         concurrency=s.batch_links_concurrency,
         deadline=s.batch_link_timeout_seconds,
     )
-    photos.update(fetched)
     if problems:
         intake.problems.extend(problems)
         intake.problems.sort(key=lambda p: (p.row is not None, p.row or 0))
     if intake.problems:
         raise intake.error()
-    return intake, photos
+    return intake
 
 
 def _shared_fields(services: Services, row: Row, regenerate: bool) -> JobCreate:
@@ -136,12 +136,25 @@ async def make_batch(
 ) -> tuple[Batch, bool]:
     """The batch (new, or the one an earlier request with the Idempotency-Key made) and
     whether it was made now."""
-    request_print = fingerprint(request)
+    request_print = await asyncio.to_thread(fingerprint, request)  # reads the whole zip
     earlier = await services.batches.earlier(owner, request.idempotency_key)
     if earlier is not None:
         return _replay(earlier, request_print), False
-    intake, photos = await _checked(services, request)
+    with PhotoSpool() as spool:
+        intake = await _checked(services, request, spool)
+        return await _make(services, owner, client_ip, request, request_print, intake, spool)
 
+
+async def _make(
+    services: Services,
+    owner: str,
+    client_ip: str,
+    request: BatchRequest,
+    request_print: str,
+    intake: Intake,
+    spool: PhotoSpool,
+) -> tuple[Batch, bool]:
+    """The batch document, then one product per row (whatever was made is kept)."""
     document: Batch = {
         "_id": new_job_id(),
         "owner": owner,
@@ -168,7 +181,7 @@ async def make_batch(
                 owner=owner,
                 client_ip=client_ip,
                 create=_shared_fields(services, row, request.regenerate),
-                image=photos[row.image_url or row.image],
+                image=await asyncio.to_thread(spool.get, row.image_url or row.image),
                 variants=intake.variants,
                 batch_id=batch["_id"],
                 sku=row.sku,
