@@ -8,6 +8,7 @@ Idempotency-Key, the counts, the CSV export and cancelling.
 import csv
 import io
 import json
+import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -120,12 +121,19 @@ async def test_every_bad_row_is_listed_and_nothing_is_stored(
     assert server.requests["/hop4"] == 0
     await assert_nothing_stored(gateway)
 
-    # A request-wide problem is listed with the rows' ones.
-    response = await post_batch(gateway, manifest(row("A", good), row("A", good)), variants="[")
+    # The request's own problems (variants, a zip with a path out of it) are listed with
+    # the rows' ones, first.
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("../../etc/mug.jpg", photo())
+    response = await post_batch(
+        gateway, manifest(row("A", good), row("A", good)), evil.getvalue(), variants="["
+    )
     assert response.status_code == 422
     details = response.json()["error"]["details"]
-    assert details[0]["row"] is None and details[0]["field"].startswith("variants")
-    assert (details[1]["row"], details[1]["field"]) == (2, "sku")
+    assert {d["field"] for d in details if d["row"] is None} >= {"photos", "variants"}, details
+    assert all(d["row"] is None for d in details[:-1])
+    assert (details[-1]["row"], details[-1]["field"]) == (2, "sku")
     await assert_nothing_stored(gateway)
 
 
