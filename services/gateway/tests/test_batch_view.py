@@ -1,5 +1,5 @@
-"""What a batch shows from its jobs: every status counted, and the cost so far, a
-product's one prompt counted once however many of its variants' jobs show it."""
+"""What a batch shows from its jobs: every status counted, and the cost so far (the
+prompt paid by one variant's job, the others showing 0, as the prompt worker writes)."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ def job(job_id: str, status: str, product: str, prompt: float, video: float) -> 
 def test_counts_and_cost_come_from_the_jobs() -> None:
     jobs = {
         "a0": job("a0", "completed", "A", 0.003, 0.35),
-        "a1": job("a1", "generating", "A", 0.003, 0.0),  # the same prompt, shown again
+        "a1": job("a1", "generating", "A", 0.0, 0.0),  # the product's prompt, paid by a0
         "b0": {**job("b0", "failed", "B", 0.002, 0.0), "error": {"code": "x", "message": "m"}},
     }
     batch: dict[str, Any] = {

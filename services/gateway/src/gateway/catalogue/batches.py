@@ -25,7 +25,6 @@ JOB_FIELDS = {
     "title": 1,
     "options": 1,
     "video": 1,
-    "product_id": 1,
     "prompt.cost": 1,
     "provider_job.cost": 1,
 }
@@ -102,15 +101,13 @@ class BatchRepository:
 
 
 def cost_so_far(jobs: dict[str, Job]) -> float:
-    """What the jobs have cost so far: their provider jobs, and their prompts, a product's
-    one prompt counted once however many of its variants' jobs show it."""
-    videos = sum(float((job.get("provider_job") or {}).get("cost") or 0.0) for job in jobs.values())
-    prompts: dict[str, float] = {}
+    """What the jobs have cost so far: their prompts and their provider jobs. A product's
+    one prompt is paid by the job that wrote it; its other variants' jobs show cost 0."""
+    total = 0.0
     for job in jobs.values():
-        cost = float((job.get("prompt") or {}).get("cost") or 0.0)
-        product = job.get("product_id") or job["_id"]
-        prompts[product] = max(prompts.get(product, 0.0), cost)
-    return round(videos + sum(prompts.values()), 6)
+        total += float((job.get("prompt") or {}).get("cost") or 0.0)
+        total += float((job.get("provider_job") or {}).get("cost") or 0.0)
+    return round(total, 6)
 
 
 def all_final(batch: Batch, jobs: dict[str, Job]) -> bool:
