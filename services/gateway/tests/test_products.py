@@ -5,7 +5,15 @@ import hashlib
 import json
 from typing import Any
 
-from common.presets import PRESETS
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from common.errors import ApiError
+from common.presets import DURATION_MAX, DURATION_MIN, PRESETS
+from gateway.core.config import GatewaySettings
+from gateway.products import validate_product_request, variant_options
+from gateway.submission import OptionFields
 from services.gateway.tests.conftest import photo
 from services.gateway.tests.test_jobs_api import assert_error
 
@@ -16,6 +24,51 @@ THREE = json.dumps(
         {"preset": "youtube", "duration": 8},
     ]
 )
+
+
+SETTINGS = GatewaySettings()
+
+
+@given(
+    presets=st.lists(st.sampled_from(list(PRESETS)), min_size=1, max_size=6, unique=True),
+    durations=st.lists(st.integers(DURATION_MIN, DURATION_MAX), min_size=6, max_size=6),
+    cta=st.sampled_from([None, "Buy now", "今すぐ購入"]),
+    music=st.sampled_from(["on", "off"]),
+)
+def test_each_variant_gets_its_cut_and_keeps_the_shared_options(
+    presets: list[str], durations: list[int], cta: str | None, music: Any
+) -> None:
+    variants = [{"preset": p, "duration": d} for p, d in zip(presets, durations, strict=False)]
+    create, resolved = validate_product_request(
+        SETTINGS,
+        variants=json.dumps(variants),
+        title="Teapot",
+        description="Cast iron.",
+        style=None,
+        options=OptionFields(cta=cta, music=music),
+    )
+    assert len(resolved) == len(presets)
+    for variant, asked in zip(resolved, variants, strict=True):
+        options = variant_options(create.options, variant)
+        assert options.preset == asked["preset"] and options.duration == asked["duration"]
+        assert options.aspect_ratio == PRESETS[asked["preset"]].aspect_ratio
+        assert (options.cta, options.music) == (cta, music)
+
+
+@given(st.sampled_from(["aspect_ratio", "duration", "preset"]))
+def test_a_cut_beside_the_variants_is_a_problem_listed_with_the_others(name: str) -> None:
+    beside = {"aspect_ratio": "1:1", "duration": 5, "preset": "feed"}[name]
+    with pytest.raises(ApiError) as caught:
+        validate_product_request(
+            SETTINGS,
+            variants="[{}]",
+            title=" ",
+            description="Cast iron.",
+            style=None,
+            options=OptionFields(**{name: beside}),  # type: ignore[arg-type]
+        )
+    fields = {d["field"] for d in caught.value.details}
+    assert {"title", name, "variants[0]"} <= fields
 
 
 async def _queued_job_ids(gateway: Any) -> list[str]:
@@ -156,3 +209,25 @@ async def test_an_idempotency_key_replays_the_product(gateway):
     )
     # The key names the product: a single job cannot take it.
     assert_error(await gateway.submit(photo(), headers=headers), 409, "idempotency_key_reused")
+
+
+async def test_one_variant_is_canceled_or_retried_alone(gateway):
+    jobs = (await gateway.submit(photo(), variants=THREE)).json()["jobs"]
+    first, second, third = (j["id"] for j in jobs)
+    auth = await gateway.auth()
+
+    canceled = await gateway.client.post(f"/api/v1/jobs/{second}/cancel", headers=auth)
+    assert canceled.status_code == 200, canceled.text
+    await gateway.services.pipeline.fail(third, code="render_failed", detail="ffmpeg broke")
+    retried = await gateway.client.post(f"/api/v1/jobs/{third}/retry", headers=auth)
+    assert retried.status_code == 200, retried.text
+
+    async def status(job_id: str) -> str:
+        read = await gateway.client.get(f"/api/v1/jobs/{job_id}", headers=auth)
+        return str(read.json()["status"])
+
+    assert [await status(j) for j in (first, second, third)] == ["queued", "canceled", "queued"]
+    assert retried.json()["product_id"] == jobs[0]["job"]["product_id"]
+    # The retried variant is queued again; the others are not announced twice.
+    queued = await _queued_job_ids(gateway)
+    assert [queued.count(j) for j in (first, second, third)] == [1, 1, 2]

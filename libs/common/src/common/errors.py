@@ -36,6 +36,7 @@ USER_MESSAGES: dict[str, str] = {
     # The photo and the options.
     "invalid_image": "The photo could not be read; please upload another one.",
     "source_missing": "The uploaded photo is no longer available; please upload it again.",
+    "product_missing": "The product this video is a variant of is gone; please submit it again.",
     "invalid_options": "These video options cannot be rendered; please choose others.",
     "unsupported_options": "The video model cannot make a clip of this length or aspect "
     "ratio; please choose another.",

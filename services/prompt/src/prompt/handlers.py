@@ -33,6 +33,7 @@ from common.worker import RetryLater, WorkerContext
 from prompt import brief as briefs
 from prompt import photo_facts
 from prompt.config import PromptSettings
+from prompt.products import ProductBusy, ProductPrompts
 from prompt.providers.base import (
     PromptProvider,
     PromptRequest,
@@ -57,6 +58,7 @@ class PromptStage:
         self.settings = settings
         self.provider = provider
         self.cache = PromptCache(ctx.db)
+        self.products = ProductPrompts(ctx.db, settings.lease_seconds)
         reuse = reuse or ResultReuseSettings()
         self.results = ResultReuse(
             ctx.db,
@@ -111,6 +113,11 @@ class PromptStage:
         except LeaseLost:
             log.warning("the job is no longer ours (canceled, timed out or taken over)")
             return
+        except ProductBusy as busy:
+            # Another variant's job writes the product's prompt: let go of this job until
+            # it is written (taken over at once when the event comes back).
+            await ctx.repo.hand_back(event.job_id, holder=ctx.holder, retry_in=busy.seconds)
+            raise RetryLater(busy.seconds, exact=True) from None
         # Found by later jobs of the owner once this one has completed.
         fields["result_key"] = result_key
         moved = await ctx.pipeline.advance(
@@ -150,8 +157,18 @@ class PromptStage:
         return True
 
     async def fields_for(self, job: Job) -> dict[str, Any]:
-        """The job's `prompt` and `brief` fields: from the reuse cache, else from the
-        provider (one call writes both); the brief gets the owner's CTA and price."""
+        """The job's `prompt` and `brief` fields: its product's (a variant's job: written
+        once per product, products.py), else its own; the brief gets the owner's CTA and
+        price."""
+        if job.get("product_id"):
+            prompt, brief = await self.products.prompt_for(job, self.write_prompt)
+        else:
+            prompt, brief = await self.write_prompt(job)
+        return {"prompt": prompt, "brief": await self.brief_for(job, brief)}
+
+    async def write_prompt(self, job: Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The job's prompt and its brief as written (before the owner's CTA and price):
+        from the reuse cache, else from the provider (one call writes both)."""
         options = VideoOptions.from_job(job["options"])
         key = reuse_key(
             image_sha256=job["image"]["sha256"],
@@ -173,20 +190,17 @@ class PromptStage:
             PROMPT_REUSE.labels(result="hit").inc()
             # Nothing was spent on this job: the cost was paid by the job that wrote it.
             return {
-                "prompt": {
-                    **prompt,
-                    "text": cached.text,
-                    "source": "reused",
-                    "model": cached.model,
-                    "cost": 0.0,
-                    "details": {
-                        **cached.details,
-                        "reuse_key": key,
-                        "reused_from": cached.origin_job,
-                    },
+                **prompt,
+                "text": cached.text,
+                "source": "reused",
+                "model": cached.model,
+                "cost": 0.0,
+                "details": {
+                    **cached.details,
+                    "reuse_key": key,
+                    "reused_from": cached.origin_job,
                 },
-                "brief": await self.brief_for(job, cached.brief),
-            }
+            }, cached.brief
         if cached is not None:
             # This job wrote it before a crash: keep it rather than paying again.
             text, model, cost, details = cached.text, cached.model, cached.cost, cached.details
@@ -200,16 +214,13 @@ class PromptStage:
             text, model, cost, details = result.text, result.model, result.cost, result.details
             brief = result.brief
         return {
-            "prompt": {
-                **prompt,
-                "text": text,
-                "source": "template" if self.provider.name == "template" else "llm",
-                "model": model,
-                "cost": cost,
-                "details": {**details, "reuse_key": key},
-            },
-            "brief": await self.brief_for(job, brief),
-        }
+            **prompt,
+            "text": text,
+            "source": "template" if self.provider.name == "template" else "llm",
+            "model": model,
+            "cost": cost,
+            "details": {**details, "reuse_key": key},
+        }, brief
 
     async def brief_for(self, job: Job, brief: dict[str, Any] | None) -> dict[str, Any]:
         """The job's brief: the written (or reused) one with the owner's CTA and price. A
