@@ -266,6 +266,11 @@ async def test_the_same_idempotency_key_answers_the_same_batch(
 async def test_batches_need_the_batches_scope(gateway: Gateway, server: PhotoServer) -> None:
     made = await post_batch(gateway, manifest(row("MUG-1", server.file("/m.jpg", photo()))))
     assert made.status_code == 202
+    anonymous = await gateway.client.post(
+        BATCHES, files={"manifest": ("p.csv", manifest(row("X", "x.jpg")), "text/csv")}
+    )
+    assert anonymous.status_code == 401
+    assert (await gateway.client.get(f"{BATCHES}/{made.json()['id']}")).status_code == 401
     created = await gateway.client.post(
         "/api/v1/api-keys",
         json={"name": "reader", "scopes": ["jobs:read"]},
