@@ -24,7 +24,7 @@ from gateway.catalogue.photo_spool import PhotoSpool
 from gateway.core.services import Services
 from gateway.images import NormalizedImage
 from gateway.models import JobCreate
-from gateway.products import submit_product
+from gateway.products import PRODUCTS, submit_product
 from gateway.submission import OptionFields, validate_fields
 
 _CHUNK = 1024 * 1024
@@ -119,6 +119,16 @@ async def _checked(services: Services, request: BatchRequest, spool: PhotoSpool)
     return intake
 
 
+def _row(row: Row, product: dict[str, Any], job_ids: list[str]) -> dict[str, Any]:
+    return {
+        "row": row.number,
+        "sku": row.sku,
+        "title": row.title,
+        "product_id": product["_id"],
+        "job_ids": job_ids,
+    }
+
+
 def _shared_fields(services: Services, row: Row, regenerate: bool) -> JobCreate:
     """The row's text and ad options, shared by its variants' jobs."""
     return validate_fields(
@@ -176,27 +186,28 @@ async def _make(
     updated: Batch | None = None
     try:
         for row in intake.rows:
-            made = await submit_product(
-                services,
-                owner=owner,
-                client_ip=client_ip,
-                create=_shared_fields(services, row, request.regenerate),
-                image=await asyncio.to_thread(spool.get, row.image_url or row.image),
-                variants=intake.variants,
-                batch_id=batch["_id"],
-                sku=row.sku,
-                row=row.number,
-                free_tier=False,
-            )
-            rows.append(
-                {
-                    "row": row.number,
-                    "sku": row.sku,
-                    "title": row.title,
-                    "product_id": made.product["_id"],
-                    "job_ids": [job["_id"] for job in made.jobs],
-                }
-            )
+            try:
+                made = await submit_product(
+                    services,
+                    owner=owner,
+                    client_ip=client_ip,
+                    create=_shared_fields(services, row, request.regenerate),
+                    image=await asyncio.to_thread(spool.get, row.image_url or row.image),
+                    variants=intake.variants,
+                    batch_id=batch["_id"],
+                    sku=row.sku,
+                    row=row.number,
+                    free_tier=False,
+                )
+            except ApiError as e:
+                # Made, but its jobs could not all be queued (they failed, retryable): the
+                # batch lists them, so that its owner sees them and can retry them.
+                if isinstance(e.details, dict) and "product_id" in e.details:
+                    product = await services.db[PRODUCTS].find_one({"_id": e.details["product_id"]})
+                    if product is not None:
+                        rows.append(_row(row, product, product["job_ids"]))
+                raise
+            rows.append(_row(row, made.product, [job["_id"] for job in made.jobs]))
     finally:
         # What was made is kept (its jobs are queued); a batch with nothing made is not.
         if rows:
