@@ -215,6 +215,19 @@ def test_refused_images(value: str) -> None:
     assert image_problem(value) is not None
 
 
+def test_http_links_only_where_private_targets_are_allowed() -> None:
+    """OUTBOUND_ALLOW_PRIVATE (development, tests) lets the guard fetch http; nothing else
+    that is refused becomes accepted."""
+    assert image_problem("http://127.0.0.1:8080/a.jpg", allow_http=True) is None
+    assert image_problem("http://127.0.0.1:8080/a.jpg") is not None
+    for value in ("file:///etc/passwd", "ftp://cdn.example/a.jpg", "http://u:p@cdn.example/a"):
+        assert image_problem(value, allow_http=True) is not None
+    limits = ManifestLimits(LIMITS.max_rows, LIMITS.max_bytes, LIMITS.lengths, allow_http=True)
+    link = product(1, image="http://127.0.0.1:8080/a.jpg")
+    assert parse_manifest(to_csv([link]), LIMITS).problems != []
+    assert parse_manifest(to_csv([link]), limits).problems == []
+
+
 # ----- properties -----
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

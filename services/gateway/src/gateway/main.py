@@ -90,7 +90,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         media_origins.append(settings.s3_endpoint_url.rstrip("/"))
     # An anonymous upload gets its 401 before any byte of it is read...
     app.add_middleware(SessionRequired, path=f"{API_PREFIX}/jobs", signer=Signer(settings))
-    app.add_middleware(SessionRequired, path=f"{API_PREFIX}/batches/quote", signer=Signer(settings))
+    for batch_path in (f"{API_PREFIX}/batches/quote", f"{API_PREFIX}/batches"):
+        app.add_middleware(SessionRequired, path=batch_path, signer=Signer(settings))
     # ...and, like every early answer, only after the size cap drained the unread body.
     app.add_middleware(
         UploadSizeLimit,
@@ -99,8 +100,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         overhead=FORM_OVERHEAD_BYTES,
         other_bodies_max_bytes=OTHER_BODY_MAX_BYTES,
         more_uploads={
-            f"{API_PREFIX}/batches/quote": settings.batch_manifest_max_bytes
-            + settings.batch_photos_max_bytes
+            path: settings.batch_manifest_max_bytes + settings.batch_photos_max_bytes
+            for path in (f"{API_PREFIX}/batches/quote", f"{API_PREFIX}/batches")
         },
     )
     app.add_middleware(

@@ -42,6 +42,8 @@ class ManifestLimits:
     max_rows: int
     max_bytes: int
     lengths: dict[str, int]  # the longest each text field may be
+    # `http` links too (OUTBOUND_ALLOW_PRIVATE: development and tests only).
+    allow_http: bool = False
 
     @classmethod
     def from_settings(cls, s: GatewaySettings) -> "ManifestLimits":
@@ -57,6 +59,7 @@ class ManifestLimits:
                 "price": PRICE_MAX_CHARS,
                 "image": URL_MAX_LENGTH,
             },
+            allow_http=s.outbound_allow_private,
         )
 
 
@@ -98,7 +101,7 @@ class Manifest:
         self.problems.append(Problem(row, name, message))
 
 
-def image_problem(value: str) -> str | None:
+def image_problem(value: str, *, allow_http: bool = False) -> str | None:
     """Why `value` is neither a plain file name nor an `https` link (None: it is one).
     Links are checked as text only: they are fetched later, through the SSRF guard."""
     if _SCHEME.match(value):
@@ -109,7 +112,7 @@ def image_problem(value: str) -> str | None:
             parts.port  # noqa: B018 - raises on a port that is not a number
         except ValueError:
             return "This link is not valid."
-        if parts.scheme.lower() != "https":
+        if parts.scheme.lower() not in (("https", "http") if allow_http else ("https",)):
             return f"Only https links are accepted, not {parts.scheme}."
         if not parts.hostname:
             return "The link names no host."
@@ -264,7 +267,7 @@ def _check_row(
             problems.append(Problem(number, name, problem["message"]))
         checked[name] = text
     image = checked.get("image")
-    if image is not None and (why := image_problem(image)):
+    if image is not None and (why := image_problem(image, allow_http=limits.allow_http)):
         problems.append(Problem(number, "image", why))
     sku = checked.get("sku")
     if sku is not None:

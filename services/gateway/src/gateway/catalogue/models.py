@@ -45,3 +45,35 @@ class BatchQuote(BaseModel):
         description="Jobs that would fail: past the cost cap, or a length or ratio the video "
         "model does not make."
     )
+
+
+class BatchJobError(BaseModel):
+    code: str
+    message: str
+
+
+class BatchJob(BaseModel):
+    id: str
+    variant: int = Field(description="Index in the batch's `variants`.")
+    status: str
+    error: BatchJobError | None
+
+
+class BatchRow(BaseModel):
+    row: int = Field(description="The manifest's row number (from 1).")
+    sku: str
+    title: str
+    product_id: str | None
+    jobs: list[BatchJob] = Field(description="One job per variant, in the variants' order.")
+
+
+class BatchPublic(BaseModel):
+    id: str
+    status: Literal["running", "completed", "canceled"]
+    created_at: str
+    variants: list[VariantPublic]
+    max_cost_usd: float | None
+    jobs_total: int
+    counts: dict[str, int] = Field(description="The batch's jobs by status (every status).")
+    cost_usd: float = Field(description="Spent so far: the jobs' prompts and videos.")
+    rows: list[BatchRow]

@@ -37,6 +37,10 @@ class GatewaySettings(CommonSettings):
     batch_photos_max_entries: int = Field(default=2000, ge=1)
     batch_photos_max_total_bytes: int = Field(default=512 * MIB, gt=0)
     batch_photos_max_ratio: float = Field(default=100.0, gt=1)
+    # Photo links of a manifest, fetched when the batch is made (common/outbound.py's
+    # guard): how many at once, and how long each may take, redirects included.
+    batch_links_concurrency: int = Field(default=8, ge=1)
+    batch_link_timeout_seconds: float = Field(default=15.0, gt=0)
     # The quote: which providers the workers use and what they cost. The same variables
     # (and the same rule when unset) as the prompt and video workers read.
     video_provider: str = ""

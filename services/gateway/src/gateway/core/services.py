@@ -11,12 +11,14 @@ from common import webhooks
 from common.auth import SessionStore
 from common.jobs import JobRepository
 from common.messaging import Publishers, make_broker
+from common.outbound import OutboundClient
 from common.pipeline import Pipeline
 from common.storage import S3Storage, Storage, storage_from_settings
 from common.tokens import Signer
 from common.topology import Topology
 from common.video_models import ModelCatalog
 from gateway.api_keys import ApiKeyStore
+from gateway.catalogue.batches import BatchRepository
 from gateway.core.config import GatewaySettings
 from gateway.images import Decoder, ImageLimits
 from gateway.limits import Limiter
@@ -42,6 +44,8 @@ class Services:
     sign_in: SignIn
     decoder: Decoder
     video_models: ModelCatalog  # OpenRouter's video models and prices, for quotes
+    outbound: OutboundClient  # a catalogue's photo links, through the SSRF guard
+    batches: BatchRepository
 
     @classmethod
     async def start(cls, settings: GatewaySettings) -> "Services":
@@ -56,6 +60,7 @@ class Services:
         api_keys = ApiKeyStore(db, settings.api_keys_per_owner)
         limiter = Limiter(db, settings.free_window_seconds)
         sign_in = SignIn(db, settings, mailer_from_settings(settings), limiter, sessions)
+        batches = BatchRepository(db)
         try:
             await broker.start()
             await topology.declare(broker)
@@ -65,6 +70,7 @@ class Services:
             await webhooks.ensure_indexes(db)
             await limiter.ensure_indexes()
             await sign_in.ensure_indexes()
+            await batches.ensure_indexes()
             if isinstance(storage, S3Storage):
                 await storage.ensure_bucket()
         except BaseException:
@@ -96,8 +102,16 @@ class Services:
                 ),
             ),
             video_models=ModelCatalog(settings.openrouter_models_ttl_seconds),
+            outbound=OutboundClient(
+                allow_private=settings.outbound_allow_private,
+                timeout=settings.batch_link_timeout_seconds,
+                max_bytes=settings.max_upload_bytes,
+                max_connections=settings.batch_links_concurrency,
+            ),
+            batches=batches,
         )
 
     async def stop(self) -> None:
+        await self.outbound.aclose()
         await self.broker.stop()
         await self.client.close()
