@@ -16,6 +16,19 @@ from tests.support.fake_openrouter import FakeOpenRouter
 # `amqp_dead_letter_strategy` in common/settings.py for why.
 os.environ.setdefault("AMQP_DEAD_LETTER_STRATEGY", "at-most-once")
 
+FAULTS = "tests/faults/"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` runs the suite on several processes (pytest-xdist, `--dist loadgroup`):
+    each test file is one unit of work (its module fixtures set up once), and the whole
+    fault suite is one unit, started first, its scenarios one after another: they kill
+    and restart services and measure recovery, so two at once would measure each other."""
+    for item in items:
+        group = "faults" if item.nodeid.startswith(FAULTS) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not item.nodeid.startswith(FAULTS))
+
 
 @pytest.fixture(scope="session")
 def session_id() -> str:
