@@ -137,14 +137,20 @@ async def subscribe(client: Client, batch_id: str, token: str, after_seq: int | 
 
 
 async def until(client: Client, done: Any, within: float = 20) -> list[dict[str, Any]]:
-    """Batch messages up to the first for which `done(message)` holds."""
+    """Batch messages until `done(the last one, the jobs listed so far)` holds."""
     received: list[dict[str, Any]] = []
     async with asyncio.timeout(within):
-        while not received or not done(received[-1]):
+        while not received or not done(received[-1], ended_in(received)):
             message = await client.next(within)
             if message["type"] != "ping":
                 received.append(message)
     return received
+
+
+def ended_in(messages: list[dict[str, Any]]) -> dict[str, str]:
+    """Job id → status of the jobs the messages list (a job may be listed a moment before
+    the counts include it: the counts are read just before the jobs)."""
+    return {job["job_id"]: job["status"] for m in messages for job in m["jobs"]}
 
 
 def seq_of(jobs: list[Job]) -> int:
@@ -199,7 +205,7 @@ async def test_progress_as_jobs_end(ws_client: Client, driver: Driver, alice: Se
     assert snapshot["cost_usd"] == pytest.approx(3 * PROMPT_USD) and snapshot["seq"] == 3
 
     await finish(driver, a)
-    messages = await until(ws_client, lambda m: m["counts"]["completed"] == 1)
+    messages = await until(ws_client, lambda m, e: m["counts"]["completed"] == 1 and a in e)
     assert all(m["type"] == "batch_progress" and m["batch_id"] == batch.id for m in messages)
     assert [m["seq"] for m in messages] == sorted({m["seq"] for m in messages})  # increasing
     ended = [job for m in messages for job in m["jobs"]]
@@ -209,7 +215,7 @@ async def test_progress_as_jobs_end(ws_client: Client, driver: Driver, alice: Se
     assert messages[-1]["cost_usd"] == pytest.approx(3 * PROMPT_USD + CLIP_USD)
 
     await fail(driver, b)
-    messages = await until(ws_client, lambda m: m["counts"]["failed"] == 1)
+    messages = await until(ws_client, lambda m, e: m["counts"]["failed"] == 1 and b in e)
     ended = [job for m in messages for job in m["jobs"]]
     assert [(j["job_id"], j["status"], j["error"]["code"]) for j in ended] == [
         (b, "failed", "invalid_image")
@@ -219,7 +225,7 @@ async def test_progress_as_jobs_end(ws_client: Client, driver: Driver, alice: Se
     retried = await driver.repo.retry(b)
     assert retried is not None
     await driver.publishers.status(retried)
-    messages = await until(ws_client, lambda m: m["counts"]["failed"] == 0)
+    messages = await until(ws_client, lambda m, e: m["counts"]["failed"] == 0 and b in e)
     assert [(j["job_id"], j["status"]) for m in messages for j in m["jobs"]] == [
         (b, "prompt_ready")
     ]
@@ -227,7 +233,7 @@ async def test_progress_as_jobs_end(ws_client: Client, driver: Driver, alice: Se
     await finish(driver, c)
     for status, progress in HAPPY_PATH[2:]:
         await driver.step(b, status, progress)
-    last = (await until(ws_client, lambda m: m["counts"]["completed"] == 3))[-1]
+    last = (await until(ws_client, lambda m, e: m["counts"]["completed"] == 3))[-1]
     assert last["seq"] == seq_of(await stored(driver, batch))
     assert last["cost_usd"] == pytest.approx(3 * PROMPT_USD + 2 * CLIP_USD)
 
@@ -297,7 +303,7 @@ async def test_resume_with_after_seq_after_a_reconnect(
         snapshot = await subscribe(client, batch.id, alice.token)
         assert [j["job_id"] for j in snapshot["jobs"]] == [old_1, old_2]
         await finish(driver, live)
-        last = (await until(client, lambda m: m["counts"]["completed"] == 3))[-1]
+        last = (await until(client, lambda m, e: m["counts"]["completed"] == 3 and live in e))[-1]
     seen = last["seq"]
 
     # While the client is away: two jobs end, one moves on.
@@ -319,10 +325,9 @@ async def test_resume_with_after_seq_after_a_reconnect(
 
         # And on from there.
         await finish(driver, later)
-        last = (await until(client, lambda m: m["counts"]["completed"] == 5))[-1]
-        assert [j["job_id"] for j in last["jobs"]] == [later] or later in {
-            j["job_id"] for j in last["jobs"]
-        }
+        messages = await until(client, lambda m, e: m["counts"]["completed"] == 5 and later in e)
+        assert ended_in(messages) == {later: "completed"}
+        last = messages[-1]
 
     # Resuming at the current seq: nothing was missed, nothing is listed.
     async with connect(url) as ws:
@@ -367,8 +372,8 @@ async def test_lost_events_are_caught_up_by_the_resync(
         client = Client(ws)
         await subscribe(client, batch.id, alice.token)
         await finish(driver, batch.job_ids[1], announce=False)  # no event at all
-        last = (await until(client, lambda m: m["counts"]["completed"] == 1))[-1]
-        assert [j["job_id"] for j in last["jobs"]] == [batch.job_ids[1]]
+        messages = await until(client, lambda m, e: m["counts"]["completed"] == 1 and e)
+        assert ended_in(messages) == {batch.job_ids[1]: "completed"}
 
 
 async def test_a_batch_of_500_is_one_subscription(
@@ -394,8 +399,8 @@ async def test_a_batch_of_500_is_one_subscription(
         snapshot = await subscribe(client, batch_id, alice.token)
         assert snapshot["counts"]["queued"] == 500 and snapshot["seq"] == 500
         await driver.step(jobs[499]["_id"], JobStatus.CANCELED, 0)
-        last = (await until(client, lambda m: m["counts"]["canceled"] == 1))[-1]
-        assert [j["job_id"] for j in last["jobs"]] == [jobs[499]["_id"]]
+        messages = await until(client, lambda m, e: m["counts"]["canceled"] == 1 and e)
+        assert ended_in(messages) == {jobs[499]["_id"]: "canceled"}
         # The one subscription this socket may have is taken.
         other = await make_batch(driver, rows=1)
         refused = await subscribe(client, other.id, alice.token)

@@ -9,12 +9,15 @@ per subscription (2 a second), and the last state is always sent once things cal
 Cost per event: none beyond a dict lookup. A `job.status` event of a job in a watched
 batch only marks the batch as moved and notes the job. A ticker then reads each moved
 batch at most once every BATCH_INTERVAL: one aggregation (`common.batch_progress`:
-counts, cost, seq) and, when the seq moved, the jobs the events named (`$in`); the whole
-batch's jobs only when the events do not add up (lost ones: the count of ended jobs
-differs from what is known, or the seq moved with no event at all). What each batch's
-subscriptions share (the jobs known ended) is kept once per batch in this replica; each
-subscription keeps only what it has not been sent yet. Batches nobody here watches cost
-nothing. Lost events are found by the upkeep's resync (`resync`), as for jobs.
+counts, cost, seq) and, when the seq moved, the jobs the events named (`$in`, light
+fields). What a batch's subscriptions share (the jobs known ended) is kept once per batch
+in this replica; each subscription keeps only what it has not been sent yet. Batches
+nobody here watches cost nothing.
+
+Lost events are found by the upkeep's resync (every RESYNC_SECONDS): each unfinished
+watched batch is read again, and that read also reads the batch's ended jobs when the
+events do not add up (the seq moved with no event, or the count of ended jobs differs
+from the jobs known ended).
 
 The batch's `seq` is the sum of its jobs' (`common.batch_progress`). Resuming with
 `after_seq`: the jobs' history entries in time order give the moment the client's seq
@@ -98,6 +101,7 @@ class Watched:
         self.progress: BatchProgress | None = None
         self.ended: dict[str, dict[str, Any]] = {}  # the jobs last seen in a final status
         self.touched: set[str] = set()  # jobs named by events since the last read
+        self.check = False  # the next read also looks for lost events (a resync's)
         self.owed: set[Subscriber] = set()  # subscriptions not sent `progress` yet
         self.dirty = False
         self.reading = False
@@ -182,7 +186,7 @@ class BatchHub:
         """Read every watched batch not seen finished again (events may have been lost)."""
         for watched in self.watched.values():
             if watched.progress is None or not watched.progress.finished:
-                watched.dirty = True
+                watched.dirty = watched.check = True
         self._start()
 
     async def _map_jobs(self, watched: Watched) -> None:
@@ -247,17 +251,24 @@ class BatchHub:
             async with watched.lock:
                 watched.dirty = False
                 touched, watched.touched = watched.touched, set()
+                check, watched.check = watched.check, False
                 watched.read_at = asyncio.get_running_loop().time()
                 try:
-                    await self._catch_up(watched, touched)
+                    await self._catch_up(watched, touched, check)
                 except PyMongoError as e:
                     watched.dirty = True  # tried again on a later turn
                     watched.touched |= touched
+                    watched.check |= check
                     log.warning("cannot read batch %s: %s", watched.batch_id, e)
         finally:
             watched.reading = False
 
-    async def _catch_up(self, watched: Watched, touched: set[str]) -> None:
+    async def _catch_up(self, watched: Watched, touched: set[str], check: bool) -> None:
+        """The batch's progress now, and the jobs that ended or were retried since the
+        last read: those the events named, and on a resync's read, when the events do not
+        add up (none at all, or a count of ended jobs that differs from the jobs known
+        ended), every ended job of the batch. Not on every read: an event can lag its
+        write, so the counts may differ for a moment without anything lost."""
         progress = await batch_progress(self.jobs, watched.batch_id)
         if watched.progress is not None and progress.seq == watched.progress.seq:
             return  # duplicated or late events: nothing moved
@@ -274,15 +285,19 @@ class BatchHub:
             elif ended.pop(doc["_id"], None) is not None:
                 changed[doc["_id"]] = entry  # retried: no longer ended
 
-        for ids in batches(sorted(touched), READ_BATCH):
-            async for doc in self.jobs.find({"_id": {"$in": ids}}, _JOB_FIELDS):
+        async def read(ids: list[str]) -> None:
+            for some in batches(ids, READ_BATCH):
+                async for doc in self.jobs.find({"_id": {"$in": some}}, _JOB_FIELDS):
+                    note(doc)
+
+        await read(sorted(touched))
+        if check and (not touched or progress.ended != len(ended)):
+            final = {"batch_id": watched.batch_id, "status": {"$in": sorted(_FINAL)}}
+            seen = set()
+            async for doc in self.jobs.find(final, _JOB_FIELDS):
+                seen.add(doc["_id"])
                 note(doc)
-        if not touched or progress.ended != len(ended):
-            # Events were lost: look at every job of the batch once.
-            async for doc in self.jobs.find({"batch_id": watched.batch_id}, _JOB_FIELDS):
-                note(doc)
-            for job_id in [j for j in ended if j not in watched.job_ids]:
-                del ended[job_id]
+            await read(sorted(set(ended) - seen))  # known ended, ended no more: retried
         watched.progress, watched.ended = progress, ended
         for sub in watched.subs.values():
             sub.pending |= changed
