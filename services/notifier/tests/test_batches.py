@@ -405,3 +405,39 @@ async def test_a_batch_of_500_is_one_subscription(
         other = await make_batch(driver, rows=1)
         refused = await subscribe(client, other.id, alice.token)
         assert refused["code"] == "too_many_subscriptions"
+
+
+async def test_signing_out_ends_the_batch_subscription(
+    start_notifier: StartNotifier, driver: Driver, alice: Session, mongo_db: Any
+) -> None:
+    url = (await start_notifier(resync_seconds=0.2)).replace("http", "ws") + "/ws"
+    batch = await make_batch(driver, rows=2)
+    async with connect(url) as ws:
+        client = Client(ws)
+        assert (await subscribe(client, batch.id, alice.token))["type"] == "batch_snapshot"
+        await SessionStore(mongo_db, driver.signer).revoke(alice.session_id)
+        ended = await client.next(within=5)
+        assert (ended["type"], ended["code"], ended["batch_id"]) == (
+            "error",
+            "invalid_token",
+            batch.id,
+        )
+        # The batch moves on; nothing of it reaches the signed-out socket.
+        await finish(driver, batch.job_ids[0])
+        await asyncio.sleep(1)
+        await client.send(op="ping")
+        assert await client.next() == {"type": "pong"}
+
+
+async def test_a_malformed_batch_subscribe_is_a_bad_request(ws_client: Client) -> None:
+    for op in (
+        {"op": "subscribe", "batch_id": "b"},  # no token
+        {"op": "subscribe", "batch_id": "", "token": "t"},
+        {"op": "subscribe", "batch_id": "b", "token": "t", "after_seq": -1},
+        {"op": "unsubscribe", "batch_id": 3},
+    ):
+        await ws_client.send(**op)
+        error = await ws_client.next()
+        assert (error["type"], error["code"]) == ("error", "bad_request"), op
+    await ws_client.send(op="unsubscribe", batch_id="b")  # not watched: fine all the same
+    assert await ws_client.next() == {"type": "unsubscribed", "batch_id": "b"}
