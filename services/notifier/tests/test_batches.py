@@ -207,7 +207,8 @@ async def test_progress_as_jobs_end(ws_client: Client, driver: Driver, alice: Se
     await finish(driver, a)
     messages = await until(ws_client, lambda m, e: m["counts"]["completed"] == 1 and a in e)
     assert all(m["type"] == "batch_progress" and m["batch_id"] == batch.id for m in messages)
-    assert [m["seq"] for m in messages] == sorted({m["seq"] for m in messages})  # increasing
+    seqs = [m["seq"] for m in messages]
+    assert seqs == sorted(seqs) and seqs[0] > snapshot["seq"]  # never back
     ended = [job for m in messages for job in m["jobs"]]
     assert ended == [
         {"job_id": a, "row": 1, "sku": "SKU-1", "variant": 0, "status": "completed", "seq": 7}

@@ -144,6 +144,7 @@ class BatchHub:
                     await conn.deliver(snapshot)
                     sub.sent_seq = snapshot.seq
                     sub.sent_at = asyncio.get_running_loop().time()
+                    sub.pending = {}  # from reads before the snapshot's, which has it all
                 assert watched.progress is not None
                 if watched.progress.finished:
                     conn.batches_running.discard(batch_id)
@@ -270,8 +271,8 @@ class BatchHub:
         ended), every ended job of the batch. Not on every read: an event can lag its
         write, so the counts may differ for a moment without anything lost."""
         progress = await batch_progress(self.jobs, watched.batch_id)
-        if watched.progress is not None and progress.seq == watched.progress.seq:
-            return  # duplicated or late events: nothing moved
+        if not touched and watched.progress is not None and progress.seq == watched.progress.seq:
+            return  # nothing moved
         if progress.total != len(watched.job_ids):
             await self._map_jobs(watched)  # jobs added to the batch since
         ended = dict(watched.ended)
@@ -301,7 +302,13 @@ class BatchHub:
         watched.progress, watched.ended = progress, ended
         for sub in watched.subs.values():
             sub.pending |= changed
-        watched.owed = set(watched.subs.values())
+        # Also with the seq unchanged when jobs are listed: an event can arrive after a
+        # read that counted its step but did not read its job.
+        watched.owed = {
+            sub
+            for sub in watched.subs.values()
+            if sub.pending or progress.seq > (sub.sent_seq or 0)
+        }
 
     async def _send(self, watched: Watched, sub: Subscriber) -> None:
         conn = sub.conn
@@ -311,7 +318,7 @@ class BatchHub:
                 if sub.sent_seq is None:
                     return  # its snapshot is still to come, and has all this
                 watched.owed.discard(sub)
-                if progress is None or progress.seq <= sub.sent_seq:
+                if progress is None or (progress.seq <= sub.sent_seq and not sub.pending):
                     return
                 jobs, sub.pending = _in_order(sub.pending.values()), {}
                 sub.sent_seq = progress.seq
