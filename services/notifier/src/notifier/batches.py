@@ -15,9 +15,9 @@ in this replica; each subscription keeps only what it has not been sent yet. Bat
 nobody here watches cost nothing.
 
 Lost events are found by the upkeep's resync (every RESYNC_SECONDS): each unfinished
-watched batch is read again, and that read also reads the batch's ended jobs when the
-events do not add up (the seq moved with no event, or the count of ended jobs differs
-from the jobs known ended).
+watched batch not read since the last pass is read again, and the next read of each also
+reads the batch's ended jobs when the events do not add up (the seq moved with no event,
+or the count of ended jobs differs from the jobs known ended).
 
 The batch's `seq` is the sum of its jobs' (`common.batch_progress`). Resuming with
 `after_seq`: the jobs' history entries in time order give the moment the client's seq
@@ -116,6 +116,7 @@ class BatchHub:
         self.watched: dict[str, Watched] = {}
         self.batch_of: dict[str, str] = {}  # job id → watched batch id
         self._ticker: asyncio.Task[None] | None = None
+        self._resynced_at = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def find(self, batch_id: str) -> dict[str, Any] | None:
@@ -184,10 +185,16 @@ class BatchHub:
             watched.dirty = True
 
     def resync(self) -> None:
-        """Read every watched batch not seen finished again (events may have been lost)."""
+        """Have every watched batch not seen finished read again, looking for lost events
+        too (on every RESYNC_SECONDS pass). A batch read since the last pass needs no
+        read of its own: its next read for an event looks."""
+        now = asyncio.get_running_loop().time()
         for watched in self.watched.values():
             if watched.progress is None or not watched.progress.finished:
-                watched.dirty = watched.check = True
+                watched.check = True
+                if watched.read_at < self._resynced_at:
+                    watched.dirty = True
+        self._resynced_at = now
         self._start()
 
     async def _map_jobs(self, watched: Watched) -> None:
