@@ -22,8 +22,12 @@ async def test_counts_seq_and_cost_come_from_the_jobs(mongo_db: Any) -> None:
     repo = JobRepository(mongo_db)
     batch = new_job_id()
     prompt = {"text": "p", "source": "llm", "model": "m", "cost": 0.004}
-    # One product with three variants: its prompt is paid once, copied on each job.
-    variants = [await _job(repo, batch, product_id="p1", prompt=prompt) for _ in range(3)]
+    # One product with three variants: its prompt is paid by the job that wrote it.
+    free = {**prompt, "cost": 0.0}
+    variants = [
+        await _job(repo, batch, product_id="p1", prompt=prompt if i == 0 else free)
+        for i in range(3)
+    ]
     # A job without a product is a product of its own; one without any cost recorded.
     lone = await _job(repo, batch, prompt={**prompt, "cost": 0.001})
     await _job(repo, batch)

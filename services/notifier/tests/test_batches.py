@@ -24,7 +24,7 @@ from services.notifier.tests.conftest import StartNotifier
 from services.notifier.tests.support import HAPPY_PATH, Client, Driver
 
 ALICE = "alice@example.com"
-PROMPT_USD = 0.002  # one prompt per product, copied on each of its variant jobs
+PROMPT_USD = 0.002  # one prompt per product, paid by its first variant's job
 CLIP_USD = 0.35
 
 
@@ -70,7 +70,12 @@ async def make_batch(driver: Driver, rows: int, variants: int = 1, owner: str = 
                     "sku": sku,
                     "row": row,
                     "variant": variant,
-                    "prompt": {"text": "A mug.", "source": "llm", "model": "m", "cost": PROMPT_USD},
+                    "prompt": {
+                        "text": "A mug.",
+                        "source": "llm",
+                        "model": "m",
+                        "cost": PROMPT_USD if variant == 0 else 0.0,
+                    },
                 }
             )
             row_jobs.append(job_id)
@@ -180,7 +185,7 @@ async def test_the_snapshot_is_the_batch_as_stored(
         "queued": 2, "prompting": 1, "prompt_ready": 0, "generating": 0, "storing": 0,
         "completed": 2, "failed": 1, "canceled": 0,
     }  # fmt: skip
-    # Three products' prompts once each (not once per variant), two clips.
+    # Three products' prompts (each paid by one of its jobs), two clips.
     assert snapshot["cost_usd"] == pytest.approx(3 * PROMPT_USD + 2 * CLIP_USD)
     assert snapshot["seq"] == seq_of(await stored(driver, batch)) == 7 + 7 + 3 + 2 + 1 + 1
     view = snapshot["batch"]

@@ -6,9 +6,9 @@ jobs adds one (a job's `seq` counts its `history` entries), every replica comput
 same number from the same jobs, and it never goes back. It plays for a batch the part a
 job's `seq` plays for a job (the notifier's `after_seq`).
 
-Cost: each job's provider cost (`provider_job.cost`) plus each product's prompt cost
-once (`prompt.cost`, the largest among the product's variant jobs, since variants share
-one prompt call; a job without `product_id` is its own product).
+Cost: the plain sum of the jobs' prompt cost (`prompt.cost`) and provider cost
+(`provider_job.cost`), as the gateway's batch view counts it: a product's one prompt is
+paid by the job that wrote it, its other variants' jobs show 0.
 """
 
 from dataclasses import dataclass, field
@@ -44,39 +44,18 @@ class BatchProgress:
 
 
 def _pipeline(batch_id: str) -> list[dict[str, Any]]:
-    prompt_cost = {"$ifNull": ["$prompt.cost", 0]}
-    video_cost = {"$ifNull": ["$provider_job.cost", 0]}
-    return [
-        {"$match": {"batch_id": batch_id}},
-        {
-            "$facet": {
-                "statuses": [
-                    {"$group": {"_id": "$status", "n": {"$sum": 1}, "seq": {"$sum": "$seq"}}}
-                ],
-                "cost": [
-                    {
-                        "$group": {
-                            "_id": {"$ifNull": ["$product_id", "$_id"]},
-                            "prompt": {"$max": prompt_cost},
-                            "video": {"$sum": video_cost},
-                        }
-                    },
-                    {"$group": {"_id": None, "usd": {"$sum": {"$add": ["$prompt", "$video"]}}}},
-                ],
-            }
-        },
-    ]
+    cost = {"$add": [{"$ifNull": ["$prompt.cost", 0]}, {"$ifNull": ["$provider_job.cost", 0]}]}
+    group = {"_id": "$status", "n": {"$sum": 1}, "seq": {"$sum": "$seq"}, "usd": {"$sum": cost}}
+    return [{"$match": {"batch_id": batch_id}}, {"$group": group}]
 
 
 async def batch_progress(jobs: AsyncCollection, batch_id: str) -> BatchProgress:
     """One aggregation over the batch's jobs (index `batch_id`)."""
     cursor = await jobs.aggregate(_pipeline(batch_id))
-    result = [doc async for doc in cursor]
-    facets = result[0] if result else {"statuses": [], "cost": []}
     counts = {status.value: 0 for status in JobStatus}
-    seq = 0
-    for group in facets["statuses"]:
+    seq, cost = 0, 0.0
+    async for group in cursor:
         counts[group["_id"]] = counts.get(group["_id"], 0) + int(group["n"])
         seq += int(group["seq"])
-    cost = float(facets["cost"][0]["usd"]) if facets["cost"] else 0.0
+        cost += float(group["usd"])
     return BatchProgress(counts=counts, seq=seq, cost_usd=round(cost, 6))

@@ -53,8 +53,6 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     )
     await jobs.create_index([("owner", 1), ("created_at", -1)], name="owner_created")
     await jobs.create_index([("status", 1), ("updated_at", 1)], name="status_updated")
-    # A batch's jobs (common/batch_progress.py, the notifier's batch subscriptions).
-    await jobs.create_index([("batch_id", 1)], name="batch_id", sparse=True)
     await db["prompts"].create_index([("created_at", 1)], name="created")
     # Result reuse (common/result_reuse.py): an owner's completed jobs by result key, newest
     # first; and which jobs name a stored clip or poster (shared by the jobs that reuse it).
