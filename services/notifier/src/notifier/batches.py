@@ -52,8 +52,10 @@ TICK = 0.1
 RESUME_MARGIN = timedelta(seconds=10)
 _FINAL = frozenset(s.value for s in FINAL_STATUSES)
 _JOB_FIELDS = {"row": 1, "sku": 1, "variant": 1, "status": 1, "seq": 1, "error": 1}
-# Fields of the batch document a client never sees.
-_HIDDEN = ("_id", "owner", "idempotency_key", "cost_reserved_micros")
+# The batch document's fields a client sees (as `GET /api/v1/batches/{id}` shows them);
+# anything else on it (owner, idempotency key, request fingerprint, reservations) stays.
+_SHOWN = ("status", "created_at", "variants", "max_cost_usd", "jobs_total")
+_ROW_SHOWN = ("row", "sku", "title", "product_id", "job_ids")
 
 
 def job_entry(doc: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +81,9 @@ def batch_view(batch: dict[str, Any]) -> dict[str, Any]:
     def plain(value: Any) -> Any:
         return value.isoformat() if isinstance(value, datetime) else value
 
-    return {"id": batch["_id"]} | {k: plain(v) for k, v in batch.items() if k not in _HIDDEN}
+    view = {"id": batch["_id"]} | {k: plain(batch.get(k)) for k in _SHOWN}
+    rows = batch.get("rows") or []
+    return view | {"rows": [{k: row.get(k) for k in _ROW_SHOWN} for row in rows]}
 
 
 @dataclass(eq=False)
