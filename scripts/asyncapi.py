@@ -43,6 +43,7 @@ REPLICA = "{replica_id}"
 def build() -> ApplicationSchema:
     # Imported here: the services' modules configure logging, which a --help need not do.
     from common.worker import WorkerContext
+    from notifier.batches import BatchHub
     from notifier.config import NotifierSettings
     from notifier.events import subscribe_status
     from notifier.hub import Hub
@@ -69,7 +70,13 @@ def build() -> ApplicationSchema:
     async def no_view(job: Any) -> dict[str, Any]:
         raise AssertionError("documentation only: nothing is consumed")
 
-    subscribe_status(ctx.broker, ctx.topology, REPLICA, Hub(ctx.repo, no_view))
+    subscribe_status(
+        ctx.broker,
+        ctx.topology,
+        REPLICA,
+        Hub(ctx.repo, no_view),
+        BatchHub(ctx.repo.jobs.database),
+    )
     subscribe_webhook_events(
         ctx.broker, ctx.topology, ctx.repo.jobs.database, NotifierSettings(**fixed), Event()
     )

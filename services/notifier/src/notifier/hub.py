@@ -71,7 +71,9 @@ class Grant:
 class Connection:
     """One client socket: its send function, a lock that keeps its messages in
     order, per watched job the last seq sent (None until the snapshot) and the
-    grant it was subscribed with, and the watched jobs last sent in a final status."""
+    grant it was subscribed with, and the watched jobs last sent in a final status.
+    Batch subscriptions (`notifier.batches`): their grants, and those whose jobs
+    were not all final in the last message."""
 
     def __init__(self, send_text: Callable[[str], Awaitable[None]]) -> None:
         self._send_text = send_text
@@ -79,12 +81,17 @@ class Connection:
         self.watching: dict[str, int | None] = {}
         self.grants: dict[str, Grant] = {}
         self.finished: set[str] = set()
+        self.batches: dict[str, Grant] = {}
+        self.batches_running: set[str] = set()
         self.gone = False
 
     @property
     def waiting(self) -> bool:
-        """Whether a watched job was last sent in a status that is not final."""
-        return any(job_id not in self.finished for job_id in self.watching)
+        """Whether a watched job was last sent in a status that is not final, or a
+        watched batch with such a job."""
+        return bool(self.batches_running) or any(
+            job_id not in self.finished for job_id in self.watching
+        )
 
     def sent(self, job_id: str, seq: int, status: str) -> None:
         if job_id not in self.watching:

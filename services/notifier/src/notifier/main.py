@@ -37,6 +37,7 @@ from common.tokens import Signer
 from common.topology import Topology
 from common.views import public_job
 from notifier import ws
+from notifier.batches import BatchHub
 from notifier.config import NotifierSettings
 from notifier.events import subscribe_status
 from notifier.hub import Hub
@@ -74,7 +75,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             return await public_job(job, storage, signer)
 
         hub = Hub(JobRepository(db), view, settings.resync_max_jobs)
-        subscribe_status(broker, topology, replica_id, hub)
+        batches = BatchHub(db)
+        subscribe_status(broker, topology, replica_id, hub, batches)
         outbound = OutboundClient(
             allow_private=settings.outbound_allow_private,
             timeout=settings.webhook_timeout_seconds,
@@ -82,7 +84,11 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         deliveries = DeliveryWorker(db, settings, storage, outbound)
         subscribe_webhook_events(broker, topology, db, settings, deliveries.wake)
         session = ws.Session(
-            settings=settings, hub=hub, signer=signer, sessions=SessionStore(db, signer)
+            settings=settings,
+            hub=hub,
+            batches=batches,
+            signer=signer,
+            sessions=SessionStore(db, signer),
         )
         app.state.session = session
         await broker.start()

@@ -1,6 +1,7 @@
 """What the notifier does on a timer (`RESYNC_SECONDS`), and at once when the broker
 connection comes back: end the subscriptions whose credential has ended since
-(sign-out, expiry), then catch every socket up from the stored history (`Hub.resync`).
+(sign-out, expiry), then catch every socket up from the stored history (`Hub.resync`)
+and have every watched batch read again (`BatchHub.resync`).
 
 A subscribe checks the token once; without this, a signed-out session would go on
 receiving job views with fresh download links for as long as the socket stays open.
@@ -30,6 +31,7 @@ async def maintain(session: Session, wake: asyncio.Event) -> None:
         wake.clear()
         try:
             await end_lapsed_grants(session)
+            session.batches.resync()
             await session.hub.resync(everything=woken)
         except PyMongoError as e:
             log.warning("resync skipped, the database did not answer: %s", e)
@@ -41,12 +43,12 @@ async def end_lapsed_grants(session: Session) -> None:
     """Unsubscribe every job whose grant no longer holds, with the `invalid_token` error a
         new subscribe with that token would get: sessions signed out or expired, job tokens
     expired or revoked by the job's owner (one query per batch of each)."""
-    conns = session.hub.connections()
+    conns = session.hub.connections() | session.batches.connections()
     session_ids = list(
         {
             sid
             for conn in conns
-            for grant in conn.grants.values()
+            for grant in [*conn.grants.values(), *conn.batches.values()]
             if (sid := grant.principal.session_id) is not None
         }
     )
@@ -69,6 +71,13 @@ async def end_lapsed_grants(session: Session) -> None:
             session.hub.unsubscribe(conn, job_id)  # before the error: no job data after it
             with contextlib.suppress(ConnectionGone):  # the socket's own loop cleans up
                 await conn.send(Error(code="invalid_token", message=reason, job_id=job_id))
+        for batch_id, grant in list(conn.batches.items()):
+            reason = _lapsed(session, grant, live, versions)
+            if reason is None:
+                continue
+            session.batches.unsubscribe(conn, batch_id)
+            with contextlib.suppress(ConnectionGone):
+                await conn.send(Error(code="invalid_token", message=reason, batch_id=batch_id))
 
 
 def _lapsed(session: Session, grant: Grant, live: set[str], versions: dict[str, int]) -> str | None:

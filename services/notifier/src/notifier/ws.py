@@ -2,8 +2,8 @@
 subscriptions to the hub. One reader loop per socket, so a socket's ops are
 handled in the order they were sent.
 
-A subscription carries the owner's session token (any of their jobs) or the job's
-own token (that job only), checked again while it lasts (`notifier.upkeep`). Sockets
+A subscription carries the owner's session token (any of their jobs and batches) or
+the job's own token (that job only), checked again while it lasts (`notifier.upkeep`). Sockets
 that flood, send oversized or malformed frames, sit idle with nothing left to wait
 for, or come from an address that has too many open already are closed; half-open
 ones are found by uvicorn's protocol pings (`--ws-ping-interval` /
@@ -24,6 +24,7 @@ from common.auth import Principal, SessionStore
 from common.client_ip import client_ip, network_of
 from common.metrics import WS_CONNECTIONS
 from common.tokens import InvalidToken, Signer
+from notifier.batches import BatchHub
 from notifier.config import NotifierSettings
 from notifier.hub import Connection, ConnectionGone, Grant, Hub
 from notifier.protocol import (
@@ -33,7 +34,9 @@ from notifier.protocol import (
     Heartbeat,
     Pong,
     Subscribe,
+    SubscribeBatch,
     Unsubscribe,
+    UnsubscribeBatch,
     Unsubscribed,
     encode,
     parse_op,
@@ -76,6 +79,7 @@ class Session:
 
     settings: NotifierSettings
     hub: Hub
+    batches: BatchHub
     signer: Signer
     sessions: SessionStore
     per_address: OpenPerAddress = field(init=False)
@@ -177,15 +181,8 @@ async def _subscribe(session: Session, conn: Connection, op: Subscribe) -> None:
             )
         )
         return
-    limit = session.settings.max_subscriptions_per_socket
-    if op.job_id not in conn.watching and len(conn.watching) >= limit:
-        raise Refused(
-            Error(
-                code="too_many_subscriptions",
-                message=f"A socket may watch at most {limit} jobs.",
-                job_id=op.job_id,
-            )
-        )
+    if op.job_id not in conn.watching:
+        _check_room(session, conn, job_id=op.job_id)
     try:
         found = await session.hub.subscribe(
             conn, op.job_id, op.after_seq, Grant(principal, op.token)
@@ -206,6 +203,61 @@ async def _subscribe(session: Session, conn: Connection, op: Subscribe) -> None:
         await conn.send(
             Error(code="job_not_found", message="There is no such job.", job_id=op.job_id)
         )
+
+
+def _check_room(
+    session: Session, conn: Connection, *, job_id: str | None = None, batch_id: str | None = None
+) -> None:
+    """A socket watches at most MAX_SUBSCRIPTIONS_PER_SOCKET jobs and batches together."""
+    limit = session.settings.max_subscriptions_per_socket
+    if len(conn.watching) + len(conn.batches) >= limit:
+        raise Refused(
+            Error(
+                code="too_many_subscriptions",
+                message=f"A socket may watch at most {limit} jobs and batches.",
+                job_id=job_id,
+                batch_id=batch_id,
+            )
+        )
+
+
+async def _authorize_batch(session: Session, op: SubscribeBatch) -> tuple[Principal, dict]:
+    """Only the owner's session opens a batch; a job token never does."""
+    try:
+        principal = await session.sessions.resolve(op.token)
+    except InvalidToken as e:
+        raise Refused(Error(code="invalid_token", message=str(e), batch_id=op.batch_id)) from e
+    if principal.email is None:
+        raise Refused(
+            Error(
+                code="forbidden",
+                message="A job token does not grant access to a batch.",
+                batch_id=op.batch_id,
+            )
+        )
+    batch = await session.batches.find(op.batch_id)
+    # Someone else's batch and a missing one look the same.
+    if batch is None or batch.get("owner") != principal.email:
+        raise Refused(
+            Error(code="batch_not_found", message="You have no such batch.", batch_id=op.batch_id)
+        )
+    return principal, batch
+
+
+async def _subscribe_batch(session: Session, conn: Connection, op: SubscribeBatch) -> None:
+    unavailable = Error(
+        code="unavailable",
+        message="The batch cannot be read right now; subscribe again shortly.",
+        batch_id=op.batch_id,
+    )
+    try:
+        principal, batch = await _authorize_batch(session, op)
+        if op.batch_id not in conn.batches:
+            _check_room(session, conn, batch_id=op.batch_id)
+        await session.batches.subscribe(conn, batch, op.after_seq, Grant(principal, op.token))
+    except PyMongoError as e:
+        log.warning("cannot read batch %s for a subscription: %s", op.batch_id, e)
+        await conn.send(unavailable)
 
 
 class MessageRate:
@@ -269,9 +321,14 @@ async def _serve(websocket: WebSocket, session: Session, conn: Connection) -> No
             match op:
                 case Subscribe():
                     await _subscribe(session, conn, op)
+                case SubscribeBatch():
+                    await _subscribe_batch(session, conn, op)
                 case Unsubscribe():
                     session.hub.unsubscribe(conn, op.job_id)
                     await conn.send(Unsubscribed(job_id=op.job_id))
+                case UnsubscribeBatch():
+                    session.batches.unsubscribe(conn, op.batch_id)
+                    await conn.send(Unsubscribed(batch_id=op.batch_id))
                 case ClientPing():
                     await conn.send(Pong())
         except (BadRequest, Refused) as e:
@@ -327,4 +384,5 @@ async def _connected(websocket: WebSocket, session: Session) -> None:
         conn.gone = True  # no more pings
         session.heartbeats.remove(conn)
         session.hub.drop(conn)
+        session.batches.drop(conn)
         WS_CONNECTIONS.dec()
