@@ -119,7 +119,8 @@ class SecantusDaemon:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_for_port("127.0.0.1", self.port)
+        # Generous: `make test` starts one per test process at once, beside the services.
+        wait_for_port("127.0.0.1", self.port, timeout=90)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
