@@ -30,6 +30,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not item.nodeid.startswith(FAULTS))
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures of every fault scenario that ran, passed or failed (tests/faults puts
+    them on the scenario's report, which reaches this process from any test process)."""
+    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])]
+    lines = [
+        value
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == "fault_figures"
+    ]
+    if lines:
+        terminalreporter.section("fault injection: figures")
+        for line in lines:
+            terminalreporter.line(line)
+
+
 @pytest.fixture(scope="session")
 def session_id() -> str:
     return uuid.uuid4().hex[:8]

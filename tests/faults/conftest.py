@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import _run
-from tests.faults.harness import FAULT_ENV, QUICK, REPORTED, openrouter_env
+from tests.faults.harness import FAULT_ENV, FIGURES, QUICK, REPORTED, openrouter_env
 from tests.support import processes
 from tests.support.fake_openrouter import FakeOpenRouter
 
@@ -39,11 +39,14 @@ async def fault_api(fault_system: processes.System) -> AsyncIterator[httpx.Async
         yield client
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The figures of every fault scenario that ran, passed or failed."""
-    if REPORTED:
-        terminalreporter.section("fault injection: figures")
-        for figures in REPORTED:
-            terminalreporter.line(figures.line())
-            for failure in figures.failures:
-                terminalreporter.line(f"    failed: {failure}")
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """The figures a scenario measured ride on its report, so they reach the summary (the
+    root conftest.py prints them) from whichever test process ran it."""
+    report = yield
+    if call.when == "call":
+        while REPORTED:
+            figures = REPORTED.pop(0)
+            lines = [figures.line(), *(f"    failed: {f}" for f in figures.failures)]
+            report.user_properties.append((FIGURES, "\n".join(lines)))
+    return report

@@ -50,8 +50,10 @@ POLL = "GET /videos/{id}"
 QUICK = VideoPlan(polls=("pending", "in_progress"))
 # The objects a completed job has in storage, under videos/{job_id}/.
 CLIP_OBJECTS = {"video.mp4", "poster.jpg"}
-# Every scenario's figures, shown at the end of the run (conftest.pytest_terminal_summary).
+# Every scenario's figures, moved onto its test report (conftest.py) and shown at the end
+# of the run under this name (the root conftest.py's pytest_terminal_summary).
 REPORTED: list["Figures"] = []
+FIGURES = "fault_figures"
 
 
 def openrouter_env(fake: FakeOpenRouter) -> dict[str, str]:
