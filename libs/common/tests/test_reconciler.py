@@ -88,7 +88,7 @@ async def test_stale_jobs_get_their_work_event_again(mongo_db) -> None:
     )
     done = await _job(repo, JobStatus.COMPLETED, age=60)
 
-    assert await reconciler.run_once() == {"timed_out": 0, "redriven": 3}
+    assert await reconciler.run_once() == {"timed_out": 0, "redriven": 3, "batch_announced": 0}
     publishers = reconciler.pipeline.publishers
     assert sorted(publishers.work()) == sorted(  # type: ignore[attr-defined]
         [("job_submitted", queued), ("prompt_ready", ready), ("prompt_ready", dead_worker)]
@@ -96,7 +96,7 @@ async def test_stale_jobs_get_their_work_event_again(mongo_db) -> None:
     for untouched in (live_worker, fresh, waiting_retry, done):
         assert (await repo.get(untouched)).get("reconciled_at") is None
     # Driven on once per stale period, not on every round.
-    assert await reconciler.run_once() == {"timed_out": 0, "redriven": 0}
+    assert await reconciler.run_once() == {"timed_out": 0, "redriven": 0, "batch_announced": 0}
 
 
 async def test_a_job_past_its_stage_deadline_fails_with_the_stage(mongo_db) -> None:

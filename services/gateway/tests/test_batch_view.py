@@ -4,7 +4,7 @@ prompt paid by one variant's job, the others showing 0, as the prompt worker wri
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.catalogue.batches import all_final, batch_view, cost_so_far
+from common.batches import all_final, batch_view, cost_so_far
 
 
 def job(job_id: str, status: str, product: str, prompt: float, video: float) -> dict[str, Any]:

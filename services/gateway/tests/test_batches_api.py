@@ -240,6 +240,9 @@ async def test_a_batch_is_made_counted_exported_and_cancelled(
     assert all(j["status"] == "canceled" for r in body["rows"] for j in r["jobs"])
     statuses = {job["status"] async for job in db["jobs"].find({"batch_id": batch["id"]})}
     assert statuses == {"canceled"}
+    # Its last job's end announced it (batch.completed), and it stayed canceled.
+    stored_batch = await db["batches"].find_one({"_id": batch["id"]})
+    assert stored_batch["status"] == "canceled" and stored_batch["announced"] is True
 
 
 async def test_the_same_idempotency_key_answers_the_same_batch(

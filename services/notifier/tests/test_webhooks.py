@@ -4,6 +4,8 @@ delivering to a local receiver. Signatures are checked with the `standardwebhook
 package (an independent implementation of the spec)."""
 
 import asyncio
+import io
+import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -148,6 +150,71 @@ async def test_a_finished_job_is_delivered_signed_to_the_endpoints_that_want_it(
         assert failures_only.received == []  # it asked for job.failed only
 
         assert sample(await metrics_of(ops), DELIVERED) == delivered_before + 1
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+async def test_a_finished_batch_is_delivered_once_signed_with_its_counts(
+    account, driver, notifier_for_webhooks
+):
+    async with Receiver() as receiver, Receiver() as jobs_only:
+        endpoint = await account.endpoint(receiver.url, ["batch.completed"])
+        await account.endpoint(jobs_only.url)  # job.completed and job.failed only
+        await notifier_for_webhooks()
+        manifest = (
+            "sku;title;description;image\n"
+            "MUG-1;Red mug;Stoneware.;mug.jpg\n"
+            "BOWL-2;Blue bowl;Hand-thrown.;bowl.jpg\n"
+        )
+        photos = {
+            name: user.product_photo(seed=n) for n, name in enumerate(["mug.jpg", "bowl.jpg"])
+        }
+        made = await account.call(
+            "POST",
+            "/batches",
+            files={
+                "manifest": ("products.csv", manifest.encode(), "text/csv"),
+                "photos": ("photos.zip", zipped(photos), "application/zip"),
+            },
+            data={"variants": '[{"aspect_ratio": "9:16", "duration": 3}]'},
+        )
+        assert made.status_code == 202, made.text
+        batch = made.json()
+        mug, bowl = [job["id"] for row in batch["rows"] for job in row["jobs"]]
+        # The workers end its jobs: one clip made, one failed.
+        for status, progress in HAPPY_PATH:
+            await driver.step(mug, status, progress)
+        await driver.pipeline.fail(bowl, code="provider_error", detail="It broke.")
+
+        [request] = await receiver.wait_for(1)
+        payload = Webhook(endpoint["secret"]).verify(request.body, request.headers)
+        assert payload["type"] == "batch.completed"
+        data = payload["data"]
+        assert data["id"] == batch["id"] and data["status"] == "completed"
+        assert data["jobs_total"] == 2 and data["cost_usd"] == 0
+        assert data["counts"]["completed"] == 1 and data["counts"]["failed"] == 1
+        assert sum(data["counts"].values()) == 2
+        assert "rows" not in data and account.email not in request.body.decode()
+        exported = await account.http.get(data["export_url"], headers=account.headers)
+        assert exported.status_code == 200, exported.text
+        assert len(exported.text.strip().splitlines()) == 3  # the header and one line per job
+
+        [delivery] = await eventually(
+            lambda: account.deliveries(endpoint["id"]),
+            lambda d: d and d[0]["status"] == "delivered",
+        )
+        assert delivery["batch_id"] == batch["id"] and delivery["job_id"] is None
+        # The job endpoint got the jobs' own events, not the batch's.
+        got = await jobs_only.wait_for(2)
+        assert sorted(r.json()["type"] for r in got) == ["job.completed", "job.failed"]
+        await asyncio.sleep(1.5)  # a second batch.completed would have come by now
+        assert len(receiver.received) == 1 and len(jobs_only.received) == 2
 
 
 async def test_retries_after_500s_and_a_hang_keep_one_webhook_id(

@@ -17,6 +17,7 @@ class RoutingKey(StrEnum):
     JOB_COMPLETED = "job.completed"
     JOB_FAILED = "job.failed"
     JOB_STATUS = "job.status"
+    BATCH_COMPLETED = "batch.completed"
 
 
 class JobStatus(StrEnum):
@@ -83,3 +84,12 @@ class JobStatusChanged(Event):
     seq: int
     status: JobStatus
     progress: int = Field(ge=0, le=100)
+
+
+class BatchCompleted(BaseModel):
+    """Every job of the batch is final (completed, failed or canceled); announced once."""
+
+    event_id: str = Field(default_factory=_event_id)
+    type: Literal["batch.completed"] = "batch.completed"
+    batch_id: str
+    occurred_at: datetime = Field(default_factory=_now)

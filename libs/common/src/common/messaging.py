@@ -12,6 +12,7 @@ from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import REGISTRY
 
 from common.events import (
+    BatchCompleted,
     JobCompleted,
     JobFailed,
     JobStatus,
@@ -73,6 +74,12 @@ class Publishers:
         )
         self.job_failed = publisher(
             RoutingKey.JOB_FAILED, JobFailed, False, "The job failed; the reason is on the job."
+        )
+        self.batch_completed = publisher(
+            RoutingKey.BATCH_COMPLETED,
+            BatchCompleted,
+            False,
+            "Every job of the batch is final; announced once per batch.",
         )
         self.job_status = publisher(
             RoutingKey.JOB_STATUS,

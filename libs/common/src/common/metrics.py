@@ -45,7 +45,8 @@ DUPLICATE_EVENTS = Counter(
 )
 RECONCILER_ACTIONS = Counter(
     "pv_reconciler_actions_total",
-    "Jobs the reconciler failed on a deadline or drove on again, by their status.",
+    "Jobs the reconciler failed on a deadline or drove on again, and batches it announced,"
+    " by their status.",
     ["action", "status"],
 )
 PROVIDER_CALLS = Counter(

@@ -5,8 +5,10 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from common.batches import BatchRepository
 from common.errors import user_message
 from common.events import (
+    BatchCompleted,
     JobCompleted,
     JobFailed,
     JobStatus,
@@ -25,6 +27,7 @@ class Pipeline:
     def __init__(self, repo: JobRepository, publishers: Publishers) -> None:
         self.repo = repo
         self.publishers = publishers
+        self.batches = BatchRepository(repo.jobs.database)
 
     async def announce(self, job: Job) -> None:
         await self.publishers.status(job)
@@ -44,12 +47,32 @@ class Pipeline:
             await self._announce_end(job)
 
     async def _announce_end(self, job: Job) -> None:
-        """`job.completed` or `job.failed` for a job that ended so (none for canceled)."""
+        """`job.completed` or `job.failed` for a job that ended so (none for canceled);
+        then, for a job of a batch, the batch's end if this was its last job."""
         if job["status"] == JobStatus.COMPLETED:
             await self.publishers.job_completed.publish(JobCompleted(job_id=job["_id"]))
         elif job["status"] == JobStatus.FAILED:
             code = (job.get("error") or {}).get("code", "")
             await self.publishers.job_failed.publish(JobFailed(job_id=job["_id"], error_code=code))
+        if job.get("batch_id"):
+            await self.end_batch_if_done(job["batch_id"])
+
+    async def end_batch_if_done(self, batch_id: str) -> bool:
+        """Once every job of the batch is final: mark it ended and announce
+        `batch.completed`. The conditional update in `claim_end` picks one announcer
+        among racing callers; True for that one."""
+        if await self.batches.claim_end(batch_id) is None:
+            return False
+        await self.announce_batch(batch_id)
+        return True
+
+    async def announce_batch(self, batch_id: str) -> None:
+        """Publish `batch.completed`, then note it. A crash in between leaves the batch
+        `announced: false` for the reconciler, which announces it (again, at worst:
+        the webhook deliveries are keyed by batch, so a receiver gets one)."""
+        await self.publishers.batch_completed.publish(BatchCompleted(batch_id=batch_id))
+        await self.batches.mark_announced(batch_id)
+        log.info("batch %s ended; batch.completed published", batch_id)
 
     async def advance(
         self,
@@ -100,6 +123,7 @@ class Pipeline:
         if job is not None:
             await self._stored(job)
             self._count_final(job)
+            await self._announce_end(job)
         return job
 
     async def retry(self, job_id: str) -> Job | None:

@@ -10,6 +10,11 @@ time. Each round it looks at every non-final job and
 - otherwise, when nothing happened to it for `RECONCILE_STALE_SECONDS`, no live worker
   holds its lease and no delayed retry is due, re-publishes the work event of its stage
   (`Pipeline.redrive`). Handlers are idempotent, so re-driving is always safe.
+
+Then it looks at batches: one whose jobs are all final but whose end nobody claimed (the
+last job's worker died before checking) is ended and announced; one claimed but left
+unannounced for `RECONCILE_STALE_SECONDS` (a crash between the claim and the publish) has
+its `batch.completed` published now.
 """
 
 import asyncio
@@ -76,7 +81,7 @@ class Reconciler:
 
     async def run_once(self) -> dict[str, int]:
         """One pass over the non-final jobs; counts of what was done, by action."""
-        done = {"timed_out": 0, "redriven": 0}
+        done = {"timed_out": 0, "redriven": 0, "batch_announced": 0}
         stamp = now()
         stale = timedelta(seconds=self.settings.reconcile_stale_seconds)
         cursor = self.repo.jobs.find(
@@ -101,7 +106,24 @@ class Reconciler:
             if action:
                 done[action] += 1
                 RECONCILER_ACTIONS.labels(action=action, status=job["status"]).inc()
+        done["batch_announced"] = await self._announce_batches(stamp - stale)
         return done
+
+    async def _announce_batches(self, ended_before: datetime) -> int:
+        """Batches whose `batch.completed` was missed: ended unclaimed, or claimed and
+        never published. The number announced."""
+        batches = self.pipeline.batches
+        announced = 0
+        async for batch in batches.maybe_ended():
+            if await self.pipeline.end_batch_if_done(batch["_id"]):
+                announced += 1
+                RECONCILER_ACTIONS.labels(action="batch_announced", status=batch["status"]).inc()
+        async for batch in batches.unannounced(ended_before):
+            log.info("batch %s ended unannounced; announcing it", batch["_id"])
+            await self.pipeline.announce_batch(batch["_id"])
+            announced += 1
+            RECONCILER_ACTIONS.labels(action="batch_announced", status=batch["status"]).inc()
+        return announced
 
     async def _reconcile(self, job: Job, stamp: datetime, stale: timedelta) -> str | None:
         status = job["status"]

@@ -1,6 +1,7 @@
 """Broker topology: one durable topic exchange, quorum work queues with a
 dead-letter queue, delayed-retry queues and delay queues each, the webhook queue (the
-notifier turns `job.completed` / `job.failed` into stored webhook deliveries) and the per-replica
+notifier turns `job.completed` / `job.failed` / `batch.completed` into stored webhook
+deliveries) and the per-replica
 status queue.
 
 Every service declares the topology at start-up (declarations are idempotent), so no
@@ -21,7 +22,7 @@ from common.settings import CommonSettings
 # A message redelivered this many times (a crash loop, say) goes to the dead-letter queue.
 DELIVERY_LIMIT = 10
 # The events that may become outgoing webhooks.
-WEBHOOK_EVENTS = (RoutingKey.JOB_COMPLETED, RoutingKey.JOB_FAILED)
+WEBHOOK_EVENTS = (RoutingKey.JOB_COMPLETED, RoutingKey.JOB_FAILED, RoutingKey.BATCH_COMPLETED)
 
 # The delays a delay queue exists for: (up to, step) in seconds. Every second up to 20 s,
 # then every 5 s up to a minute, 15 s up to 3 minutes, 30 s up to 10 minutes (50
@@ -122,7 +123,7 @@ class Topology:
         return (*queues, self.webhook_events, self.webhook_dead_letter)
 
     def _webhook_queue(self) -> tuple[RabbitQueue, RabbitQueue]:
-        """`notifier.webhooks`, fed by the events that end a job: a durable queue, so an
+        """`notifier.webhooks`, fed by the events that end a job or a batch: a durable queue, so an
         event published while no notifier runs still becomes its deliveries."""
         full = self.settings.queue_name("notifier.webhooks")
         expires = self.settings.amqp_queue_expires_seconds

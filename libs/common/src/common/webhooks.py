@@ -10,9 +10,11 @@ Collections:
   attempt), `endpoint_id`, `owner`, `type`, `job_id`, `seq` (the job's, at the event),
   `key` (unique: endpoint, job, event, seq: a redelivered event makes no second
   delivery), `order` (endpoint + job: sent one at a time, in `seq` order), `occurred_at`,
-  `job` (the job as it was at the event), `status` (`pending`, `delivering`,
-  `delivered`, `failed`), `next_attempt_at`, `lease_until`, `give_up_at`, `attempts`
-  (time, status code, duration, error), `attempt_count`, `created_at`.
+  `job` (the job as it was at the event; a `batch.completed` delivery has `batch_id`,
+  `seq` 0 and `batch`, the batch's summary when it ended, instead), `status`
+  (`pending`, `delivering`, `delivered`, `failed`), `next_attempt_at`, `lease_until`,
+  `give_up_at`, `attempts` (time, status code, duration, error), `attempt_count`,
+  `created_at`.
 
 Signatures follow the Standard Webhooks spec: `v1,<base64 HMAC-SHA256 of
 "{webhook-id}.{webhook-timestamp}.{body}">` with the secret's base64-decoded bytes as
@@ -37,6 +39,7 @@ DELIVERIES = "webhook_deliveries"
 class WebhookEvent(StrEnum):
     JOB_COMPLETED = "job.completed"
     JOB_FAILED = "job.failed"
+    BATCH_COMPLETED = "batch.completed"
 
 
 class DeliveryStatus(StrEnum):

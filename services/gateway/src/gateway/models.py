@@ -316,7 +316,7 @@ class SessionsPublic(BaseModel):
     sessions: list[SessionListed] = Field(description="Signed-in sessions, newest first.")
 
 
-WebhookEventType = Literal["job.completed", "job.failed"]
+WebhookEventType = Literal["job.completed", "job.failed", "batch.completed"]
 
 
 class WebhookEndpointCreate(BaseModel):
@@ -373,7 +373,8 @@ class DeliveryAttempt(BaseModel):
 class WebhookDeliveryPublic(BaseModel):
     id: str = Field(description="The `webhook-id` header: the same on every attempt.")
     type: str
-    job_id: str
+    job_id: str | None = Field(description="The job of a `job.*` event.")
+    batch_id: str | None = Field(description="The batch of a `batch.completed` event.")
     status: Literal["pending", "delivering", "delivered", "failed"]
     created_at: str
     next_attempt_at: str | None

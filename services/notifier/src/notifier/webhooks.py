@@ -1,9 +1,10 @@
-"""Outgoing webhooks: job events become deliveries in MongoDB, and a worker sends them.
+"""Outgoing webhooks: job and batch events become deliveries in MongoDB, and a worker
+sends them.
 
 - `subscribe_webhook_events` consumes `notifier.webhooks` (durable, bound to
-  `job.completed` and `job.failed`): one delivery per enabled endpoint of the job's owner
-  that asked for the event, written idempotently (a redelivered event finds its
-  deliveries there), then the message is acked.
+  `job.completed`, `job.failed` and `batch.completed`): one delivery per enabled endpoint
+  of the job's (batch's) owner that asked for the event, written idempotently (a
+  redelivered event finds its deliveries there), then the message is acked.
 - `DeliveryWorker` claims due deliveries with a lease (a replica killed mid-send leaves
   them to be claimed again when the lease ends: at least once), sends them through the
   SSRF guard (common.outbound) signed per Standard Webhooks, and records every attempt.
@@ -33,7 +34,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from common import webhooks
-from common.events import JobCompleted, JobFailed
+from common.batches import BatchRepository, batch_summary
+from common.events import BatchCompleted, JobCompleted, JobFailed
 from common.jobs import Job
 from common.logs import job_id_var
 from common.metrics import (
@@ -90,10 +92,41 @@ async def create_deliveries(
     job = await db["jobs"].find_one({"_id": job_id})
     if job is None:
         return 0
-    endpoints = db[webhooks.ENDPOINTS].find(
-        {"owner": job["owner"], "enabled": True, "events": event_type}
+    about = {"job_id": job_id, "seq": job["seq"], "job": snapshot_of(job)}
+    return await _insert_deliveries(
+        db, settings, job["owner"], event_type, job_id, about, job["updated_at"]
     )
-    snapshot = snapshot_of(job)
+
+
+async def create_batch_deliveries(
+    db: AsyncDatabase, settings: NotifierSettings, batch_id: str
+) -> int:
+    """The deliveries of `batch.completed`: the batch's counts and cost as they are now
+    (every job is final, so they change no more), one per endpoint that wants it."""
+    batches = BatchRepository(db)
+    batch = await batches.batches.find_one({"_id": batch_id})
+    if batch is None:
+        return 0
+    summary = batch_summary(batch, await batches.jobs_of(batch))
+    about = {"batch_id": batch_id, "seq": 0, "batch": summary}
+    ended = batch.get("ended_at") or batch.get("finished_at") or _now()
+    return await _insert_deliveries(
+        db, settings, batch["owner"], webhooks.WebhookEvent.BATCH_COMPLETED, batch_id, about, ended
+    )
+
+
+async def _insert_deliveries(
+    db: AsyncDatabase,
+    settings: NotifierSettings,
+    owner: str,
+    event_type: str,
+    subject: str,
+    about: dict[str, Any],
+    occurred_at: datetime,
+) -> int:
+    """One delivery per enabled endpoint of `owner` that asked for the event, about one
+    job or one batch (`subject`); a redelivered event finds its deliveries there."""
+    endpoints = db[webhooks.ENDPOINTS].find({"owner": owner, "enabled": True, "events": event_type})
     now = _now()
     created = 0
     async for endpoint in endpoints:
@@ -102,14 +135,12 @@ async def create_deliveries(
                 {
                     "_id": webhooks.new_message_id(),
                     "endpoint_id": endpoint["_id"],
-                    "owner": job["owner"],
+                    "owner": owner,
                     "type": event_type,
-                    "job_id": job_id,
-                    "seq": job["seq"],
-                    "key": f"{endpoint['_id']}:{job_id}:{event_type}:{job['seq']}",
-                    "order": webhooks.order_key(endpoint["_id"], job_id),
-                    "occurred_at": job["updated_at"],
-                    "job": snapshot,
+                    **about,
+                    "key": f"{endpoint['_id']}:{subject}:{event_type}:{about['seq']}",
+                    "order": webhooks.order_key(endpoint["_id"], subject),
+                    "occurred_at": occurred_at,
                     "status": DeliveryStatus.PENDING,
                     "next_attempt_at": now,
                     "lease_until": None,
@@ -137,14 +168,19 @@ def subscribe_webhook_events(
         topology.exchange,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="notifier.webhooks:consume",
-        description="Turns job.completed and job.failed (the queue is bound to both) into "
-        "stored webhook deliveries, one per endpoint that asked for the event.",
+        description="Turns job.completed, job.failed and batch.completed (the queue is "
+        "bound to all three) into stored webhook deliveries, one per endpoint that asked "
+        "for the event.",
     )
-    async def on_job_event(event: JobCompleted | JobFailed) -> None:
-        event_type, job_id = event.type, event.job_id
+    async def on_webhook_event(event: JobCompleted | JobFailed | BatchCompleted) -> None:
+        job_id = None if isinstance(event, BatchCompleted) else event.job_id
         token = job_id_var.set(job_id)
         try:
-            if await create_deliveries(db, settings, event_type, job_id):
+            if isinstance(event, BatchCompleted):
+                created = await create_batch_deliveries(db, settings, event.batch_id)
+            else:
+                created = await create_deliveries(db, settings, event.type, event.job_id)
+            if created:
                 wake.set()
         except Exception:
             await asyncio.sleep(1)  # the database is away: come back without a hot loop
@@ -285,7 +321,7 @@ class DeliveryWorker:
         return earlier is not None
 
     async def _deliver(self, delivery: dict[str, Any]) -> None:
-        token = job_id_var.set(delivery["job_id"])
+        token = job_id_var.set(delivery.get("job_id"))  # none for a batch's delivery
         try:
             endpoint = await self.endpoints.find_one({"_id": delivery["endpoint_id"]})
             if endpoint is None or not endpoint.get("enabled"):
@@ -299,7 +335,10 @@ class DeliveryWorker:
             job_id_var.reset(token)
 
     async def body(self, delivery: dict[str, Any]) -> bytes:
-        data = await public_job(delivery["job"], self.storage, self.signer)
+        if "batch" in delivery:  # batch.completed: counts, cost and export link, no job links
+            data = delivery["batch"]
+        else:
+            data = await public_job(delivery["job"], self.storage, self.signer)
         payload = {
             "type": delivery["type"],
             "timestamp": delivery["occurred_at"].isoformat(),

@@ -9,8 +9,8 @@ import csv
 import io
 from collections.abc import Awaitable, Callable
 
+from common.batches import Batch
 from common.jobs import Job
-from gateway.catalogue.batches import Batch
 
 COLUMNS = [
     "row",

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import IO, Any
 
+from common.batches import Batch
 from common.errors import ApiError
 from common.jobs import new_job_id
-from gateway.catalogue.batches import Batch
 from gateway.catalogue.intake import Intake, check_batch
 from gateway.catalogue.manifest import Row
 from gateway.catalogue.photo_links import fetch_photos

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 import common.db as database
 from common import webhooks
 from common.auth import SessionStore
+from common.batches import BatchRepository
 from common.jobs import JobRepository
 from common.messaging import Publishers, make_broker
 from common.outbound import OutboundClient
@@ -18,7 +19,6 @@ from common.tokens import Signer
 from common.topology import Topology
 from common.video_models import ModelCatalog
 from gateway.api_keys import ApiKeyStore
-from gateway.catalogue.batches import BatchRepository
 from gateway.core.config import GatewaySettings
 from gateway.images import Decoder, ImageLimits
 from gateway.limits import Limiter

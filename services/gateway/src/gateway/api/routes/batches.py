@@ -5,10 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Path, Request, Response, UploadFile
 
-from common.errors import ApiError
-from common.views import API_PREFIX, download_url
-from gateway.api.deps import BatchesWriteDep, ClientIpDep, ServicesDep, SettingsDep
-from gateway.catalogue.batches import (
+from common.batches import (
     CANCELED,
     COMPLETED,
     FINAL,
@@ -17,6 +14,9 @@ from gateway.catalogue.batches import (
     all_final,
     batch_view,
 )
+from common.errors import ApiError
+from common.views import API_PREFIX, download_url
+from gateway.api.deps import BatchesWriteDep, ClientIpDep, ServicesDep, SettingsDep
 from gateway.catalogue.export import export_csv
 from gateway.catalogue.intake import check_batch
 from gateway.catalogue.models import BatchPublic, BatchQuote
@@ -117,8 +117,11 @@ def _photos_or_none(settings: GatewaySettings, photos: UploadFile | None) -> Upl
 
 async def _view(services: Services, batch: Batch) -> dict[str, Any]:
     jobs = await services.batches.jobs_of(batch)
-    if batch["status"] == RUNNING and all_final(batch, jobs):
-        batch = await services.batches.finish(batch, COMPLETED)
+    if "announced" not in batch and batch["status"] != COMPLETED and all_final(batch, jobs):
+        # The workers end a batch as its last job ends; this catches one whose jobs all
+        # ended while this gateway was still storing its rows (and a cancel's own end).
+        await services.pipeline.end_batch_if_done(batch["_id"])
+        batch = await services.batches.get(batch["_id"], batch["owner"]) or batch
     return batch_view(batch, jobs)
 
 
@@ -239,10 +242,11 @@ async def export_batch(batch: OwnedBatchDep, services: ServicesDep, request: Req
     "/api/v1/jobs/{id}/cancel` does); finished jobs keep their result. Answers the batch.",
 )
 async def cancel_batch(batch: OwnedBatchDep, services: ServicesDep) -> dict[str, Any]:
+    if batch["status"] == RUNNING:
+        # First, so that the end of its last job (canceled below) leaves it canceled.
+        batch = await services.batches.finish(batch, CANCELED)
     jobs = await services.batches.jobs_of(batch)
     for job_id, job in jobs.items():
         if job["status"] not in FINAL:
             await services.pipeline.cancel(job_id)  # None: it ended meanwhile
-    if batch["status"] == RUNNING:
-        batch = await services.batches.finish(batch, CANCELED)
     return await _view(services, batch)

@@ -60,7 +60,8 @@ def public_delivery(delivery: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": delivery["_id"],
         "type": delivery["type"],
-        "job_id": delivery["job_id"],
+        "job_id": delivery.get("job_id"),
+        "batch_id": delivery.get("batch_id"),
         "status": delivery["status"],
         "created_at": delivery["created_at"].isoformat(),
         "next_attempt_at": _iso(delivery.get("next_attempt_at")),
