@@ -8,25 +8,20 @@ exporter, Prometheus itself) are listed in charts/product-videos/dashboards/exte
 """
 
 import asyncio
-import contextlib
-import shutil
-import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.events import FINAL_STATUSES
 from scripts import helm_check
 from tests.support import client as user
-from tests.support.backends import free_port
+from tests.support import prometheus as prom
 from tests.support.processes import System
 from tests.support.promql import Selector, dashboard_queries, selectors
 
@@ -223,76 +218,13 @@ def assert_pipeline_metrics(m: Scrape) -> None:
 
 # --- the same questions asked of a real Prometheus ----------------------------------------
 
-PROMETHEUS = shutil.which("prometheus")
 # Grafana's variables, as a dashboard viewer of this release would have them.
 VARIABLES = {"$namespace": "videos", "$__rate_interval": "1m"}
 
 
-@contextlib.contextmanager
-def real_prometheus(system: System, folder: Path) -> Iterator[str]:
-    """Debian's Prometheus scraping the four services every second, each target labelled
-    as the chart's ServiceMonitors label it (namespace, service, pod, component)."""
-    assert PROMETHEUS
-    config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": name,
-                "static_configs": [
-                    {
-                        "targets": [service.ops_url.removeprefix("http://")],
-                        "labels": {
-                            "namespace": "videos",
-                            "service": f"pv-product-videos-{name}",
-                            "pod": f"pv-product-videos-{name}-0",
-                            "component": name,
-                        },
-                    }
-                ],
-            }
-            for name, service in system.services.items()
-        ],
-    }
-    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={folder / 'prometheus.yml'}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "prometheus.log").open("wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((folder / "prometheus.log").read_text()[-2000:])
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-async def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.get(f"{prometheus}/api/v1/query", params={"query": expr})
-    body = response.json()
-    assert body["status"] == "success", (expr, body)
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
-
-
 @pytest.mark.timeout(420)
 @pytest.mark.skipif(
-    PROMETHEUS is None,
+    prom.PROMETHEUS is None,
     reason="prometheus not found: install Debian's prometheus package (make test does, "
     "where apt-get works) to ask the panels' questions of a real Prometheus",
 )
@@ -302,8 +234,13 @@ async def test_every_panel_query_returns_a_series_from_a_real_prometheus(
     """After one job, every service panel of every dashboard shows data, every alert
     expression evaluates, and a stopped worker is what the service-down alert names. The
     queue panels (and the dead-letter alert) read RabbitMQ's own exporter, which the shared
-    test broker does not run: they are left to tests/test_alert_rules.py."""
-    with real_prometheus(system, tmp_path) as prometheus:
+    test broker does not run: tests/test_rabbitmq_monitoring.py asks them of a node of its
+    own."""
+    targets = [
+        prom.Target(name, service.ops_url.removeprefix("http://"))
+        for name, service in system.services.items()
+    ]
+    with prom.running(tmp_path, targets) as prometheus:
         await run_one_job(system, api)
         panels = [
             (where, expr)
@@ -319,21 +256,21 @@ async def test_every_panel_query_returns_a_series_from_a_real_prometheus(
         pending = panels
         while pending and time.monotonic() < deadline:
             pending = [
-                (where, expr) for where, expr in pending if not await query(prometheus, expr)
+                (where, expr) for where, expr in pending if not await prom.query(prometheus, expr)
             ]
             if pending:
                 await asyncio.sleep(2)
         assert pending == [], "panels without data after one job"
         for _alert, expr in alert_queries:
-            await query(prometheus, expr)  # evaluates (an empty answer: nothing to alert)
+            await prom.query(prometheus, expr)  # evaluates (an empty answer: nothing to alert)
 
         # A real fault: the video worker stops. The service-down alert's expression then
         # names it, and only it (its `for: 5m` is tests/test_alert_rules.py's to check).
         (down,) = [expr for alert, expr in alert_queries if alert.endswith("ServiceDown")]
-        assert await query(prometheus, down) == []
+        assert await prom.query(prometheus, down) == []
         system["video"].stop()
         for _ in range(120):  # scrapes every second; a loaded machine may lag
-            if found := await query(prometheus, down):
+            if found := await prom.query(prometheus, down):
                 break
             await asyncio.sleep(1)
         assert [s["metric"]["service"] for s in found] == ["pv-product-videos-video"]

@@ -7,13 +7,7 @@ The scenario runs a RabbitMQ node of its own (its own node name, ports, data and
 the shared broker on 5672 is never touched) and restarts its `rabbit` application."""
 
 import asyncio
-import contextlib
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -34,8 +28,8 @@ from tests.faults.harness import (
     watchers_subscribed,
 )
 from tests.support import processes
-from tests.support.backends import free_port, port_open, unavailable
 from tests.support.fake_openrouter import FakeOpenRouter
+from tests.support.rabbit_node import RabbitNode, private_node
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -43,87 +37,10 @@ RESTARTS = 3
 DOWN_SECONDS = 2.0
 
 
-class RabbitNode:
-    """A second RabbitMQ node, started with `rabbitmq-server -detached`."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.name = f"pvfault{uuid.uuid4().hex[:8]}@localhost"
-        self.port = free_port()
-
-    @property
-    def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
-
-    def ctl(self, *args: str, timeout: float = 60) -> None:
-        subprocess.run(
-            ["rabbitmqctl", "-n", self.name, *args],
-            check=True,
-            capture_output=True,
-            timeout=timeout,
-        )
-
-    def wait_up(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not port_open("127.0.0.1", self.port):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"RabbitMQ node {self.name} not up after {timeout}s")
-            time.sleep(0.2)
-
-    def start(self) -> None:
-        # The node runs as the rabbitmq user: its folder must be reachable and writable
-        # for it (pytest's tmp_path is private to the user running the tests).
-        self.base.chmod(0o777)
-        plugins = self.base / "enabled_plugins"
-        plugins.write_text("[].\n")
-        config = self.base / "rabbitmq.conf"
-        # The machine's rabbitmq.conf names port 5672: this node has a config of its own.
-        config.write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
-        for path in (plugins, config):
-            path.chmod(0o644)
-        env = {
-            "RABBITMQ_NODENAME": self.name,
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(free_port()),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
-            "RABBITMQ_CONFIG_FILE": str(config),
-        }
-        subprocess.run(
-            ["rabbitmq-server", "-detached"], env={**os.environ, **env}, check=True, timeout=60
-        )
-        self.wait_up()
-
-    def restart_app(self, down: float) -> None:
-        self.ctl("stop_app")
-        time.sleep(down)
-        self.ctl("start_app")
-        self.wait_up()
-
-    def remove(self) -> None:
-        """Its folder; the halting node may still write its last log lines meanwhile."""
-        deadline = time.monotonic() + 15
-        while self.base.exists() and time.monotonic() < deadline:
-            shutil.rmtree(self.base, ignore_errors=True)
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        with contextlib.suppress(subprocess.SubprocessError, OSError):
-            self.ctl("stop")
-
-
 @pytest.fixture
 def own_broker() -> Iterator[RabbitNode]:
-    if not (shutil.which("rabbitmq-server") and shutil.which("rabbitmqctl")):
-        unavailable("rabbitmq-server to start a second node")
-    node = RabbitNode(Path(tempfile.mkdtemp(prefix="pvfault-rabbit-")))
-    try:
-        node.start()
+    with private_node("pvfault") as node:
         yield node
-    finally:
-        node.stop()
-        node.remove()
 
 
 @pytest.fixture
