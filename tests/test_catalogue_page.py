@@ -2,10 +2,12 @@
 real services (local renderer, template prompts): a shop owner signs in, picks a CSV and a
 photos zip with one bad row and sees the problem beside that row, nothing sent; fixes it,
 reads the quote, sends (a double click makes one batch), watches every video complete in the
-live table, downloads the CSV export; then cancels a second batch."""
+live table, downloads the CSV export; then cancels a second batch. Screenshots at phone and
+desktop widths (WEB_SCREENSHOTS=folder keeps them)."""
 
 import csv
 import io
+import os
 import re
 import zipfile
 from collections.abc import AsyncIterator
@@ -19,6 +21,7 @@ from tests.support import client as user
 from tests.support import processes
 from tests.support.browser import chromium_executable
 from tests.support.mail import MailSink
+from tests.test_web_client import screenshots
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -47,6 +50,14 @@ def product(n: int, image: str, title: str = "Linen tote") -> dict[str, str]:
         "image": image,
         "price": "19,90 €",
     }
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where the screenshots go: WEB_SCREENSHOTS=folder keeps them for a look."""
+    folder = Path(os.environ.get("WEB_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture
@@ -88,6 +99,7 @@ async def test_a_catalogue_is_checked_sent_followed_exported_and_cancelled(
     mail_sink: MailSink,
     database: AsyncDatabase,
     tmp_path: Path,
+    shots: Path,
 ) -> None:
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
@@ -126,6 +138,7 @@ async def test_a_catalogue_is_checked_sent_followed_exported_and_cancelled(
     await expect(page.locator("#check-status")).to_have_text("1 problem to fix; nothing was sent.")
     await expect(page.locator("#send")).to_be_disabled()
     await expect(page.locator("#quote")).to_be_hidden()
+    await screenshots(page, shots, "catalogue-bad-row")
 
     # Fixed: every row good, the quote (free on the local renderer), then one batch however
     # often the button is pressed.
@@ -155,6 +168,7 @@ async def test_a_catalogue_is_checked_sent_followed_exported_and_cancelled(
     await expect(page.locator("#batch-rows .job-status")).to_have_text(["Done"] * 4)
     await expect(page.locator("#batch-rows a", has_text="Video")).to_have_count(4)
     await expect(page.locator("#cancel-batch")).to_be_hidden()
+    await screenshots(page, shots, "catalogue-batch-done")
     assert len({r.headers["idempotency-key"] for r in sent}) == 1
     batch_id = await page.locator("#batch-id").text_content()
     assert await database["batches"].count_documents({"owner": email}) == 1

@@ -32,9 +32,8 @@ function link(text, href, attributes = {}) {
 
 // One job's cell: its status, its links once done (links: the job's signed file links, or
 // undefined while they are fetched), why it failed.
-function jobCell(job, links, variant) {
-  const td = cell("td");
-  const box = cell("div", "", { class: "job-cell", "data-job": job.id });
+function jobCellContent(job, links, variant) {
+  const box = cell("div", "", { class: "job-cell" });
   box.append(cell("span", STATUS_LABELS[job.status] || job.status, { class: "job-status", "data-status": job.status }));
   if (job.status === "completed" && links) {
     const row = cell("span", "", { class: "links" });
@@ -45,8 +44,36 @@ function jobCell(job, links, variant) {
     box.append(row);
   }
   if (job.error) box.append(cell("span", job.error.message, { class: "hint" }));
-  td.append(box);
-  return td;
+  return box;
+}
+
+// The batch whose rows are in the table, and its job cells by job id: a new snapshot only
+// redraws the cells that changed, so a focused link or a screen reader's place stays put.
+let drawn = null;
+const jobCells = new Map();
+
+function drawRows(snapshot, variants) {
+  drawn = snapshot.id;
+  jobCells.clear();
+  $("batch-head").replaceChildren(
+    cell("th", "Row", { scope: "col" }),
+    cell("th", "SKU", { scope: "col" }),
+    cell("th", "Title", { scope: "col" }),
+    ...variants.map((label) => cell("th", label, { scope: "col" })),
+  );
+  $("batch-rows").replaceChildren(
+    ...snapshot.rows.map((row) => {
+      const tr = cell("tr", "", { "data-row": String(row.row) });
+      tr.append(cell("td", String(row.row)), cell("th", row.sku, { scope: "row", dir: "auto" }));
+      tr.append(cell("td", row.title, { dir: "auto" }));
+      for (const job of row.jobs) {
+        const td = cell("td", "", { "data-job": job.id });
+        jobCells.set(job.id, td);
+        tr.append(td);
+      }
+      return tr;
+    }),
+  );
 }
 
 function summary(snapshot) {
@@ -73,28 +100,22 @@ export function renderBatch(snapshot, links = new Map()) {
   progress.max = Math.max(1, snapshot.jobs_total);
   progress.value = final;
   setText($("batch-progress-label"), `${final} / ${snapshot.jobs_total}`);
-  setText($("batch-summary"), summary(snapshot));
+  const text = summary(snapshot);
+  if ($("batch-summary").textContent !== text) setText($("batch-summary"), text); // announced once
   show($("cancel-batch"), snapshot.status === "running");
 
   const labels = presetLabels();
   const variants = snapshot.variants.map((v) => variantLabel(v, labels));
-  const head = $("batch-head");
-  head.replaceChildren(
-    cell("th", "Row", { scope: "col" }),
-    cell("th", "SKU", { scope: "col" }),
-    cell("th", "Title", { scope: "col" }),
-    ...variants.map((label) => cell("th", label, { scope: "col" })),
-  );
-  const body = $("batch-rows");
-  body.replaceChildren(
-    ...snapshot.rows.map((row) => {
-      const tr = cell("tr", "", { "data-row": String(row.row) });
-      tr.append(cell("td", String(row.row)), cell("th", row.sku, { scope: "row", dir: "auto" }));
-      tr.append(cell("td", row.title, { dir: "auto" }));
-      for (const job of row.jobs) {
-        tr.append(jobCell(job, links.get(job.id), `${row.sku} ${variants[job.variant] || ""}`));
-      }
-      return tr;
-    }),
-  );
+  if (drawn !== snapshot.id) drawRows(snapshot, variants);
+  for (const row of snapshot.rows) {
+    for (const job of row.jobs) {
+      const td = jobCells.get(job.id);
+      const found = links.get(job.id);
+      const jobLinks = found && typeof found === "object" ? found : undefined; // else still being read
+      const shown = [job.status, jobLinks && jobLinks.url, job.error && job.error.message].join("|");
+      if (!td || td.dataset.shown === shown) continue;
+      td.dataset.shown = shown;
+      td.replaceChildren(jobCellContent(job, jobLinks, `${row.sku} ${variants[job.variant] || ""}`));
+    }
+  }
 }

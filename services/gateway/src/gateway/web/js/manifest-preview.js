@@ -84,11 +84,11 @@ function jsonRows(text) {
   });
 }
 
-// The rows of a manifest file: [{number, values: {sku, title, …}}]. Throws an Error with a
-// message for a file it cannot read (the server's quote then says exactly why).
-export async function readManifest(file) {
-  const text = (await file.text()).replace(/^\uFEFF/, "");
-  const name = file.name.toLowerCase();
+// The rows of a manifest's text: [{number, values: {sku, title, …}}]. Throws an Error with a
+// message for a text it cannot read (the server's quote then says exactly why).
+export function manifestRows(text, filename) {
+  text = text.replace(/^\uFEFF/, "");
+  const name = filename.toLowerCase();
   const json = name.endsWith(".json") || (!/\.(csv|tsv|txt)$/.test(name) && /^\s*[[{]/.test(text));
   if (!json) return csvRows(text);
   try {
@@ -96,4 +96,8 @@ export async function readManifest(file) {
   } catch (error) {
     throw new Error(error instanceof SyntaxError ? "The manifest is not valid JSON." : error.message);
   }
+}
+
+export async function readManifest(file) {
+  return manifestRows(await file.text(), file.name);
 }
