@@ -23,7 +23,7 @@ from tests.support.browser import chromium_executable
 from tests.support.mail import MailSink
 from tests.test_web_client import screenshots
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(300)
 
 
 def manifest(rows: list[dict[str, str]]) -> FilePayload:
