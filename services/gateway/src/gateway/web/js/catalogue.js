@@ -1,38 +1,20 @@
-// The catalogue page: a manifest (and a photos zip) and the cuts wanted; every row checked
-// by the server's quote before anything is sent, shown beside its row; then the batch,
-// followed live until every video is final, with its CSV export and a cancel button.
-// The page uses the session the main page saved (docs/catalogues.md has the API).
+// The catalogue page: a manifest (and a photos zip) and the cuts wanted, checked by
+// catalogue-check.js; then the batch sent, followed live until every video is final, with
+// its CSV export and a cancel button. The page uses the session the main page saved
+// (docs/catalogues.md has the API).
 
-import { authHeaders, config, errorMessage, loadConfig, loadSession, newIdempotencyKey, saveSession } from "./api.js";
+import { authHeaders, errorMessage, loadConfig, loadSession, newIdempotencyKey, saveSession } from "./api.js";
 import { renderBatch } from "./batch-table.js";
 import { followBatch } from "./batch-follow.js";
+import { initCheck, quotedRequest, refused, resetCheck } from "./catalogue-check.js";
 import { $, setText, show } from "./dom.js";
-import { readManifest } from "./manifest-preview.js";
 
 const BATCHES = "/api/v1/batches";
-const CHECK_DELAY_MS = 300;
+const SESSION_ENDED = "Your session has ended; sign in again on the main page.";
 // The job views' signed links last DOWNLOAD_URL_TTL_SECONDS (10 min by default): read
 // them again when they are older than this.
 const LINKS_FRESH_MS = 4 * 60 * 1000;
-const FIELD_LABELS = {
-  sku: "SKU",
-  title: "Title",
-  description: "Description",
-  image: "Photo",
-  cta: "Call to action",
-  price: "Price",
-  style: "Style",
-  row: "Row",
-  manifest: "Manifest",
-  photos: "Photos zip",
-  max_cost_usd: "Spend at most",
-};
 
-let checkTimer = null;
-// Answers to older checks are dropped: only the latest input's answer is shown.
-let checkSeq = 0;
-// The request the last good quote was for (null: nothing to send yet).
-let quoted = null;
 // One key per attempt at sending these inputs: a double click or a retry after a network
 // error names the same batch; any change of the inputs is a new request, with a new key.
 let pendingKey = null;
@@ -49,248 +31,11 @@ function signedOut(message) {
   show($("signed-out"), true);
 }
 
-function el(tag, text = "", attributes = {}) {
-  const node = document.createElement(tag);
-  if (text) node.textContent = text;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
-
-function problemText(problem) {
-  const label = FIELD_LABELS[problem.field] || problem.field;
-  return label ? `${label}: ${problem.message}` : problem.message;
-}
-
-// ---------- the cuts: one checkbox per preset of /api/v1/config, with an optional length ----------
-
-function buildVariantPicker() {
-  const box = $("variant-list");
-  const presets = Array.isArray(config.presets) ? config.presets : [];
-  const first = presets.find((p) => p.aspect_ratio === (config.default_aspect_ratio || "9:16")) || presets[0];
-  for (const preset of presets) {
-    const row = el("div", "", { class: "variant" });
-    const check = el("label", "", { class: "check" });
-    const input = el("input", "", { type: "checkbox", name: "variant", value: preset.name });
-    input.checked = preset === first;
-    const best = Array.isArray(preset.best) ? ` · best ${preset.best[0]}–${preset.best[1]} s` : "";
-    const text = el("span", `${preset.label} `);
-    text.append(el("small", `${preset.aspect_ratio}${best}`));
-    check.append(input, text);
-    const range = preset.durations || config.durations;
-    const lengthId = `length-${preset.name}`;
-    const lengthLabel = el("label", "Length in seconds", { for: lengthId });
-    const length = el("input", "", {
-      id: lengthId,
-      type: "number",
-      min: String(range.min),
-      max: String(range.max),
-      step: "1",
-      placeholder: String(range.default),
-      inputmode: "numeric",
-      "aria-label": `${preset.label}: length in seconds`,
-    });
-    row.append(check, lengthLabel, length);
-    box.append(row);
-  }
-}
-
-function chosenVariants() {
-  const variants = [];
-  for (const input of document.querySelectorAll('input[name="variant"]:checked')) {
-    const variant = { preset: input.value };
-    const length = $(`length-${input.value}`).value.trim();
-    if (length) variant.duration = Number(length);
-    variants.push(variant);
-  }
-  return variants;
-}
-
-// The multipart request the quote and the batch both take.
-function requestData() {
-  const data = new FormData();
-  data.set("manifest", $("manifest").files[0]);
-  const photos = $("photos").files[0];
-  if (photos) data.set("photos", photos);
-  const variants = chosenVariants();
-  if (variants.length) data.set("variants", JSON.stringify(variants));
-  const cap = $("max-cost").value.trim();
-  if (cap) data.set("max_cost_usd", cap);
-  return data;
-}
-
-// ---------- the check: the preview table and the server's quote ----------
-
-function previewRow(row) {
-  const tr = el("tr", "", { "data-row": String(row.number) });
-  const values = row.values;
-  tr.append(
-    el("td", String(row.number)),
-    el("th", values.sku || "", { scope: "row", dir: "auto" }),
-    el("td", values.title || "", { dir: "auto" }),
-    el("td", values.image || ""),
-    el("td", values.price || "", { dir: "auto" }),
-    el("td", "Checking…", { class: "row-check" }),
-  );
-  return tr;
-}
-
-async function renderPreview(file) {
-  const list = $("rows-list");
-  list.replaceChildren();
-  try {
-    const rows = await readManifest(file);
-    list.append(...rows.map(previewRow));
-    show($("rows-table"), rows.length > 0);
-  } catch {
-    show($("rows-table"), false); // the server's check says what is wrong with the file
-  }
-}
-
-function markRows(problems) {
-  const byRow = new Map();
-  for (const problem of problems) {
-    if (problem.row == null) continue;
-    if (!byRow.has(problem.row)) byRow.set(problem.row, []);
-    byRow.get(problem.row).push(problem);
-  }
-  const unplaced = problems.filter((p) => p.row == null);
-  for (const tr of $("rows-list").children) {
-    const found = byRow.get(Number(tr.dataset.row)) || [];
-    byRow.delete(Number(tr.dataset.row));
-    const checkCell = tr.querySelector(".row-check");
-    checkCell.replaceChildren();
-    if (found.length) {
-      const list = el("ul", "", { class: "problems" });
-      for (const problem of found) list.append(el("li", problemText(problem)));
-      checkCell.append(list);
-      tr.dataset.state = "bad";
-    } else {
-      checkCell.append(el("span", "OK", { class: "ok" }));
-      tr.dataset.state = "ok";
-    }
-  }
-  // Rows the preview could not show (a file it read otherwise) are listed with the rest.
-  for (const [row, found] of byRow) {
-    for (const problem of found) unplaced.push({ ...problem, message: `Row ${row}: ${problem.message}` });
-  }
-  return unplaced;
-}
-
-function showRequestProblems(message, problems = []) {
-  const box = $("request-problems");
-  box.replaceChildren();
-  if (!message && !problems.length) {
-    show(box, false);
-    return;
-  }
-  if (message) box.append(el("p", message));
-  if (problems.length) {
-    const list = el("ul");
-    for (const problem of problems) list.append(el("li", problemText(problem)));
-    box.append(list);
-  }
-  show(box, true);
-}
-
-function money(usd) {
-  return `$${Number(usd).toFixed(2)}`;
-}
-
-function showQuote(quote) {
-  const rows = quote.rows === 1 ? "1 product" : `${quote.rows} products`;
-  const cuts = quote.variants.length === 1 ? "1 cut" : `${quote.variants.length} cuts`;
-  const videos = quote.jobs === 1 ? "1 video" : `${quote.jobs} videos`;
-  setText($("quote-summary"), `${rows} × ${cuts}: ${videos}, estimated cost ${money(quote.cost.total_usd)}.`);
-  const refused = $("quote-refused");
-  refused.replaceChildren(...quote.refused.map((r) => el("li", `Row ${r.row} (${r.sku}), cut ${r.variant + 1}: ${r.message}`)));
-  show(refused, quote.refused.length > 0);
-  show($("quote"), true);
-  setText($("send"), quote.jobs === 1 ? "Make 1 video" : `Make ${quote.jobs} videos`);
-}
-
-// What is being asked, to tell a real change from an event that changed nothing (a
-// number field's "change" when it loses focus to the send button, say).
-function inputs() {
-  return {
-    manifest: $("manifest").files[0],
-    photos: $("photos").files[0],
-    variants: JSON.stringify(chosenVariants()),
-    cap: $("max-cost").value.trim(),
-  };
-}
-
-let lastInputs = null;
-
-function sameInputs(a, b) {
-  return Boolean(a && b) && Object.keys(a).every((name) => a[name] === b[name]);
-}
-
-function scheduleCheck() {
-  const now = inputs();
-  if (sameInputs(now, lastInputs)) return;
-  lastInputs = now;
-  quoted = null;
-  pendingKey = null; // a changed request is a new request
-  $("send").disabled = true;
-  clearTimeout(checkTimer);
-  checkTimer = setTimeout(check, CHECK_DELAY_MS);
-}
-
-async function check() {
-  const file = $("manifest").files[0];
-  const seq = ++checkSeq;
-  show($("send-error"), false);
-  show($("quote"), false);
-  if (!file) {
-    show($("check"), false);
-    return;
-  }
-  show($("check"), true);
-  setText($("check-status"), "Checking every row…");
-  showRequestProblems("");
-  await renderPreview(file);
-  if (seq !== checkSeq) return;
-  let response;
-  let body = null;
-  const data = requestData();
-  try {
-    response = await fetch(`${BATCHES}/quote`, { method: "POST", body: data, headers: authHeaders() });
-    body = await response.json().catch(() => null);
-  } catch {
-    if (seq === checkSeq) setText($("check-status"), "Could not reach the server. Check your connection and choose the file again.");
-    return;
-  }
-  if (seq !== checkSeq) return;
-  if (response.status === 401) {
-    signedOut("Your session has ended; sign in again on the main page.");
-    return;
-  }
-  if (response.ok && body) {
-    markRows([]);
-    setText($("check-status"), "Every row is good.");
-    showQuote(body);
-    quoted = data;
-    $("send").disabled = false;
-    return;
-  }
-  const details = body && body.error && Array.isArray(body.error.details) ? body.error.details : [];
-  const count = details.length;
-  if (!count) {
-    // Refused as a whole (too large, no price right now, …): no verdict on any row.
-    for (const cell of $("rows-list").querySelectorAll(".row-check")) cell.replaceChildren();
-    setText($("check-status"), "");
-    showRequestProblems(errorMessage(response, body));
-    return;
-  }
-  const unplaced = markRows(details);
-  setText($("check-status"), `${count === 1 ? "1 problem" : `${count} problems`} to fix; nothing was sent.`);
-  showRequestProblems(unplaced.length ? errorMessage(response, body) : "", unplaced);
-}
-
 // ---------- sending ----------
 
 async function send() {
-  if (!quoted) return;
+  const request = quotedRequest();
+  if (!request) return;
   const button = $("send");
   button.disabled = true;
   show($("send-error"), false);
@@ -301,12 +46,12 @@ async function send() {
   try {
     const response = await fetch(BATCHES, {
       method: "POST",
-      body: quoted,
+      body: request,
       headers: { "Idempotency-Key": pendingKey, ...authHeaders() },
     });
     const body = await response.json().catch(() => null);
     if (response.status === 401) {
-      signedOut("Your session has ended; sign in again on the main page.");
+      signedOut(SESSION_ENDED);
       return;
     }
     if (response.ok && body) {
@@ -316,8 +61,7 @@ async function send() {
     const details = body && body.error && Array.isArray(body.error.details) ? body.error.details : [];
     if (response.status === 422 && details.length) {
       // The links are fetched only now: a photo that could not be read is a row's problem.
-      showRequestProblems(errorMessage(response, body), markRows(details));
-      quoted = null;
+      refused(response, body, details);
       return;
     }
     setText($("send-error"), errorMessage(response, body));
@@ -329,7 +73,7 @@ async function send() {
   } finally {
     if (!keepKey) pendingKey = null;
     setText(button, label);
-    button.disabled = !quoted;
+    button.disabled = !quotedRequest();
   }
 }
 
@@ -382,7 +126,7 @@ function startBatch(batchId, snapshot = null) {
       setText($("batch-connection"), ok ? "" : "Cannot reach the server; trying again…");
     },
     onGone(response, body) {
-      if (response.status === 401) signedOut("Your session has ended; sign in again on the main page.");
+      if (response.status === 401) signedOut(SESSION_ENDED);
       else showBatchError(errorMessage(response, body));
     },
   });
@@ -404,7 +148,7 @@ async function cancelBatch() {
       headers: authHeaders(),
     });
     const body = await response.json().catch(() => null);
-    if (response.status === 401) signedOut("Your session has ended; sign in again on the main page.");
+    if (response.status === 401) signedOut(SESSION_ENDED);
     else if (response.ok && body) onSnapshot(body);
     else showBatchError(errorMessage(response, body));
   } catch {
@@ -427,7 +171,9 @@ async function downloadExport(event) {
       return;
     }
     const url = URL.createObjectURL(await response.blob());
-    const save = el("a", "", { href: url, download: `batch-${link.dataset.batch}.csv` });
+    const save = document.createElement("a");
+    save.href = url;
+    save.download = `batch-${link.dataset.batch}.csv`;
     document.body.append(save);
     save.click();
     save.remove();
@@ -443,9 +189,7 @@ function anotherCatalogue() {
   lastSnapshot = null;
   history.replaceState(null, "", location.pathname);
   show($("batch"), false);
-  $("batch-form").reset();
-  lastInputs = null;
-  show($("check"), false);
+  resetCheck();
   show($("catalogue"), true);
   $("manifest").focus();
 }
@@ -459,11 +203,12 @@ async function main() {
   }
   setText($("account-email"), session.email);
   show($("account"), true);
-  buildVariantPicker();
-  const form = $("batch-form");
-  form.addEventListener("change", scheduleCheck);
-  form.addEventListener("input", scheduleCheck);
-  form.addEventListener("submit", (event) => event.preventDefault());
+  initCheck({
+    changed() {
+      pendingKey = null; // a changed request is a new request, with a new key
+    },
+    sessionEnded: () => signedOut(SESSION_ENDED),
+  });
   $("send").addEventListener("click", send);
   $("cancel-batch").addEventListener("click", cancelBatch);
   $("export").addEventListener("click", downloadExport);
@@ -475,3 +220,4 @@ async function main() {
 }
 
 main();
+
