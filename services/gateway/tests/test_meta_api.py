@@ -116,7 +116,7 @@ async def test_web_client_is_served_with_security_headers(gateway):
     catalogue = await gateway.client.get("/catalogue.html")
     assert '<script type="module" src="/js/catalogue.js">' in catalogue.text
     modules = await web_modules(gateway.client, "/js/catalogue.js")
-    screens = (
+    page_modules = (
         "catalogue",
         "catalogue-check",
         "manifest-preview",
@@ -125,7 +125,7 @@ async def test_web_client_is_served_with_security_headers(gateway):
         "api",
         "dom",
     )
-    assert {f"/js/{name}.js" for name in screens} <= set(modules)
+    assert {f"/js/{name}.js" for name in page_modules} <= set(modules)
     assert not any("innerHTML" in text for text in modules.values())
     assert (await gateway.client.get("/catalogue.css")).status_code == 200
 
