@@ -112,6 +112,23 @@ async def test_web_client_is_served_with_security_headers(gateway):
         assert "innerHTML" not in text, path  # user text is only ever set as textContent
     assert (await gateway.client.get("/style.css")).status_code == 200
 
+    # The catalogue page: its own HTML file and entry module, sharing api.js and dom.js.
+    catalogue = await gateway.client.get("/catalogue.html")
+    assert '<script type="module" src="/js/catalogue.js">' in catalogue.text
+    modules = await web_modules(gateway.client, "/js/catalogue.js")
+    page_modules = (
+        "catalogue",
+        "catalogue-check",
+        "manifest-preview",
+        "batch-table",
+        "batch-follow",
+        "api",
+        "dom",
+    )
+    assert {f"/js/{name}.js" for name in page_modules} <= set(modules)
+    assert not any("innerHTML" in text for text in modules.values())
+    assert (await gateway.client.get("/catalogue.css")).status_code == 200
+
     api = await gateway.client.get("/api/v1/config")
     assert api.headers["x-content-type-options"] == "nosniff"
 
