@@ -23,7 +23,7 @@ def _codes_in_source() -> set[str]:
 def test_every_job_error_code_has_its_own_message() -> None:
     codes = _codes_in_source() | {code for code, _ in [*PERMANENT.values(), *RETRYABLE.values()]}
     # The notifier's WebSocket refusals use the same `code=` spelling; they are not jobs'.
-    ws_codes = {"invalid_token", "forbidden", "job_not_found", "unavailable"}
+    ws_codes = {"invalid_token", "forbidden", "job_not_found", "batch_not_found", "unavailable"}
     ws_codes |= {"too_many_subscriptions", "bad_request", "rate_limited", "too_many_connections"}
     missing = sorted(codes - ws_codes - set(USER_MESSAGES))
     assert missing == []
