@@ -190,7 +190,8 @@ async def check_batch(
                 figures.completed += 1
             elif job["status"] == "failed" and (job.get("error") or {}).get("message"):
                 figures.failed_with_reason += 1
-                figures.failures.append(f"{job_id}: {job['error'].get('code')}: {job['error']}")
+                error = job["error"]
+                figures.failures.append(f"{job_id}: {error.get('code')}: {error['message']}")
             else:
                 figures.problems.append(f"{job_id}: {job['status']} without a reason")
             cut = (job["options"]["aspect_ratio"], job["options"]["duration"])
