@@ -97,6 +97,7 @@ class VideoPlan:
     hold: bool = False
     cost: float = 0.35
     size: tuple[int, int] | None = None  # of the clip; default CLIP_SIZES
+    fps: int = 24  # of the clip (fewer frames: less work for what finishes it)
 
 
 @dataclass
@@ -167,7 +168,7 @@ class FakeOpenRouter:
         self.delays: dict[str, float] = {}
         self.models: list[dict[str, Any]] = [dict(SEEDANCE)]
         self.jobs: dict[str, VideoJob] = {}
-        self._clips: dict[tuple[int, int, int], bytes] = {}
+        self._clips: dict[tuple[int, int, int, int], bytes] = {}
         self._lock = threading.Lock()
         self._render_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -472,11 +473,12 @@ class FakeOpenRouter:
             return error(404, "No video at that index")
         ratio = str(job.body.get("aspect_ratio", "16:9"))
         width, height = job.plan.size or CLIP_SIZES.get(ratio, (1248, 704))
-        data = await asyncio.to_thread(self._clip, width, height, int(job.body.get("duration", 5)))
+        duration = int(job.body.get("duration", 5))
+        data = await asyncio.to_thread(self._clip, width, height, duration, job.plan.fps)
         return web.Response(body=data, content_type="video/mp4")
 
-    def _clip(self, width: int, height: int, duration: int) -> bytes:
-        key = (width, height, duration)
+    def _clip(self, width: int, height: int, duration: int, fps: int) -> bytes:
+        key = (width, height, duration, fps)
         # One render at a time: two downloads asking at once must not write (and read)
         # the same file together, which served a cut clip.
         with self._render_lock:
@@ -485,9 +487,9 @@ class FakeOpenRouter:
                     return self._clips[key]
             return self._render(key)
 
-    def _render(self, key: tuple[int, int, int]) -> bytes:
-        width, height, duration = key
-        out = self.work_dir / f"clip-{width}x{height}-{duration}.mp4"
+    def _render(self, key: tuple[int, int, int, int]) -> bytes:
+        width, height, duration, fps = key
+        out = self.work_dir / f"clip-{width}x{height}-{duration}-{fps}.mp4"
         subprocess.run(
             [
                 ffmpeg_exe(),
@@ -496,7 +498,7 @@ class FakeOpenRouter:
                 "-f",
                 "lavfi",
                 "-i",
-                f"testsrc2=size={width}x{height}:rate=24",
+                f"testsrc2=size={width}x{height}:rate={fps}",
                 "-t",
                 str(duration),
                 "-c:v",
