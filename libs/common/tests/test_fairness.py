@@ -59,3 +59,14 @@ async def test_finished_jobs_and_owners_with_nothing_ready_do_not_count(mongo_db
     assert await _owed(mongo_db, "a") is None  # c waits, but a runs nothing either
     await _jobs(mongo_db, "a", JobStatus.GENERATING, 1)
     assert await _owed(mongo_db, "a") == c_ready[0]
+
+
+async def test_a_job_waiting_out_a_delay_is_not_taken_early(mongo_db) -> None:
+    await _jobs(mongo_db, "a", READY, 5)
+    await _jobs(mongo_db, "a", JobStatus.GENERATING, 1)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    b_ready = await _jobs(mongo_db, "b", READY, 1)
+    await mongo_db["jobs"].update_one({"_id": b_ready[0]}, {"$set": {"retry_at": later}})
+    assert await _owed(mongo_db, "a") is None
+    await mongo_db["jobs"].update_one({"_id": b_ready[0]}, {"$set": {"retry_at": T0}})
+    assert await _owed(mongo_db, "a") == b_ready[0]
