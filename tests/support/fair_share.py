@@ -2,8 +2,9 @@
 `make bench-fair`: owner A queues a batch on the local renderer; while A is alone, how
 many of the video worker's slots A's jobs hold; then owner B submits single jobs one after
 another, and how long each waits from `queued` to `generating`, against how long one of A's
-renders takes (`generating` → `completed`). B cancels each job once it has started, so B is
-idle again for the next try and a try takes one of A's renders at most, not two."""
+renders takes (`generating` → `completed`). B cancels each job once it has started, and
+submits the next once A's jobs hold every slot again: so each try finds B idle and the pool
+full of A's renders, and takes one of A's renders at most, not two."""
 
 import asyncio
 import itertools
@@ -129,6 +130,9 @@ async def measure(
             # renderer lets the slot go at its next progress report).
             canceled = await b.post(f"{user.API}/jobs/{job_id}/cancel", headers=user.auth(b_token))
             assert canceled.status_code == 200, canceled.text
+            # and A's jobs hold the whole pool again before B's next one (the slot B's job let
+            # go must not be waiting for it).
+            await user.wait_for(pool_full, within=wait_limit, what="A's jobs back in every slot")
             if progress:
                 print(f"fair: B's try {n + 1}/{tries}: waited {figures.waits[-1]:.2f}s", flush=True)
 
