@@ -15,7 +15,6 @@ long the queue, and does not depend on the owed job's event being anywhere in pa
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -55,10 +54,10 @@ async def owed_job(jobs: AsyncCollection, *, owner: str, stage: StagePool) -> st
     neediest = min(waiting, key=lambda o: counts[o])
     if counts[neediest] >= counts[owner]:
         return None
-    # Not one whose event waits out a delay on purpose (a retry's backoff): its turn is later.
-    due = {"$or": [{"retry_at": {"$exists": False}}, {"retry_at": {"$lte": datetime.now(UTC)}}]}
+    # Whatever its `retry_at` says: on a ready job that is only a duplicate event's hint
+    # (a provider's backoff is waited out by jobs already working, never by ready ones).
     job = await jobs.find_one(
-        {"status": stage.ready.value, "owner": neediest, **due},
+        {"status": stage.ready.value, "owner": neediest},
         {"_id": 1},
         sort=[("updated_at", 1)],
     )
