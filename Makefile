@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 TYPED := libs/common/src/common services/gateway/src/gateway services/notifier/src/notifier \
 	services/prompt/src/prompt services/video/src/video
 
-.PHONY: help install browser fonts prometheus run test bench bench-render bench-notifier lint format clean clean-data helm helm-check chart-e2e images dlq asyncapi dev
+.PHONY: help install browser fonts prometheus run test bench bench-render bench-fair bench-notifier lint format clean clean-data helm helm-check chart-e2e images dlq asyncapi dev
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,9 @@ fonts: ## Noto fonts for the ads' captions (Arabic, CJK, emoji) where apt-get ma
 
 bench-render: install ## Seconds per finished 5 s 720p ad and per finishing step, against the bare ffmpeg command
 	$(UV) run --no-sync python scripts/bench_render.py $(BENCH_ARGS)
+
+bench-fair: install ## Fair scheduling: owner B's job behind owner A's batch of 200 on the local renderer (BENCH_ARGS="--batch N --tries T --fifo")
+	$(UV) run --no-sync python scripts/bench_fair.py $(BENCH_ARGS)
 
 bench-notifier: install ## One notifier with 10,000 WebSockets: memory per socket, push latency at 1,000 steps/s (BENCH_ARGS="--connections N --rate R --seconds S")
 	$(UV) run --no-sync python scripts/bench_notifier.py $(BENCH_ARGS)

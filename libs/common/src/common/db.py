@@ -53,6 +53,11 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     )
     await jobs.create_index([("owner", 1), ("created_at", -1)], name="owner_created")
     await jobs.create_index([("status", 1), ("updated_at", 1)], name="status_updated")
+    # Fair shares (common/fairness.py): the owners with jobs ready for a stage, the jobs
+    # each has working in it, and the oldest ready job of one owner.
+    await jobs.create_index(
+        [("status", 1), ("owner", 1), ("updated_at", 1)], name="status_owner_updated"
+    )
     await db["prompts"].create_index([("created_at", 1)], name="created")
     # Result reuse (common/result_reuse.py): an owner's completed jobs by result key, newest
     # first; and which jobs name a stored clip or poster (shared by the jobs that reuse it).

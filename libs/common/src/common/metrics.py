@@ -38,6 +38,11 @@ JOB_RETRIES = Counter(
     "Delayed retries scheduled after a retryable error.",
     ["stage", "error_code"],
 )
+FAIR_SHARE_TURNS = Counter(
+    "pv_fair_share_turns_total",
+    "Jobs started ahead of the queue, their owner having fewer in the stage (common/fairness).",
+    ["stage"],
+)
 DUPLICATE_EVENTS = Counter(
     "pv_duplicate_events_total",
     "Work events dropped because their job was already past the stage.",

@@ -91,6 +91,10 @@ class CommonSettings(BaseSettings):
     retry_delays: list[int] = [5, 30, 120]
     max_attempts: int = Field(default=4, ge=1)
 
+    # Fair shares of each worker pool between owners (common/fairness.py): false is plain
+    # first come, first served (the benchmark's baseline).
+    fair_share_enabled: bool = True
+
     # The reconciler (common/reconciler.py, run by every worker, one replica acting at a
     # time): how often it looks, and after how long without a change a non-final job
     # whose event may be lost is driven on again.

@@ -16,6 +16,9 @@ A wait that is not a failure but a time chosen on purpose (the next poll of a pr
 job, `RetryLater(exact=True)`) goes to the delay queue of that many seconds instead
 (`common.topology.DELAY_STEPS`), so it comes back when it was asked for, not at the next
 retry tier (docs/reliability.md, "Delays").
+
+A stage with a `StagePool` gives each owner a fair share of the worker pool before its
+handler runs (`common.fairness`, docs/scheduling.md).
 """
 
 import asyncio
@@ -38,12 +41,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 import common.db as database
+from common import fairness
 from common.errors import JobError
 from common.events import Event
 from common.jobs import JobRepository
 from common.logs import configure_logging, job_id_var
 from common.messaging import Publishers, make_broker
-from common.metrics import JOB_RETRIES
+from common.metrics import FAIR_SHARE_TURNS, JOB_RETRIES
 from common.pipeline import Pipeline
 from common.reconciler import Reconciler
 from common.settings import CommonSettings
@@ -217,6 +221,23 @@ class WorkerContext:
         except (TypeError, ValueError):
             return 0.0
 
+    async def _fair_turn(
+        self, event: E, work: WorkQueue, stage: str, pool: fairness.StagePool
+    ) -> E:
+        """The event to handle now: this one, or one for the job owed the slot by
+        `common.fairness`; then this event goes back to the end of its queue first (a
+        crash in between leaves a duplicate, which the claim drops, never a loss)."""
+        job = await self.repo.jobs.find_one({"_id": event.job_id}, {"owner": 1, "status": 1})
+        if job is None or job.get("status") != pool.ready.value or not job.get("owner"):
+            return event  # past its turn already (running, a poll, a duplicate)
+        owed = await fairness.owed_job(self.repo.jobs, owner=job["owner"], stage=pool)
+        if owed is None:
+            return event
+        await self.broker.publish(event, queue=work.queue.name, persist=True, mandatory=True)
+        FAIR_SHARE_TURNS.labels(stage=stage).inc()
+        log.info("%s: job %s goes first (its owner has fewer jobs in the stage)", stage, owed)
+        return event.model_copy(update={"job_id": owed, "event_id": uuid.uuid4().hex})
+
     async def _hand_back(self, job_id: str) -> None:
         """On shutdown mid-job: drop our lease so the redelivered event is taken over at
         once (the message itself goes back to the queue unacked)."""
@@ -253,12 +274,16 @@ class WorkerContext:
         self,
         stage: str,
         work: WorkQueue,
+        pool: fairness.StagePool | None = None,
     ) -> Callable[[Callable[[E], Awaitable[Any]]], Callable[[E], Awaitable[Any]]]:
-        """Wrap a handler with job logging context, `x-not-before` deferral and error
-        classification (stage time is observed on each transition, `common.pipeline`)."""
+        """Wrap a handler with job logging context, `x-not-before` deferral, fair shares
+        of the pool (with `pool`) and error classification (stage time is observed on
+        each transition, `common.pipeline`)."""
         # A series from the start (the code this wrapper itself raises for every stage),
         # so the retries panel shows 0 rather than "No data" before the first retry.
         JOB_RETRIES.labels(stage=stage, error_code=UNAVAILABLE)
+        FAIR_SHARE_TURNS.labels(stage=stage)
+        fair = pool if self.settings.fair_share_enabled else None
 
         def decorate(handler: Callable[[E], Awaitable[Any]]) -> Callable[[E], Awaitable[Any]]:
             @functools.wraps(handler)
@@ -268,6 +293,9 @@ class WorkerContext:
                     if (left := self._not_yet()) > 1:
                         await self._delay_exactly(event, work, left)
                         return
+                    if fair is not None:
+                        event = await self._fair_turn(event, work, stage, fair)
+                        job_id_var.set(event.job_id)
                     await handler(event)
                 except asyncio.CancelledError:
                     # The grace period ran out while stopping: hand the job back.

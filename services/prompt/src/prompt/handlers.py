@@ -17,6 +17,7 @@ from faststream import AckPolicy
 
 from common.errors import JobError
 from common.events import JobStatus, JobSubmitted, PromptReady
+from common.fairness import StagePool
 from common.jobs import ClaimOutcome, Job
 from common.lease import LeaseLost, holding_lease
 from common.metrics import (
@@ -44,6 +45,9 @@ from prompt.providers.base import (
 from prompt.reuse import PromptCache, reuse_key
 
 log = logging.getLogger(__name__)
+
+# Jobs waiting for a prompt, and jobs being given one (common/fairness.py).
+PROMPT_POOL = StagePool(ready=JobStatus.QUEUED, working=(JobStatus.PROMPTING,))
 
 
 class PromptStage:
@@ -298,7 +302,7 @@ def register(
         title="prompt.jobs:consume",
         description="Writes (or reuses) the job's video prompt, then publishes prompt.ready.",
     )
-    @ctx.stage_handler("prompting", work)
+    @ctx.stage_handler("prompting", work, PROMPT_POOL)
     async def on_job_submitted(event: JobSubmitted) -> None:
         await stage.handle(event)
 

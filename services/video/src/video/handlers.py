@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 from common.brief import Brief
 from common.errors import JobError
 from common.events import JobStatus, PromptReady
+from common.fairness import StagePool
 from common.jobs import ClaimOutcome, Job, JobRepository
 from common.lease import LeaseLost, holding_lease
 from common.media import InvalidMedia, VideoInfo, probe_video
@@ -55,6 +56,10 @@ from video.validation import check_clip
 log = logging.getLogger(__name__)
 
 STAGE = "generating"
+# Jobs waiting for a clip, and jobs having theirs made (common/fairness.py).
+VIDEO_POOL = StagePool(
+    ready=JobStatus.PROMPT_READY, working=(JobStatus.GENERATING, JobStatus.STORING)
+)
 
 
 def seed_for(job: Job, prompt: str) -> int:
@@ -403,7 +408,7 @@ def register(
         title="video.jobs:consume",
         description="Makes the job's clip and poster, stores them, then completes the job.",
     )
-    @ctx.stage_handler(STAGE, work)
+    @ctx.stage_handler(STAGE, work, VIDEO_POOL)
     async def on_prompt_ready(event: PromptReady) -> None:
         await stage.handle(event)
 
