@@ -21,12 +21,11 @@ FAULTS = "tests/faults/"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`make test` runs the suite on several processes (pytest-xdist, `--dist loadgroup`):
-    each test file is one unit of work (its module fixtures set up once), and the whole
-    fault suite is one unit, started first, its scenarios one after another: they kill
-    and restart services and measure recovery, so two at once would measure each other."""
+    each test file is one unit of work (its module fixtures set up once, its tests in
+    order). The fault scenarios, the longest files, are handed out first so that none of
+    them is left to run alone at the end."""
     for item in items:
-        group = "faults" if item.nodeid.startswith(FAULTS) else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     items.sort(key=lambda item: not item.nodeid.startswith(FAULTS))
 
 
