@@ -477,7 +477,7 @@ class FakeOpenRouter:
         data = await asyncio.to_thread(self._clip, width, height, duration, job.plan.fps)
         return web.Response(body=data, content_type="video/mp4")
 
-    def _clip(self, width: int, height: int, duration: int, fps: int) -> bytes:
+    def _clip(self, width: int, height: int, duration: int, fps: int = 24) -> bytes:
         key = (width, height, duration, fps)
         # One render at a time: two downloads asking at once must not write (and read)
         # the same file together, which served a cut clip.
