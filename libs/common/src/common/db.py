@@ -1,5 +1,7 @@
 """MongoDB access through PyMongo's async API (works with MongoDB and SecantusDB)."""
 
+from typing import Any
+
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -33,12 +35,27 @@ class CommandCounter(monitoring.CommandListener):
 _COUNTER = CommandCounter()
 
 
+def one_server(url: str) -> bool:
+    """A `mongodb://` URL naming one host and no replica set. The client then talks to that
+    server directly: discovering a topology, it dropped the only host it knew when the
+    server answered oddly while restarting (seen with SecantusDB: `ReplicaSetNoPrimary`,
+    no servers, never ready again). Replica sets (several hosts, `replicaSet=`,
+    `mongodb+srv://`) keep discovery and failover."""
+    if not url.startswith("mongodb://"):
+        return False
+    hosts = url.removeprefix("mongodb://").split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    query = url.partition("?")[2].lower()
+    return "," not in hosts and "replicaset=" not in query and "directconnection=" not in query
+
+
 def connect(settings: CommonSettings) -> tuple[AsyncMongoClient, AsyncDatabase]:
+    options: dict[str, Any] = {"directConnection": True} if one_server(settings.mongodb_url) else {}
     client: AsyncMongoClient = AsyncMongoClient(
         settings.mongodb_url,
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
         event_listeners=[_COUNTER],
+        **options,
     )
     return client, client[settings.mongodb_database]
 
