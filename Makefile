@@ -26,9 +26,9 @@ install: $(if $(findstring .venv-tools,$(UV)),.venv-tools/bin/uv) ## Install uv 
 run: install fonts ## Start RabbitMQ (if needed), SecantusDB and the four services; web client on http://localhost:8000
 	$(UV) run --no-sync python scripts/run.py
 
-# Test processes: most tests wait on the broker, the services and ffmpeg rather than compute,
-# so three share two cores well (TEST_WORKERS=0 runs them in this one process).
-TEST_WORKERS ?= 3
+# Test processes (pytest-xdist). 0, one process, is the default: on two cores the suite is
+# bound by CPU, and three processes starved the fault scenarios (docs/development.md).
+TEST_WORKERS ?= 0
 test: install browser fonts prometheus helm ## Run every test (unit, service, end-to-end, browser) against the real broker, database and storage
 	$(UV) run --no-sync pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 

@@ -19,6 +19,7 @@ os.environ.setdefault("AMQP_DEAD_LETTER_STRATEGY", "at-most-once")
 FAULTS = "tests/faults/"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`make test` runs the suite on several processes (pytest-xdist, `--dist loadgroup`):
     each test file is one unit of work (its module fixtures set up once, its tests in
