@@ -16,11 +16,11 @@ from pymongo import MongoClient
 
 from common.errors import user_message
 from common.events import PromptReady
-from common.jobs import new_job_id
 from common.settings import CommonSettings
 from common.worker import WorkerContext
 from services.video.tests.images import mug
 from services.video.tests.support import Worker, eventually
+from services.video.tests.test_budget import add_batch
 from tests.support import processes
 from tests.support.backends import free_port
 from tests.support.fake_openrouter import FakeOpenRouter, VideoPlan
@@ -79,22 +79,6 @@ async def driver(settings: CommonSettings) -> AsyncIterator[Worker]:
         await ctx.stop()
 
 
-async def add_batch(driver: Worker, max_cost_usd: float | None) -> str:
-    batch_id = new_job_id()
-    await driver.ctx.db["batches"].insert_one(
-        {
-            "_id": batch_id,
-            "owner": "shop@example.com",
-            "status": "running",
-            "jobs_total": 0,
-            "rows": [],
-            "variants": [],
-            "max_cost_usd": max_cost_usd,
-        }
-    )
-    return batch_id
-
-
 async def add_job(driver: Worker, batch_id: str | None) -> str:
     job = await driver.add_job(mug(), owner="shop@example.com")
     if batch_id:
@@ -123,8 +107,8 @@ async def test_a_batchs_cap_holds_under_four_workers(
     # Clips wait at the fake until every job has been submitted or refused, so none is
     # settled to its cost while others still reserve.
     fake.video_plan = VideoPlan(polls=("pending",), hold=True, cost=0.21)
-    capped = await add_batch(driver, FITS * ESTIMATE_USD)
-    uncapped = await add_batch(driver, None)
+    capped = await add_batch(driver.ctx.db, FITS * ESTIMATE_USD)
+    uncapped = await add_batch(driver.ctx.db, None)
     in_batch = [await add_job(driver, capped) for _ in range(IN_BATCH)]
     others = [await add_job(driver, None), await add_job(driver, uncapped)]
     for job_id in [*in_batch, *others]:
