@@ -68,6 +68,10 @@ class Service:
         except FileNotFoundError:
             return ""
 
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -184,5 +188,8 @@ def running(env: dict[str, str], log_dir: Path, names: Iterable[str] = ALL) -> I
         wait_ready(system)
         yield system
     finally:
+        # All told at once, then waited for: each takes a second or two to shut down.
+        for service in system.services.values():
+            service.terminate()
         for service in system.services.values():
             service.stop()
