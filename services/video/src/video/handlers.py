@@ -68,15 +68,17 @@ def seed_for(job: Job, prompt: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-# Waits between tries to save a provider checkpoint while the database is away.
-CHECKPOINT_WAITS = (1, 2, 4, 8, 16)
+# Waits between tries to save a provider checkpoint while the database is away: about two
+# minutes in all. A restart of a busy database took longer than the half minute this was
+# before, and each lost id throws away a clip already paid for.
+CHECKPOINT_WAITS = (1, 2, 4, 8, 15, 30, 60)
 
 
 async def save_checkpoint(
     repo: JobRepository, job_id: str, holder: str, provider_job: dict[str, Any]
 ) -> bool:
-    """Save a provider's checkpoint (a paid job's id), trying again for about half a
-    minute while the database is away: the id exists only in memory until then, and
+    """Save a provider's checkpoint (a paid job's id), trying again for about two
+    minutes while the database is away: the id exists only in memory until then, and
     losing it would fail a clip that is already paid for. A paid job's id is saved over
     our own `submitting` mark even when the lease is gone (the handler was cancelled
     while it was sent). False if it could not be saved for want of the lease."""
