@@ -44,8 +44,7 @@ from notifier.hub import Hub
 from notifier.upkeep import maintain
 from notifier.webhooks import DeliveryWorker, subscribe_webhook_events
 
-
-def create_app(settings: NotifierSettings | None = None) -> FastAPI:
+def create_app(settings: NotifierSettings | None = None) -> ws.SocketsFirst:
     settings = settings or NotifierSettings()
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     replica_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
@@ -115,7 +114,6 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     app = FastAPI(title="Product Videos notifier", lifespan=lifespan, docs_url=None)
     install_error_handlers(app)
     app.add_middleware(RequestMetrics)
-    app.include_router(ws.router)
 
     async def current_readiness() -> tuple[bool, dict[str, str]]:
         ready: Readiness | None = getattr(app.state, "readiness", None)
@@ -135,7 +133,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     async def readyz() -> JSONResponse:
         return public.response(await public())
 
-    return app
+    return ws.SocketsFirst(app)
 
 
 app = create_app()
