@@ -11,6 +11,7 @@ connection comes back, since events published while it was down never arrive.
 
 import asyncio
 import contextlib
+import gc
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -44,6 +45,22 @@ from notifier.hub import Hub
 from notifier.upkeep import maintain
 from notifier.webhooks import DeliveryWorker, subscribe_webhook_events
 
+# Young objects collected after this many allocations (CPython: 700). A full collection
+# walks every live object, ~100 a socket (seconds at 10,000 sockets on a busy machine), and
+# comes after enough objects have outlived two young ones: with 700, every event's objects
+# did while it waited a few ms for its job's read, and a full pass came every few seconds.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Fewer full collections, each over the sockets' objects only: the ones from the
+    imports and the start-up (~100,000) are set aside for good (`gc.freeze`)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def create_app(settings: NotifierSettings | None = None) -> ws.SocketsFirst:
     settings = settings or NotifierSettings()
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
@@ -57,6 +74,7 @@ def create_app(settings: NotifierSettings | None = None) -> ws.SocketsFirst:
             connected(app) as ready,
         ):
             app.state.readiness = ready
+            tune_gc()
             try:
                 yield
             finally:
