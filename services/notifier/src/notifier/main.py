@@ -36,7 +36,7 @@ from common.request_metrics import RequestMetrics
 from common.storage import storage_from_settings
 from common.tokens import Signer
 from common.topology import Topology
-from common.views import public_job
+from common.views import PUBLIC_JOB_FIELDS, public_job
 from notifier import ws
 from notifier.batches import BatchHub
 from notifier.config import NotifierSettings
@@ -91,7 +91,7 @@ def create_app(settings: NotifierSettings | None = None) -> ws.SocketsFirst:
         async def view(job: Job) -> dict[str, Any]:
             return await public_job(job, storage, signer)
 
-        hub = Hub(JobRepository(db), view, settings.resync_max_jobs)
+        hub = Hub(JobRepository(db), view, settings.resync_max_jobs, PUBLIC_JOB_FIELDS)
         batches = BatchHub(db)
         subscribe_status(broker, topology, replica_id, hub, batches)
         outbound = OutboundClient(
