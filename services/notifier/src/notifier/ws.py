@@ -89,6 +89,8 @@ class Session:
     sessions: SessionStore
     per_address: OpenPerAddress = field(init=False)
     heartbeats: "Heartbeats" = field(init=False)
+    # Jobs whose token version the upkeep read, oldest first (`upkeep.longest_unchecked`).
+    token_checks: dict[str, None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.per_address = OpenPerAddress(self.settings.max_connections_per_ip)
