@@ -27,6 +27,11 @@ class Jobs:
             raise AutoReconnect("database down")
         return self.docs.get(job_id)
 
+    async def find_one(
+        self, query: dict[str, Any], projection: dict[str, int] | None = None
+    ) -> dict[str, Any] | None:
+        return await self.get(query["_id"])
+
     def find(self, query: dict[str, Any], projection: dict[str, int] | None = None) -> Any:
         self.queries.append(query)
         found = [self.docs[i] for i in query["_id"]["$in"] if i in self.docs]

@@ -27,6 +27,40 @@ async def download_url(
     return f"{link}?download={quote(download_name)}" if download_name else link
 
 
+# What `public_job` reads, as a find projection: a reader that only shows jobs (the
+# notifier, on every status event) leaves the rest (owner, client address, the photo's
+# key and digest, provider state, ...) in the database. Kept beside the view it serves.
+PUBLIC_JOB_FIELDS: dict[str, int] = {
+    field: 1
+    for field in (
+        "status",
+        "progress",
+        "seq",
+        "title",
+        "description",
+        "options",
+        "image.width",
+        "image.height",
+        "image.content_type",
+        "attempts",
+        "created_at",
+        "updated_at",
+        "history",
+        "prompt.text",
+        "prompt.source",
+        "prompt.model",
+        "prompt.cost",
+        "brief",
+        "notes",
+        "video",
+        "provider_job.cost",
+        "error.code",
+        "error.message",
+        *PRODUCT_LINKS,
+    )
+}
+
+
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 

@@ -11,8 +11,12 @@ after the read has an event that finds the subscription and waits for the lock.
 
 Reads are shared: every job asked for while earlier reads are under way is read
 together, with one `$in` per READ_BATCH ids (a lone job with `find_one`), so at
-a high event rate the database sees a few larger queries, not one per event.
-A read only answers the requests made before it started.
+a high event rate the database sees a few larger queries, not one per event. One
+read at a time while fewer than READ_BATCH jobs wait (they gather while it runs),
+one more per READ_BATCH waiting up to READS_IN_FLIGHT: full batches, and a share of
+a busy database (which answers in turn) that grows with the backlog. A read only
+answers the requests made before it started, and asks only for the fields the view
+shows (`fields`).
 
 Events can still be lost (published while this replica's exclusive queue is gone
 during a broker reconnect, or dropped when the database did not answer), so
@@ -49,7 +53,7 @@ RESYNC_BATCH = 25
 READ_BATCH = 50
 # Jobs a resync pass checks at most, unless told to check all (RESYNC_MAX_JOBS).
 RESYNC_MAX_JOBS = 2000
-# Shared reads under way at once.
+# Shared reads under way at once, at most.
 READS_IN_FLIGHT = 16
 _FINAL = frozenset(s.value for s in FINAL_STATUSES)
 
@@ -135,10 +139,17 @@ def batches(items: list[str], size: int = RESYNC_BATCH) -> Iterator[list[str]]:
 
 class Hub:
     def __init__(
-        self, repo: JobRepository, view: View, resync_max_jobs: int = RESYNC_MAX_JOBS
+        self,
+        repo: JobRepository,
+        view: View,
+        resync_max_jobs: int = RESYNC_MAX_JOBS,
+        fields: dict[str, int] | None = None,
     ) -> None:
         self.repo = repo
         self.view = view
+        # The job's fields the view needs (with `_id`, `seq`, `status` and `history`,
+        # which the hub reads), or None for the whole document.
+        self.fields = fields
         self.resync_max_jobs = resync_max_jobs
         # Watched jobs in the order they were last read, oldest first (dicts keep order).
         self._checked: dict[str, None] = {}
@@ -269,7 +280,7 @@ class Hub:
         if future is None:
             future = self._due[job_id] = asyncio.get_running_loop().create_future()
             future.add_done_callback(_retrieve)
-            if len(self._readers) < READS_IN_FLIGHT:
+            if len(self._readers) < min(READS_IN_FLIGHT, 1 + len(self._due) // READ_BATCH):
                 reader = asyncio.create_task(self._read_due())
                 self._readers.add(reader)
                 reader.add_done_callback(self._readers.discard)
@@ -282,10 +293,11 @@ class Hub:
             due = {job_id: self._due.pop(job_id) for job_id in ids}
             try:
                 if len(ids) == 1:
-                    found = {ids[0]: await self.repo.get(ids[0])}
+                    found = {ids[0]: await self.repo.jobs.find_one({"_id": ids[0]}, self.fields)}
                 else:
+                    query = {"_id": {"$in": ids}}
                     found = {
-                        doc["_id"]: doc async for doc in self.repo.jobs.find({"_id": {"$in": ids}})
+                        doc["_id"]: doc async for doc in self.repo.jobs.find(query, self.fields)
                     }
             except Exception as e:
                 for future in due.values():

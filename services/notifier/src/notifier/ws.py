@@ -2,6 +2,10 @@
 subscriptions to the hub. One reader loop per socket, so a socket's ops are
 handled in the order they were sent.
 
+Sockets do not go through FastAPI (`SocketsFirst`): an open socket keeps its whole
+call stack for its life, and FastAPI's (middleware, routing, dependency solving) was
+~20 coroutines with their closures a socket, a third of its memory at 10,000.
+
 A subscription carries the owner's session token (any of their jobs and batches) or
 the job's own token (that job only), checked again while it lasts (`notifier.upkeep`). Sockets
 that flood, send oversized or malformed frames, sit idle with nothing left to wait
@@ -17,8 +21,9 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from pymongo.errors import PyMongoError
+from starlette.types import Receive, Scope, Send
 
 from common.auth import Principal, SessionStore
 from common.client_ip import client_ip, network_of
@@ -44,7 +49,7 @@ from notifier.protocol import (
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
+PATH = "/ws"
 
 REVOKED = "the job's owner revoked this job token"
 # Refused requests (bad JSON, bad tokens) a socket may send before it is closed.
@@ -84,6 +89,8 @@ class Session:
     sessions: SessionStore
     per_address: OpenPerAddress = field(init=False)
     heartbeats: "Heartbeats" = field(init=False)
+    # Jobs whose token version the upkeep read, oldest first (`upkeep.longest_unchecked`).
+    token_checks: dict[str, None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.per_address = OpenPerAddress(self.settings.max_connections_per_ip)
@@ -301,6 +308,7 @@ async def _serve(websocket: WebSocket, session: Session, conn: Connection) -> No
             return
         raw = message.get("text")
         data = raw.encode() if raw is not None else message.get("bytes") or b""
+        del message, raw  # not kept for the socket's life between its messages
         if len(data) > limit:
             await conn.send(
                 Error(code="bad_request", message=f"Messages are limited to {limit} bytes.")
@@ -316,28 +324,36 @@ async def _serve(websocket: WebSocket, session: Session, conn: Connection) -> No
             )
             await websocket.close(CLOSE_POLICY_VIOLATION, "too many messages")
             return
-        try:
-            op = parse_op(data)
-            match op:
-                case Subscribe():
-                    await _subscribe(session, conn, op)
-                case SubscribeBatch():
-                    await _subscribe_batch(session, conn, op)
-                case Unsubscribe():
-                    session.hub.unsubscribe(conn, op.job_id)
-                    await conn.send(Unsubscribed(job_id=op.job_id))
-                case UnsubscribeBatch():
-                    session.batches.unsubscribe(conn, op.batch_id)
-                    await conn.send(Unsubscribed(batch_id=op.batch_id))
-                case ClientPing():
-                    await conn.send(Pong())
-        except (BadRequest, Refused) as e:
-            error = e.error if isinstance(e, Refused) else Error(code="bad_request", message=str(e))
-            await conn.send(error)
+        if not await _handle(session, conn, data):
             refusals += 1
             if refusals >= MAX_REFUSALS:
                 await websocket.close(CLOSE_POLICY_VIOLATION, "too many refused requests")
                 return
+
+
+async def _handle(session: Session, conn: Connection, data: bytes) -> bool:
+    """One client op; False when it was refused. (A function of its own, so the op
+    is not kept alive in the loop's frame until the socket's next message.)"""
+    try:
+        op = parse_op(data)
+        match op:
+            case Subscribe():
+                await _subscribe(session, conn, op)
+            case SubscribeBatch():
+                await _subscribe_batch(session, conn, op)
+            case Unsubscribe():
+                session.hub.unsubscribe(conn, op.job_id)
+                await conn.send(Unsubscribed(job_id=op.job_id))
+            case UnsubscribeBatch():
+                session.batches.unsubscribe(conn, op.batch_id)
+                await conn.send(Unsubscribed(batch_id=op.batch_id))
+            case ClientPing():
+                await conn.send(Pong())
+    except (BadRequest, Refused) as e:
+        error = e.error if isinstance(e, Refused) else Error(code="bad_request", message=str(e))
+        await conn.send(error)
+        return False
+    return True
 
 
 def _client_address(websocket: WebSocket, settings: NotifierSettings) -> str:
@@ -358,9 +374,21 @@ async def _refuse_connection(websocket: WebSocket, limit: int) -> None:
     await websocket.close(CLOSE_POLICY_VIOLATION, "too many connections from this address")
 
 
-@router.websocket("/ws")
-async def websocket_endpoint(websocket: WebSocket) -> None:
-    session: Session = websocket.app.state.session
+class SocketsFirst:
+    """The notifier's ASGI app: sockets at PATH straight to `websocket_endpoint`, all
+    else (HTTP, the lifespan, sockets elsewhere, refused there) to the FastAPI app."""
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == PATH:
+            await websocket_endpoint(WebSocket(scope, receive, send), self.api.state.session)
+        else:
+            await self.api(scope, receive, send)
+
+
+async def websocket_endpoint(websocket: WebSocket, session: Session) -> None:
     address = _client_address(websocket, session.settings)
     if not session.per_address.take(address):
         await _refuse_connection(websocket, session.per_address.limit)
