@@ -43,7 +43,7 @@ bench: install ## Measure upload latency, end-to-end time, throughput, push late
 fonts: ## Noto fonts for the ads' captions (Arabic, CJK, emoji) where apt-get may install them
 	bash scripts/ensure-fonts.sh
 
-bench-render: install ## Seconds per finished 5 s 720p ad and per finishing step, against the bare ffmpeg command
+bench-render: install ## Seconds per finished 5 s 720p ad and per finishing step against bare ffmpeg; worker throughput by PREFETCH (BENCH_ARGS="--runs N --jobs J --settings '1 2 4 4/4'")
 	$(UV) run --no-sync python scripts/bench_render.py $(BENCH_ARGS)
 
 bench-fair: install ## Fair scheduling: owner B's job behind owner A's batch of 200 on the local renderer (BENCH_ARGS="--batch N --tries T --fifo")

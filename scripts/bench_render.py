@@ -3,7 +3,9 @@
 - a finished 5 s 720p (16:9) ad made by the local renderer (canvas, two shots, captions,
   end card, music bed, loudness), against the bare ffmpeg commands of the same filter
   graphs run on their own (what the Python around them costs);
-- the finishing step alone over a given clip, against its bare ffmpeg command.
+- the finishing step alone over a given clip, against its bare ffmpeg command;
+- how one video worker's throughput scales with `PREFETCH` (and `MEDIA_CONCURRENCY`):
+  the real services, `--jobs` of those ads submitted at once (`scripts/render_scaling.py`).
 
 Each is the median of `--runs` runs, in wall-clock seconds and in CPU seconds (ours: this
 process and its ffmpeg children; bare: the ffmpeg processes). CPU time holds steady on a
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from common.brief import Brief  # noqa: E402
 from common.media import ffmpeg_exe, probe_video  # noqa: E402
+from scripts import render_scaling  # noqa: E402
 from services.video.tests.images import mug  # noqa: E402
 from video import finishing  # noqa: E402
 from video.config import VideoSettings  # noqa: E402
@@ -129,7 +132,7 @@ async def one_run(work: Path) -> dict[str, float]:
     }
 
 
-def report(results: list[dict[str, float]], runs: int) -> str:
+def report(results: list[dict[str, float]], runs: int, rows: list[render_scaling.Row]) -> str:
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
     ad = statistics.median(r["ad_cpu"] / r["ad_bare_cpu"] for r in results)
     finish = statistics.median(r["finish_cpu"] / r["finish_bare_cpu"] for r in results)
@@ -153,8 +156,51 @@ def report(results: list[dict[str, float]], runs: int) -> str:
         f"{med['finish_cpu']:.2f} s | {med['finish_bare']:.2f} s, "
         f"{med['finish_bare_cpu']:.2f} s | {finish:.2f}× | ≤ {TARGET}× |",
         "",
+        *(scaling_report(rows) if rows else []),
     ]
     return "\n".join(lines)
+
+
+def scaling_report(rows: list[render_scaling.Row]) -> list[str]:
+    first = rows[0]
+    lines = [
+        f"### Scaling with `PREFETCH` ({os.cpu_count()} cores)",
+        "",
+        f"One video worker on the local renderer; {first.jobs} finished 5 s 720p (16:9) ads",
+        "submitted at once through the gateway, for each setting in turn (the gateway, the",
+        "notifier and the prompt worker stay up; a new video worker each time). Jobs per",
+        "minute are over the first `generating` to the last `completed`; a render is one job's",
+        "`generating` → `completed` (waiting for a media slot included); CPU is the worker's",
+        "own and its ffmpeg children's. The load average (1 min) is the machine's, before →",
+        "after: wall-clock figures depend on it, CPU seconds hardly.",
+        "",
+        "| `PREFETCH` | `MEDIA_CONCURRENCY` | jobs/min | vs the first row | render (median) "
+        "| CPU per job | load average |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.setting.prefetch} | {row.setting.media_concurrency} | "
+            f"{row.per_minute:.1f} ({row.jobs} in {row.span:.0f} s) | "
+            f"{row.per_minute / first.per_minute:.2f}× | {row.render:.1f} s | "
+            f"{row.cpu_per_job:.2f} s | {row.load[0]:.1f} → {row.load[1]:.1f} |"
+        )
+    lines += ["", *SCALING_NOTES, ""]
+    return lines
+
+
+# What the settings mean (video/config.py, video/render/ffmpeg.py), for reading the table.
+SCALING_NOTES = [
+    "`PREFETCH` is how many deliveries (jobs) the worker holds at once; `MEDIA_CONCURRENCY`",
+    "is how many ffmpeg processes it runs at once, whatever the prefetch (`limit_media`, a",
+    "semaphore around every `run_ffmpeg`: the render, the finishing pass, the poster).",
+    "Defaults with the local renderer: `PREFETCH=2`, `MEDIA_CONCURRENCY=2` (OpenRouter:",
+    "`PREFETCH=16`, the same media limit). So above `MEDIA_CONCURRENCY` a higher prefetch",
+    "runs no more ffmpeg at once: it only overlaps a job's Python steps (canvas, captions,",
+    "end card, music bed, probes, uploads) with other jobs' ffmpeg, and the jobs it holds",
+    "wait for a media slot inside their render time. ffmpeg (x264) is multi-threaded, so",
+    "one render alone already spreads over both cores.",
+]
 
 
 def write(section: str) -> None:
@@ -170,14 +216,28 @@ def write(section: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs (default 3)")
+    parser.add_argument(
+        "--jobs", type=int, default=8, help="ads submitted at once per setting (default 8)"
+    )
+    parser.add_argument(
+        "--settings",
+        default="1 2 4 4/4",
+        help='PREFETCH[/MEDIA_CONCURRENCY] to measure (default "1 2 4 4/4"; media 2 unless '
+        'given); "" skips the scaling measurement',
+    )
     parser.add_argument("--no-write", action="store_true", help=f"do not write {REPORT.name}")
     args = parser.parse_args()
+    settings = [
+        render_scaling.Setting(int(p), int(m or 2))
+        for p, _, m in (s.partition("/") for s in args.settings.split())
+    ]
     results = []
     for n in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="pv-bench-render-") as tmp:
             results.append(asyncio.run(one_run(Path(tmp))))
             print(f"run {n + 1}: " + ", ".join(f"{k} {v:.2f}s" for k, v in results[-1].items()))
-    section = report(results, args.runs)
+    rows = render_scaling.measure(settings, args.jobs) if settings else []
+    section = report(results, args.runs, rows)
     print(section)
     if not args.no_write:
         write(section)
