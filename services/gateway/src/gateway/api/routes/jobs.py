@@ -3,8 +3,10 @@
 import base64
 import binascii
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import RedirectResponse
@@ -25,14 +27,13 @@ from gateway.api.deps import (
     ServicesDep,
     SettingsDep,
 )
-from gateway.catalogue.variants import MAX_VARIANTS, ResolvedVariant
+from gateway.catalogue.variants import MAX_VARIANTS
 from gateway.core.services import Services
-from gateway.images import ACCEPTED_TYPES
+from gateway.images import ACCEPTED_TYPES, NormalizedImage
 from gateway.models import (
     DEFAULT_ASPECT_RATIO,
     AspectRatio,
     JobAccepted,
-    JobCreate,
     JobPublic,
     JobsPublic,
     OnOff,
@@ -41,6 +42,7 @@ from gateway.models import (
     error_responses,
 )
 from gateway.products import (
+    ProductSubmission,
     refuse_key_of_other_kind,
     replay_product,
     submit_product,
@@ -48,6 +50,7 @@ from gateway.products import (
 )
 from gateway.submission import (
     OptionFields,
+    Submission,
     decode,
     refuse_over_limit,
     replay,
@@ -55,6 +58,8 @@ from gateway.submission import (
     validate_fields,
     validate_idempotency_key,
 )
+
+S = TypeVar("S", Submission, ProductSubmission)
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
 
@@ -162,23 +167,45 @@ async def create_job(
     )
     email = str(owner.email)
     if variants is not None and variants.strip():
-        return await _create_product(
+        create, resolved = validate_product_request(
+            settings,
+            variants=variants,
+            title=title,
+            description=description,
+            style=style,
+            options=fields,
+            regenerate=regenerate,
+        )
+        product = await _replay_or_submit(
             services,
-            response,
             owner=email,
             client_ip=client_ip,
-            create_and_variants=validate_product_request(
-                settings,
-                variants=variants,
-                title=title,
-                description=description,
-                style=style,
-                options=fields,
-                regenerate=regenerate,
-            ),
             idempotency_key=key,
             upload=image,
+            product=True,
+            replayed=partial(
+                replay_product,
+                services,
+                owner=email,
+                idempotency_key=key,
+                create=create,
+                variants=resolved,
+                upload=image,
+            ),
+            submit=lambda normalized: submit_product(
+                services,
+                owner=email,
+                client_ip=client_ip,
+                create=create,
+                image=normalized,
+                variants=resolved,
+                idempotency_key=key,
+            ),
         )
+        if not product.created:
+            response.status_code = 200
+        jobs = [await _accepted(services, job) for job in product.jobs]
+        return {**jobs[0], "product_id": product.product["_id"], "jobs": jobs}
     create = validate_fields(
         settings,
         title=title,
@@ -187,26 +214,52 @@ async def create_job(
         options=fields,
         regenerate=regenerate,
     )
-    await refuse_key_of_other_kind(services, owner=email, idempotency_key=key, product=False)
-    # Decoding is the costly part: a replay is answered without it, and a user over a
-    # limit is refused before it.
-    submission = await replay(
-        services, owner=email, idempotency_key=key, create=create, upload=image
-    )
-    if submission is None:
-        await refuse_over_limit(services, owner=email, client_ip=client_ip)
-        normalized = await decode(services, owner=email, upload=image)
-        submission = await submit_job(
+    submission = await _replay_or_submit(
+        services,
+        owner=email,
+        client_ip=client_ip,
+        idempotency_key=key,
+        upload=image,
+        product=False,
+        replayed=partial(
+            replay, services, owner=email, idempotency_key=key, create=create, upload=image
+        ),
+        submit=lambda normalized: submit_job(
             services,
             owner=email,
             client_ip=client_ip,
             create=create,
             image=normalized,
             idempotency_key=key,
-        )
+        ),
+    )
     if not submission.created:
         response.status_code = 200
     return await _accepted(services, submission.job)
+
+
+async def _replay_or_submit(
+    services: Services,
+    *,
+    owner: str,
+    client_ip: str,
+    idempotency_key: str | None,
+    upload: UploadFile,
+    product: bool,
+    replayed: Callable[[], Awaitable[S | None]],
+    submit: Callable[[NormalizedImage], Awaitable[S]],
+) -> S:
+    """The one sequence of a submission, of one job or of a product with variants: a key
+    used for the other kind is refused; a replay is answered without decoding the photo
+    (the costly part), and a user over a limit is refused before it."""
+    await refuse_key_of_other_kind(
+        services, owner=owner, idempotency_key=idempotency_key, product=product
+    )
+    submission = await replayed()
+    if submission is None:
+        await refuse_over_limit(services, owner=owner, client_ip=client_ip)
+        submission = await submit(await decode(services, owner=owner, upload=upload))
+    return submission
 
 
 async def _accepted(services: Services, job: Job) -> dict[str, Any]:
@@ -216,48 +269,6 @@ async def _accepted(services: Services, job: Job) -> dict[str, Any]:
         "token": services.signer.job_token(job["_id"], token_version(job)),
         "job": await public_job(job, services.storage, services.signer),
     }
-
-
-async def _create_product(
-    services: Services,
-    response: Response,
-    *,
-    owner: str,
-    client_ip: str,
-    create_and_variants: tuple[JobCreate, list[ResolvedVariant]],
-    idempotency_key: str | None,
-    upload: UploadFile,
-) -> dict[str, Any]:
-    """POST /jobs with `variants`: as for one job (replay, early refusal, decoding), then
-    the product and its jobs (gateway/products.py)."""
-    create, variants = create_and_variants
-    await refuse_key_of_other_kind(
-        services, owner=owner, idempotency_key=idempotency_key, product=True
-    )
-    submission = await replay_product(
-        services,
-        owner=owner,
-        idempotency_key=idempotency_key,
-        create=create,
-        variants=variants,
-        upload=upload,
-    )
-    if submission is None:
-        await refuse_over_limit(services, owner=owner, client_ip=client_ip)
-        normalized = await decode(services, owner=owner, upload=upload)
-        submission = await submit_product(
-            services,
-            owner=owner,
-            client_ip=client_ip,
-            create=create,
-            image=normalized,
-            variants=variants,
-            idempotency_key=idempotency_key,
-        )
-    if not submission.created:
-        response.status_code = 200
-    jobs = [await _accepted(services, job) for job in submission.jobs]
-    return {**jobs[0], "product_id": submission.product["_id"], "jobs": jobs}
 
 
 def _encode_cursor(job: Job) -> str:
