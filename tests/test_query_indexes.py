@@ -73,7 +73,7 @@ async def test_every_query_of_a_job_uses_an_index(
     scans = [f"{q.shape}: {q.filter}" for q in queries if not q.indexed]
     assert not scans, "query shapes without an index:\n" + "\n".join(scans)
     services = {q.shape.service for q in queries}
-    assert services == set(pids), f"queries seen from {services} only"
+    assert set(pids) <= services, f"queries seen from {services} only"
 
 
 async def _async(value: bool) -> bool:
