@@ -256,6 +256,14 @@ def scale_report(scale: dict[str, Any]) -> str:
         f"- **polling lag**: {len(lag['lags'])} jobs on the default poll settings, each held by",
         "  the fake until the bench finishes it at an age between 20 and 90 s.",
     ]
+    if "webhook_lag" in scale:
+        lines += [
+            f"- **webhook lag**: the same {len(lag['lags'])} jobs in webhook mode "
+            "(`OPENROUTER_WEBHOOK_URL`,",
+            "  `OPENROUTER_WEBHOOK_SECRET`): when the bench finishes a job the fake's signed "
+            "callback",
+            "  is delivered to the gateway, which wakes the video worker.",
+        ]
     held = scale.get("in_flight")
     if held:
         lines += [
@@ -300,7 +308,7 @@ def scale_report(scale: dict[str, Any]) -> str:
     if hooked := scale.get("webhook_lag"):
         lines.append(
             "| provider done → `completed` on the WebSocket, webhook mode (the fake's signed "
-            f"callback) | p50 {percentile(hooked['lags'], 0.5):.2f} s, p99 "
+            f"callback) | p50 {statistics.median(hooked['lags']):.2f} s, p99 "
             f"{percentile(hooked['lags'], 0.99):.2f} s, max {max(hooked['lags']):.2f} s | "
             "p99 ≤ 1 s | — |"
         )
