@@ -192,10 +192,15 @@ async def saturation(
 
 
 async def polling_lag(
-    system: processes.System, fake: FakeOpenRouter, jobs: int, photos: list[bytes]
+    system: processes.System,
+    fake: FakeOpenRouter,
+    jobs: int,
+    photos: list[bytes],
+    webhook: bool = False,
 ) -> dict[str, Any]:
     """Jobs held by the provider, each finished at its own age between 20 and 90 s; the
-    time from `finish` to `completed` seen on the WebSocket."""
+    time from `finish` to `completed` seen on the WebSocket. With `webhook`, the fake also
+    sends its signed callback to the gateway when it finishes a job (webhook mode)."""
     ages = [20 + 70 * i / max(jobs - 1, 1) for i in range(jobs)]
     random.Random(12).shuffle(ages)
     async with signed_in(system) as client:
@@ -210,12 +215,32 @@ async def polling_lag(
             await asyncio.sleep(max(0.0, ages[i] - (time.monotonic() - submitted)))
             fake.finish(video_id)
             finished = time.monotonic()
+            if webhook:
+                await callback(system, fake, video_id)
             followed = await following
             assert followed.final_status == "completed", followed.final
             return time.monotonic() - finished, ages[i]
 
         results = await asyncio.gather(*(one(i) for i in range(jobs)))
     return {"lags": [lag for lag, _ in results], "ages": [age for _, age in results]}
+
+
+WEBHOOK_PATH = "/api/v1/webhooks/openrouter"
+
+
+def webhook_env(fake: FakeOpenRouter) -> dict[str, str]:
+    """Webhook mode: the URL OpenRouter is given (the fake records it, the bench delivers)
+    and the secret its callbacks are signed with."""
+    return {
+        "OPENROUTER_WEBHOOK_URL": f"https://videos.example{WEBHOOK_PATH}",
+        "OPENROUTER_WEBHOOK_SECRET": fake.webhook_secret,
+    }
+
+
+async def callback(system: processes.System, fake: FakeOpenRouter, video_id: str) -> None:
+    """The fake's signed callback for a finished job, delivered to our gateway."""
+    response = await fake.deliver_webhook(f"{system.gateway.url}{WEBHOOK_PATH}", video_id)
+    assert response.status_code == 200, response.text
 
 
 async def provider_job_of(system: processes.System, job_id: str) -> str:
@@ -397,6 +422,14 @@ def run_scale(
             with processes.running(defaults, work / "logs-lag") as system:
                 print(f"bench: polling lag, {lag_jobs} jobs held 20-90 s (default poll settings)")
                 results["lag"] = asyncio.run(polling_lag(system, fake, lag_jobs, photos))
+        if lag_jobs:
+            hooked = {**defaults, **webhook_env(fake), "AMQP_PREFIX": env["AMQP_PREFIX"] + "hook."}
+            hooked["MONGODB_DATABASE"] = env["MONGODB_DATABASE"] + "_hook"
+            with processes.running(hooked, work / "logs-hook") as system:
+                print(f"bench: webhook lag, {lag_jobs} jobs held 20-90 s (webhook mode)")
+                results["webhook_lag"] = asyncio.run(
+                    polling_lag(system, fake, lag_jobs, photos, webhook=True)
+                )
 
     if in_flight_jobs:
         with FakeOpenRouter.running() as fake:
