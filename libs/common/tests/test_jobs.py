@@ -2,6 +2,7 @@
 
 import asyncio
 
+from common import db
 from common.events import JobStatus
 from common.jobs import ClaimOutcome, JobRepository, new_job_id
 
@@ -122,3 +123,16 @@ async def test_a_paid_id_lands_on_its_own_submitting_mark_without_the_lease(mong
     assert (await repo.get(job["_id"]))["provider_job"] == paid
     # Only over a mark: a saved id is never replaced this way.
     assert not await repo.record_submission(job["_id"], holder="a", provider_job=mark)
+
+
+async def test_an_owners_list_has_an_index_for_its_order_and_the_old_one_goes(mongo_db) -> None:
+    """`GET /api/v1/jobs` pages by (created_at, _id) newest first: the index holds both, and
+    a database made before it loses the index it replaces."""
+    jobs = mongo_db["jobs"]
+    await jobs.drop_index("owner_created_id")
+    await jobs.create_index([("owner", 1), ("created_at", -1)], name="owner_created")
+    await db.ensure_indexes(mongo_db)
+    await db.ensure_indexes(mongo_db)  # again, as every start does
+    indexes = await jobs.index_information()
+    assert "owner_created" not in indexes
+    assert indexes["owner_created_id"]["key"] == [("owner", 1), ("created_at", -1), ("_id", -1)]

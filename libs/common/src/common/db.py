@@ -1,8 +1,10 @@
 """MongoDB access through PyMongo's async API (works with MongoDB and SecantusDB)."""
 
+import contextlib
 from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import OperationFailure
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.metrics import MONGODB_COMMANDS
@@ -68,7 +70,14 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
         partialFilterExpression={"idempotency_key": {"$type": "string"}},
         name="owner_idempotency_key",
     )
-    await jobs.create_index([("owner", 1), ("created_at", -1)], name="owner_created")
+    # An owner's jobs newest first, as GET /api/v1/jobs pages them (by created_at, then _id):
+    # with _id in the index no page sorts all of a large catalogue's jobs in memory. It
+    # replaces `owner_created`, which lacked _id.
+    await jobs.create_index(
+        [("owner", 1), ("created_at", -1), ("_id", -1)], name="owner_created_id"
+    )
+    with contextlib.suppress(OperationFailure):  # absent: a new database, or dropped before
+        await jobs.drop_index("owner_created")
     await jobs.create_index([("status", 1), ("updated_at", 1)], name="status_updated")
     # Fair shares (common/fairness.py): the owners with jobs ready for a stage, the jobs
     # each has working in it, and the oldest ready job of one owner.
