@@ -4,8 +4,8 @@ import contextlib
 from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
-from pymongo.errors import OperationFailure
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from common.metrics import MONGODB_COMMANDS
 from common.settings import CommonSettings
