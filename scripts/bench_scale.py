@@ -136,6 +136,8 @@ def base_env(fake: FakeOpenRouter, env: dict[str, str]) -> dict[str, str]:
         "OPENROUTER_MODELS_TTL_SECONDS": "3600",
         # Every WebSocket of the bench comes from 127.0.0.1.
         "MAX_CONNECTIONS_PER_IP": "100000",
+        # One owner makes every clip: a cap far above them (still reserved per clip).
+        "PAID_CLIPS_PER_USER_PER_DAY": "1000000",
     }
 
 
