@@ -97,7 +97,7 @@ async def snapshot(system: processes.System, db_pid: int | None) -> Snapshot:
     by_command: dict[str, dict[str, float]] = {}
     async with httpx.AsyncClient(timeout=30) as client:
         for name, service in system.services.items():
-            text = (await client.get(f"{service.url}/metrics")).text
+            text = (await client.get(f"{service.ops_url}/metrics")).text
             commands[name] = metric_total(text, "pv_mongodb_commands_total")
             messages[name] = metric_total(text, "faststream_published_messages_total")
             by_command[name] = {
