@@ -92,10 +92,12 @@ class JobRepository:
         progress: int | None,
         fields: dict[str, Any] | None = None,
         unset: Iterable[str] = (),
+        holder: str | None = None,
     ) -> Job | None:
-        """Move the job to `to` if its status is one of `expected`; None if it is not
-        (a duplicate or late message). Progress-only changes use the same status in both;
-        `progress=None` keeps the job's own.
+        """Move the job to `to` if its status is one of `expected` (and, with `holder`,
+        while that holder has its lease); None if it is not (a duplicate or late message,
+        a lease lost). Progress-only changes use the same status in both; `progress=None`
+        keeps the job's own.
 
         One round trip: an update pipeline matches the expected status, increments `seq`
         and appends the history entry with the new `seq` in the same atomic write, so no
@@ -117,8 +119,11 @@ class JobRepository:
         ]
         if unset:
             pipeline.append({"$unset": list(unset)})
+        where: dict[str, Any] = {"_id": job_id, "status": {"$in": [s.value for s in expected]}}
+        if holder is not None:
+            where["lease.holder"] = holder
         updated: Job | None = await self.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": [s.value for s in expected]}},
+            where,
             pipeline,
             return_document=ReturnDocument.AFTER,
         )
