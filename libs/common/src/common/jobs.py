@@ -169,16 +169,14 @@ class JobRepository:
             "until": {"$literal": stamp + timedelta(seconds=lease_seconds)},
             "resumed": {"$not": [was_ready]},
         }
+        # No `$or` in the filter: SecantusDB then scans the collection instead of using
+        # the `_id` index (a claim took 10 ms of its CPU with 300 jobs, 2.5 ms with 30). A
+        # job that is `ready` carries no lease (every move into a ready status drops it).
         job = await self.jobs.find_one_and_update(
             {
                 "_id": job_id,
-                "$or": [
-                    {"status": ready.value},
-                    {
-                        "status": {"$in": working_values},
-                        "$or": [{"lease": {"$exists": False}}, {"lease.until": {"$lt": stamp}}],
-                    },
-                ],
+                "status": {"$in": [ready.value, *working_values]},
+                "lease.until": {"$not": {"$gte": stamp}},  # none, or run out
             },
             [
                 {
@@ -198,7 +196,7 @@ class JobRepository:
             resumed = job["lease"].get("resumed")
             return Claim(ClaimOutcome.RESUMED if resumed else ClaimOutcome.CLAIMED, job)
         job = await self.get(job_id)
-        if job is None or job["status"] not in [s.value for s in working]:
+        if job is None or job["status"] not in [ready.value, *working_values]:
             return Claim(ClaimOutcome.DONE, job)
         held = job.get("lease")
         if held is None:  # handed back between our two reads: look again shortly
