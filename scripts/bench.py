@@ -210,20 +210,18 @@ def report(results: dict[str, object], jobs: int, uploads: int, command: str) ->
     return "\n".join(lines)
 
 
-# Figures before issue 12's changes: this bench run on the code before them (commit
-# 5e43195 with this bench's counters added; 2026-12-07, the same machine under the same
-# load), and for the in-flight run the issue's own measurements (2,000 jobs).
+# Figures before the worker changes of issue 12 (goals 1 and 3): this bench's run of
+# 2026-12-07 09:34 UTC (before the clips were finished and scored in the video stage).
 BEFORE: dict[str, Any] = {
-    "jobs_per_second": "0.69 (the issue's run on a quieter machine: 3.96)",
-    "cpu_total_ms": "393",
-    "cpu": {"gateway": "15", "prompt": "52", "video": "194", "notifier": "26", "database": "106"},
-    "commands": "41.2 (gateway 2.0, notifier 8.9, prompt 6.2, video 24.1)",
+    "jobs_per_second": "0.79 (100 in 127.1 s; clips not finished then)",
+    "cpu_total_ms": "373",
+    "cpu": {"gateway": "13", "prompt": "47", "video": "188", "notifier": "24", "database": "101"},
+    "commands": "28.5 (gateway 2.0, notifier 8.2, prompt 4.1, video 14.2)",
     "messages": "11.0 (gateway 1.0, prompt 2.0, video 8.0)",
-    "lag": "p50 19.8 s, max 28.1 s; +18.1 s over the interval (issue: 11.9 s for a job done "
-    "after 1 s)",
-    "refused": "344 of 2,000 refused 503 busy",
-    "rates": "~16/s falling to ~1/s past 1,000 in flight",
-    "polls": "5.6/s with ~1,140 held (each job about every 200 s)",
+    "lag": "p50 4.3 s, max 12.7 s; -1.0 s",
+    "refused": "300 of 300",
+    "rates": "31.1/s → 22.1/s",
+    "polls": "10.5 (the settings asked for 33.7)",
 }
 
 

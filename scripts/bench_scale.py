@@ -97,7 +97,7 @@ async def snapshot(system: processes.System, db_pid: int | None) -> Snapshot:
     by_command: dict[str, dict[str, float]] = {}
     async with httpx.AsyncClient(timeout=30) as client:
         for name, service in system.services.items():
-            text = (await client.get(f"{service.url}/metrics")).text
+            text = (await client.get(f"{service.ops_url}/metrics")).text
             commands[name] = metric_total(text, "pv_mongodb_commands_total")
             messages[name] = metric_total(text, "faststream_published_messages_total")
             by_command[name] = {
@@ -136,6 +136,8 @@ def base_env(fake: FakeOpenRouter, env: dict[str, str]) -> dict[str, str]:
         "OPENROUTER_MODELS_TTL_SECONDS": "3600",
         # Every WebSocket of the bench comes from 127.0.0.1.
         "MAX_CONNECTIONS_PER_IP": "100000",
+        # One owner makes every clip: a cap far above them (still reserved per clip).
+        "PAID_CLIPS_PER_USER_PER_DAY": "1000000",
     }
 
 

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from common.events import JobStatus
-from common.fairness import StagePool, owed_job
+from common.fairness import StagePool, owed_instead, owed_job
 from common.jobs import new_job_id
 
 POOL = StagePool(ready=JobStatus.PROMPT_READY, working=(JobStatus.GENERATING, JobStatus.STORING))
@@ -70,3 +70,20 @@ async def test_a_ready_job_with_a_retry_hint_still_gets_its_turn(mongo_db) -> No
     later = datetime.now(UTC) + timedelta(minutes=2)
     await mongo_db["jobs"].update_one({"_id": b_ready[0]}, {"$set": {"retry_at": later}})
     assert await _owed(mongo_db, "a") == b_ready[0]
+
+
+async def test_the_turn_asked_for_by_a_job_id(mongo_db) -> None:
+    # What a worker asks with the event it was handed: the same answer as for its owner,
+    # and none for a job past its turn (working, a poll) or unknown.
+    a_ready = await _jobs(mongo_db, "a", READY, 3)
+    a_working = await _jobs(mongo_db, "a", JobStatus.GENERATING, 1)
+
+    async def instead(job_id: str) -> str | None:
+        return await owed_instead(mongo_db["jobs"], job_id=job_id, stage=POOL)
+
+    assert await instead(a_ready[0]) is None  # a alone waits
+    b_ready = await _jobs(mongo_db, "b", READY, 1)
+    assert await instead(a_ready[0]) == b_ready[0]  # b runs none, a one
+    assert await instead(b_ready[0]) is None
+    assert await instead(a_working[0]) is None
+    assert await instead("no-such-job") is None

@@ -81,6 +81,11 @@ async def as_value(value: Any) -> Any:
     return value
 
 
+def percent(later: PollLater) -> int:
+    assert later.progress is not None
+    return round(40 + 45 * later.progress)
+
+
 def cost_metric() -> float:
     return REGISTRY.get_sample_value("pv_provider_cost_usd_total", {"provider": "openrouter"}) or 0
 
@@ -113,13 +118,14 @@ async def test_one_paid_job_saved_before_polling_then_one_poll_per_delivery(
     assert marker["status"] == "submitting" and "id" not in marker
     assert calls.polls_before_save == [0, 0]
     assert saved["id"] in fake.jobs and saved["polling_url"].endswith(saved["id"])
-    assert calls.progress == [45]
+    # A poll's progress goes with the job's hand-back (one write), not on its own.
+    assert calls.progress == [] and percent(later.value) == 45
 
     # Later deliveries resume that job: no second POST.
     resumed = request_for(photo_file, provider_job=saved)
     with pytest.raises(PollLater) as later:
         await provider.generate(resumed, tmp_path, calls.report, calls.checkpoint)
-    assert later.value.status == "in_progress" and calls.progress == [45, 60]
+    assert later.value.status == "in_progress" and percent(later.value) == 60
 
     spent = cost_metric()
     clip = await provider.generate(resumed, tmp_path, calls.report, calls.checkpoint)

@@ -30,11 +30,32 @@ class StagePool:
     working: tuple[JobStatus, ...]
 
 
+async def owed_instead(jobs: AsyncCollection, *, job_id: str, stage: StagePool) -> str | None:
+    """The job owed the slot that `job_id`'s event was handed, or None when `job_id` may
+    go ahead (or is past its turn: running, a duplicate). One read while fewer than two
+    owners have jobs ready (a ready job's owner is one of them, so nobody else waits);
+    only then is the job itself read, for its owner."""
+    waiting = [o for o in await jobs.distinct("owner", {"status": stage.ready.value}) if o]
+    if len(waiting) < 2:
+        return None
+    job = await jobs.find_one({"_id": job_id}, {"owner": 1, "status": 1})
+    owner = (job or {}).get("owner")
+    if job is None or job.get("status") != stage.ready.value or not owner:
+        return None
+    return await _owed(jobs, owner=owner, waiting=[o for o in waiting if o != owner], stage=stage)
+
+
 async def owed_job(jobs: AsyncCollection, *, owner: str, stage: StagePool) -> str | None:
     """The job that should take the next slot instead of one of `owner`'s: the oldest
     ready job of the waiting owner with the fewest jobs in the stage, if that is fewer
     than `owner` has; None when `owner`'s job may go ahead."""
     waiting = await jobs.distinct("owner", {"status": stage.ready.value, "owner": {"$ne": owner}})
+    return await _owed(jobs, owner=owner, waiting=waiting, stage=stage)
+
+
+async def _owed(
+    jobs: AsyncCollection, *, owner: str, waiting: list[str], stage: StagePool
+) -> str | None:
     if not waiting:
         return None
     counts = {o: 0 for o in [owner, *waiting]}

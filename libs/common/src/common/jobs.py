@@ -92,10 +92,12 @@ class JobRepository:
         progress: int | None,
         fields: dict[str, Any] | None = None,
         unset: Iterable[str] = (),
+        holder: str | None = None,
     ) -> Job | None:
-        """Move the job to `to` if its status is one of `expected`; None if it is not
-        (a duplicate or late message). Progress-only changes use the same status in both;
-        `progress=None` keeps the job's own.
+        """Move the job to `to` if its status is one of `expected` (and, with `holder`,
+        while that holder has its lease); None if it is not (a duplicate or late message,
+        a lease lost). Progress-only changes use the same status in both; `progress=None`
+        keeps the job's own.
 
         One round trip: an update pipeline matches the expected status, increments `seq`
         and appends the history entry with the new `seq` in the same atomic write, so no
@@ -117,8 +119,11 @@ class JobRepository:
         ]
         if unset:
             pipeline.append({"$unset": list(unset)})
+        where: dict[str, Any] = {"_id": job_id, "status": {"$in": [s.value for s in expected]}}
+        if holder is not None:
+            where["lease.holder"] = holder
         updated: Job | None = await self.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": [s.value for s in expected]}},
+            where,
             pipeline,
             return_document=ReturnDocument.AFTER,
         )
@@ -164,16 +169,14 @@ class JobRepository:
             "until": {"$literal": stamp + timedelta(seconds=lease_seconds)},
             "resumed": {"$not": [was_ready]},
         }
+        # No `$or` in the filter: SecantusDB then scans the collection instead of using
+        # the `_id` index (a claim took 10 ms of its CPU with 300 jobs, 2.5 ms with 30). A
+        # job that is `ready` carries no lease (every move into a ready status drops it).
         job = await self.jobs.find_one_and_update(
             {
                 "_id": job_id,
-                "$or": [
-                    {"status": ready.value},
-                    {
-                        "status": {"$in": working_values},
-                        "$or": [{"lease": {"$exists": False}}, {"lease.until": {"$lt": stamp}}],
-                    },
-                ],
+                "status": {"$in": [ready.value, *working_values]},
+                "lease.until": {"$not": {"$gte": stamp}},  # none, or run out
             },
             [
                 {
@@ -193,7 +196,7 @@ class JobRepository:
             resumed = job["lease"].get("resumed")
             return Claim(ClaimOutcome.RESUMED if resumed else ClaimOutcome.CLAIMED, job)
         job = await self.get(job_id)
-        if job is None or job["status"] not in [s.value for s in working]:
+        if job is None or job["status"] not in [ready.value, *working_values]:
             return Claim(ClaimOutcome.DONE, job)
         held = job.get("lease")
         if held is None:  # handed back between our two reads: look again shortly

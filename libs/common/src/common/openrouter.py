@@ -175,21 +175,36 @@ def _never_sent(error: httpx.TransportError) -> bool:
 
 
 class OpenRouter:
-    """`async with OpenRouter(config) as api:` — JSON calls and downloads that raise
-    `JobError` on every failure."""
+    """JSON calls and downloads that raise `JobError` on every failure. A worker keeps one
+    per process (its connections stay open between deliveries: a new client costs an
+    SSL context and a TLS handshake) and calls `aclose` at shutdown; a one-off use is
+    `async with OpenRouter(config) as api:`."""
 
     def __init__(self, config: OpenRouterConfig) -> None:
         self.config = config
-        headers = {"Authorization": f"Bearer {config.api_key}"}
-        if config.referer:
-            headers["HTTP-Referer"] = config.referer
-        if config.title:
-            headers["X-Title"] = config.title
-        self.http = httpx.AsyncClient(
-            base_url=config.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
-        )
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client, made on first use (inside the running event loop)."""
+        if self._http is None or self._http.is_closed:
+            config = self.config
+            headers = {"Authorization": f"Bearer {config.api_key}"}
+            if config.referer:
+                headers["HTTP-Referer"] = config.referer
+            if config.title:
+                headers["X-Title"] = config.title
+            self._http = httpx.AsyncClient(
+                base_url=config.base_url,
+                headers=headers,
+                timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -200,7 +215,7 @@ class OpenRouter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.http.aclose()
+        await self.aclose()
 
     def _path(self, path: str) -> str:
         # Relative to the base URL (which ends in /api/v1), whatever the caller wrote.

@@ -83,10 +83,18 @@ class Pipeline:
         progress: int,
         fields: dict[str, Any] | None = None,
         unset: Iterable[str] = (),
+        holder: str | None = None,
     ) -> Job | None:
-        """Store the transition, then publish `job.status`; None when it did not apply."""
+        """Store the transition, then publish `job.status`; None when it did not apply
+        (with `holder`: also when that holder no longer has the job's lease)."""
         job = await self.repo.transition(
-            job_id, expected=expected, to=to, progress=progress, fields=fields, unset=unset
+            job_id,
+            expected=expected,
+            to=to,
+            progress=progress,
+            fields=fields,
+            unset=unset,
+            holder=holder,
         )
         if job is not None:
             await self._stored(job)

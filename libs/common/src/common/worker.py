@@ -68,6 +68,9 @@ JITTER = 0.2
 # On a delayed event: the Unix time (in ms: an AMQP float is only 32 bits) before which
 # it must not be handled.
 NOT_BEFORE = "x-not-before"
+# On an event sent back while its job was in the stage (the next poll, a product's
+# prompt awaited): its job took its fair turn already, so none is looked for.
+IN_STAGE = "x-in-stage"
 
 
 def retry_wait(tier: float, at_least: float = 0.0) -> float:
@@ -115,6 +118,9 @@ class WorkerContext:
     background: asyncio.Task[None] | None = None
     # The delay queues this process has declared (each is declared when first used).
     declared_delays: set[str] = field(default_factory=set)
+    # Run at shutdown, after the broker and before the database closes (a provider's
+    # HTTP client, say).
+    closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: CommonSettings) -> "WorkerContext":
@@ -152,6 +158,11 @@ class WorkerContext:
             self.background = None
 
     async def stop(self) -> None:
+        for close in self.closing:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %s at shutdown failed", close)
         await self.client.close()
 
     def app(self) -> AsgiFastStream:
@@ -196,14 +207,19 @@ class WorkerContext:
             await self.repo.schedule_retry(event.job_id, seconds=delay)
         return delay
 
-    async def _delay_exactly(self, event: Event, work: WorkQueue, seconds: float) -> float:
+    async def _delay_exactly(
+        self, event: Event, work: WorkQueue, seconds: float, *, in_stage: bool = False
+    ) -> float:
         """Send the event back to its work queue after `seconds` (rounded up to whole
         seconds, coarser steps for long waits), through the delay queue of that length;
-        past the longest one the event goes round it again until its `x-not-before`."""
+        past the longest one the event goes round it again until its `x-not-before`.
+        `in_stage`: its job is in the stage already (marked `x-in-stage`)."""
         bucket, queue = work.delay_queue(seconds)
         headers: dict[str, FieldValue] = {}
         if seconds > bucket:
             headers[NOT_BEFORE] = int((time.time() + seconds) * 1000)
+        if in_stage:
+            headers[IN_STAGE] = 1
         if queue.name not in self.declared_delays:
             await self.broker.declare_queue(queue)
             self.declared_delays.add(queue.name)
@@ -212,10 +228,13 @@ class WorkerContext:
         )
         return float(max(bucket, seconds))
 
-    def _not_yet(self) -> float:
-        """Seconds until the delivery being handled may run (its `x-not-before`), or 0."""
+    def _headers(self) -> dict[str, Any]:
+        """The headers of the delivery being handled."""
         message = self.broker.context.get_local("message")
-        headers = getattr(message, "headers", None) or {}
+        return getattr(message, "headers", None) or {}
+
+    def _not_yet(self, headers: dict[str, Any]) -> float:
+        """Seconds until the delivery being handled may run (its `x-not-before`), or 0."""
         try:
             return max(int(headers.get(NOT_BEFORE, 0)) / 1000 - time.time(), 0.0)
         except (TypeError, ValueError):
@@ -227,10 +246,7 @@ class WorkerContext:
         """The event to handle now: this one, or one for the job owed the slot by
         `common.fairness`; then this event goes back to the end of its queue first (a
         crash in between leaves a duplicate, which the claim drops, never a loss)."""
-        job = await self.repo.jobs.find_one({"_id": event.job_id}, {"owner": 1, "status": 1})
-        if job is None or job.get("status") != pool.ready.value or not job.get("owner"):
-            return event  # past its turn already (running, a poll, a duplicate)
-        owed = await fairness.owed_job(self.repo.jobs, owner=job["owner"], stage=pool)
+        owed = await fairness.owed_instead(self.repo.jobs, job_id=event.job_id, stage=pool)
         if owed is None:
             return event
         await self.broker.publish(event, queue=work.queue.name, persist=True, mandatory=True)
@@ -289,11 +305,13 @@ class WorkerContext:
             @functools.wraps(handler)
             async def wrapper(event: E) -> None:
                 token = job_id_var.set(event.job_id)
+                headers = self._headers()
+                in_stage = bool(headers.get(IN_STAGE))
                 try:
-                    if (left := self._not_yet()) > 1:
-                        await self._delay_exactly(event, work, left)
+                    if (left := self._not_yet(headers)) > 1:
+                        await self._delay_exactly(event, work, left, in_stage=in_stage)
                         return
-                    if fair is not None:
+                    if fair is not None and not in_stage:
                         event = await self._fair_turn(event, work, stage, fair)
                         job_id_var.set(event.job_id)
                     await handler(event)
@@ -303,7 +321,7 @@ class WorkerContext:
                     raise
                 except RetryLater as later:
                     if later.exact:
-                        await self._delay_exactly(event, work, later.seconds)
+                        await self._delay_exactly(event, work, later.seconds, in_stage=True)
                     else:
                         await self._delay(event, work, at_least=later.seconds)
                 except JobError as error:

@@ -293,6 +293,8 @@ def register(
 ) -> PromptStage:
     """Subscribe the prompt stage to `prompt.jobs` on the worker's broker."""
     stage = PromptStage(ctx, settings, provider or get_provider(settings, ctx.storage))
+    if (close := getattr(stage.provider, "aclose", None)) is not None:
+        ctx.closing.append(close)  # a provider's HTTP client, kept for the process
     work = ctx.topology.prompt_jobs
 
     @ctx.broker.subscriber(

@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 from common.settings import CommonSettings
 
 # The default prefetch with the OpenRouter provider (see `prefetch`).
-OPENROUTER_PREFETCH = 16
+OPENROUTER_PREFETCH = 64
 
 
 class VideoSettings(CommonSettings):
@@ -16,10 +16,13 @@ class VideoSettings(CommonSettings):
     # image-to-video model). Unset: "openrouter" when OPENROUTER_API_KEY is set, else "local".
     video_provider: str = ""
     # Messages handled at once per worker. Default: 2 with the local renderer (a render keeps
-    # about two cores busy), 16 with OpenRouter (a delivery mostly waits on HTTP: a poll,
-    # a download), where MEDIA_CONCURRENCY bounds the ffmpeg work instead.
+    # about two cores busy), 64 with OpenRouter (a delivery is mostly one poll waiting on
+    # HTTP and the database: hundreds of jobs in flight are polled as often as the poll
+    # interval asks only with many polls at once), where MEDIA_CONCURRENCY bounds the
+    # clips finished at once instead.
     prefetch: int = Field(default=2, ge=1)
-    # ffmpeg processes (render, re-encode, poster) at once in this worker.
+    # ffmpeg processes (render, re-encode, poster) at once in this worker, and clips
+    # checked, finished and stored at once (a provider's clip once it is there).
     media_concurrency: int = Field(default=2, ge=1)
     # How long a claim on a job's generating stage holds before another worker may take over;
     # renewed while the clip is being made.

@@ -2,8 +2,9 @@
 
 Idempotent: the stage is claimed with a lease (a duplicate finds it busy or done), the
 storage keys are fixed per job (a second upload overwrites, never adds a clip), and the
-stored `video` is saved before completing, so a crash after the upload finishes the job
-without rendering again.
+job's `video` is stored by the write that completes it, while this worker holds the lease
+(a job left in `storing` with its `video` by an earlier version completes without
+rendering again).
 """
 
 import asyncio
@@ -11,6 +12,7 @@ import hashlib
 import logging
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from common.brief import Brief
 from common.errors import JobError
 from common.events import JobStatus, PromptReady
 from common.fairness import StagePool
-from common.jobs import ClaimOutcome, Job, JobRepository
+from common.jobs import ClaimOutcome, Job, JobRepository, now
 from common.lease import LeaseLost, holding_lease
 from common.media import InvalidMedia, VideoInfo, probe_video
 from common.metrics import (
@@ -41,7 +43,7 @@ from video.config import VideoSettings
 from video.fidelity import fidelity_fields
 from video.finishing.loudness import LoudnessError
 from video.poster import extract_poster, poster_time
-from video.progress import ProgressReporter
+from video.progress import MIN_STEP, ProgressReporter
 from video.providers.base import (
     PollLater,
     SubmissionUnderWay,
@@ -116,6 +118,9 @@ class VideoStage:
         self.ctx = ctx
         self.settings = settings
         self.provider = provider
+        # Clips checked, finished and stored at once: a worker polling many provider jobs
+        # (a high prefetch) finishes their clips a few at a time.
+        self.finishing = asyncio.Semaphore(settings.media_concurrency)
         # Series from the start, so the cost and fidelity panels show 0 (or no score yet)
         # rather than nothing: the local renderer's clips are never scored. Scores are
         # counted under the configured provider's name (video/fidelity.py).
@@ -164,7 +169,8 @@ class VideoStage:
                 # The provider's job still runs: hand the job back and look again after
                 # the time asked for, from a delay queue, instead of holding a prefetch
                 # slot while it runs.
-                await ctx.repo.hand_back(job["_id"], holder=ctx.holder, retry_in=later.seconds)
+                if not await self.hand_back_polling(job, later):
+                    return
                 log.info("provider job %s; next poll in %.0fs", later.status, later.seconds)
                 raise RetryLater(later.seconds, exact=True) from None
             if video is None:
@@ -178,13 +184,44 @@ class VideoStage:
             progress=100,
             fields={"video": video},
             unset=["lease"],
+            holder=ctx.holder,
         )
         if done is None:
-            log.info("the job left storing before it completed; dropped")
+            log.info("the job left storing or is no longer ours before it completed; dropped")
+            await self.cancel_at_provider(job["_id"])
             return
         log.info(
             "clip stored: %s (%.1fs, %d bytes)", video["key"], video["duration"], video["size"]
         )
+
+    async def hand_back_polling(self, job: Job, later: PollLater) -> bool:
+        """Hand the job back until its next poll, in one write: the lease dropped, the
+        poll's time noted for the reconciler and, when the provider says the clip moved
+        on, the new progress stored and announced. False when the job ended meanwhile
+        (canceled, timed out): the provider's job is canceled and not polled again."""
+        ctx = self.ctx
+        due = now() + timedelta(seconds=later.seconds)
+        progress = None if later.progress is None else ProgressReporter.percent(later.progress)
+        if progress is None or progress - job["progress"] < MIN_STEP:
+            await ctx.repo.hand_back(job["_id"], holder=ctx.holder, retry_in=later.seconds)
+            return True
+        moved = await ctx.pipeline.advance(
+            job["_id"],
+            expected=[JobStatus.GENERATING],
+            to=JobStatus.GENERATING,
+            progress=progress,
+            fields={"retry_at": due},
+            unset=["lease"],
+            holder=ctx.holder,
+        )
+        if moved is not None:
+            return True
+        current = await ctx.repo.get(job["_id"])
+        if current is None or JobStatus(current["status"]).is_final:
+            log.warning("the job is no longer ours (canceled or timed out)")
+            await self.cancel_at_provider(job["_id"])
+            return False
+        return True  # taken over meanwhile: its next poll finds out who holds it
 
     async def cancel_at_provider(self, job_id: str) -> None:
         """A job that ended while its clip was being made: cancel the provider's job
@@ -212,46 +249,52 @@ class VideoStage:
     async def make_and_store(self, job: Job) -> dict[str, Any] | None:
         """Render, check and upload the clip and its poster; the job's `video` field, or
         None when the job left the stage meanwhile (canceled, say)."""
-        ctx = self.ctx
-        job_id = job["_id"]
         with tempfile.TemporaryDirectory(prefix="video-") as tmp:
             workdir = Path(tmp)
             request = await self.request_for(job, workdir)
             clip = await self.generate(request, workdir, reported=job["progress"])
-            try:
-                info = await asyncio.to_thread(probe_video, clip)
-            except InvalidMedia as e:
-                raise JobError("invalid_video", f"The generated clip cannot be read: {e}") from e
-            check_clip(info, request)
-            await self.fetch_photo(request)  # a finished poll did not fetch it; finishing needs it
-            clip, info, ad = await self.finish(clip, info, request, workdir)
-            poster = await self.poster(
-                clip, workdir / "poster.jpg", info.duration, at=ad.pop("poster_at", None)
-            )
+            async with self.finishing:
+                return await self.finish_and_store(job, request, clip, workdir)
 
-            if job["status"] == JobStatus.GENERATING:
-                moved = await ctx.pipeline.advance(
-                    job_id, expected=[JobStatus.GENERATING], to=JobStatus.STORING, progress=90
-                )
-                if moved is None:
-                    log.info("the job left generating while its clip was made; dropped")
-                    return None
-            with storage_errors("store the clip"):
-                await ctx.storage.put_file(video_key(job_id), clip, "video/mp4")
-                await ctx.storage.put_file(poster_key(job_id), poster, "image/jpeg")
-            video = {
-                "key": video_key(job_id),
-                "poster_key": poster_key(job_id),
-                "duration": info.duration,
-                "width": info.width,
-                "height": info.height,
-                "size": clip.stat().st_size,
-                "codec": info.codec,
-                **ad,
-            }
-        # Saved before completing: a crash from here on completes without a new render.
-        if not await ctx.repo.update_fields(job_id, holder=ctx.holder, fields={"video": video}):
-            raise LeaseLost(job_id)
+    async def finish_and_store(
+        self, job: Job, request: VideoRequest, clip: Path, workdir: Path
+    ) -> dict[str, Any] | None:
+        """Check and finish the provider's clip, take its poster and upload both; the
+        job's `video` field (stored by the write that completes the job), or None when
+        the job left the stage meanwhile."""
+        ctx = self.ctx
+        job_id = job["_id"]
+        try:
+            info = await asyncio.to_thread(probe_video, clip)
+        except InvalidMedia as e:
+            raise JobError("invalid_video", f"The generated clip cannot be read: {e}") from e
+        check_clip(info, request)
+        await self.fetch_photo(request)  # a finished poll did not fetch it; finishing needs it
+        clip, info, ad = await self.finish(clip, info, request, workdir)
+        poster = await self.poster(
+            clip, workdir / "poster.jpg", info.duration, at=ad.pop("poster_at", None)
+        )
+
+        if job["status"] == JobStatus.GENERATING:
+            moved = await ctx.pipeline.advance(
+                job_id, expected=[JobStatus.GENERATING], to=JobStatus.STORING, progress=90
+            )
+            if moved is None:
+                log.info("the job left generating while its clip was made; dropped")
+                return None
+        with storage_errors("store the clip"):
+            await ctx.storage.put_file(video_key(job_id), clip, "video/mp4")
+            await ctx.storage.put_file(poster_key(job_id), poster, "image/jpeg")
+        video = {
+            "key": video_key(job_id),
+            "poster_key": poster_key(job_id),
+            "duration": info.duration,
+            "width": info.width,
+            "height": info.height,
+            "size": clip.stat().st_size,
+            "codec": info.codec,
+            **ad,
+        }
         return video
 
     async def finish(
@@ -401,6 +444,8 @@ def register(
         )
         provider = get_provider(settings, ctx.storage, spending)
     stage = VideoStage(ctx, settings, provider)
+    if (close := getattr(provider, "aclose", None)) is not None:
+        ctx.closing.append(close)  # a provider's HTTP client, kept for the process
     work = ctx.topology.video_jobs
 
     @ctx.broker.subscriber(

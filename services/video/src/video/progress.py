@@ -21,8 +21,13 @@ class ProgressReporter:
         self.reported = reported
         self.at = float("-inf")
 
+    @staticmethod
+    def percent(fraction: float) -> int:
+        """The job's progress for a provider's fraction."""
+        return LOW + int((HIGH - LOW) * min(max(fraction, 0.0), 1.0))
+
     async def __call__(self, fraction: float) -> None:
-        progress = LOW + int((HIGH - LOW) * min(max(fraction, 0.0), 1.0))
+        progress = self.percent(fraction)
         now = time.monotonic()
         if progress - self.reported < MIN_STEP or now - self.at < MIN_INTERVAL:
             return

@@ -210,6 +210,11 @@ class OpenRouterPromptProvider:
         self.model = settings.openrouter_prompt_model
         self.temperature = settings.openrouter_prompt_temperature
         self.storage = storage
+        # One client for the process, closed at shutdown (`aclose`).
+        self.api = OpenRouter(self.config)
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
 
     async def _complete(self, api: OpenRouter, messages: list[dict[str, Any]]) -> Reply:
         body = {
@@ -237,37 +242,37 @@ class OpenRouterPromptProvider:
             },
         ]
         replies: list[Reply] = []
-        async with OpenRouter(self.config) as api:
+        api = self.api
+        replies.append(await self._complete(api, messages))
+        try:
+            prompt = parse_reply(replies[0].content)
+        except InvalidReply as first:
+            log.info("the model's reply is not usable (%s); asking once more", first)
+            messages += [
+                {"role": "assistant", "content": replies[0].content},
+                {
+                    "role": "user",
+                    "content": (
+                        f"That reply cannot be used: {first}. Answer again with only a JSON "
+                        'object with the string fields "prompt", "camera_motion" and '
+                        '"mood" and the object "brief", and nothing else.'
+                    ),
+                },
+            ]
             replies.append(await self._complete(api, messages))
             try:
-                prompt = parse_reply(replies[0].content)
-            except InvalidReply as first:
-                log.info("the model's reply is not usable (%s); asking once more", first)
-                messages += [
-                    {"role": "assistant", "content": replies[0].content},
-                    {
-                        "role": "user",
-                        "content": (
-                            f"That reply cannot be used: {first}. Answer again with only a JSON "
-                            'object with the string fields "prompt", "camera_motion" and '
-                            '"mood" and the object "brief", and nothing else.'
-                        ),
-                    },
-                ]
-                replies.append(await self._complete(api, messages))
-                try:
-                    prompt = parse_reply(replies[1].content)
-                except InvalidReply as second:
-                    spent = sum(r.cost for r in replies)
-                    if spent:  # paid for, though the job gets nothing from it
-                        PROVIDER_COST.labels(provider=self.name).inc(spent)
-                    # The spend goes into the message, so the failed job shows it too.
-                    paid = f"; the two replies cost ${spent:.4f}" if spent else ""
-                    raise JobError(
-                        "invalid_llm_reply",
-                        f"OpenRouter: {self.model} did not answer with a usable video prompt, "
-                        f"even when asked again ({second}{paid}).",
-                    ) from second
+                prompt = parse_reply(replies[1].content)
+            except InvalidReply as second:
+                spent = sum(r.cost for r in replies)
+                if spent:  # paid for, though the job gets nothing from it
+                    PROVIDER_COST.labels(provider=self.name).inc(spent)
+                # The spend goes into the message, so the failed job shows it too.
+                paid = f"; the two replies cost ${spent:.4f}" if spent else ""
+                raise JobError(
+                    "invalid_llm_reply",
+                    f"OpenRouter: {self.model} did not answer with a usable video prompt, "
+                    f"even when asked again ({second}{paid}).",
+                ) from second
         usage = _total_usage(replies)
         brief, repairs = briefs.repair(
             prompt.brief,

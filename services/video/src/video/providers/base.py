@@ -72,12 +72,15 @@ class SubmissionUnderWay(Exception):
 
 class PollLater(Exception):
     """Not an error: the provider's job is still running; ask again after `seconds`. The
-    worker hands the job back and re-schedules its event, holding no slot meanwhile."""
+    worker hands the job back and re-schedules its event, holding no slot meanwhile.
+    `progress` (0 to 1, as for `ProgressCallback`): how far the provider says the clip
+    is, stored in the same write that hands the job back."""
 
-    def __init__(self, seconds: float, status: str = "") -> None:
+    def __init__(self, seconds: float, status: str = "", progress: float | None = None) -> None:
         super().__init__(f"{status or 'running'}; poll again in {seconds:.0f}s")
         self.seconds = seconds
         self.status = status
+        self.progress = progress
 
 
 def _local(

@@ -150,6 +150,16 @@ class OpenRouterVideoProvider:
         # The spending caps every submission reserves from (None: no caps, in unit tests).
         self.spending = spending
         self.usd_per_second = settings.openrouter_video_usd_per_second
+        # One client for the process (`aclose` at shutdown), and the submissions still
+        # on their way (shielded from their handlers' cancellation), which `aclose` awaits.
+        self.api = OpenRouter(self.config)
+        self.sending: set[asyncio.Task[dict[str, Any]]] = set()
+
+    async def aclose(self) -> None:
+        """At shutdown: let submissions on their way save their ids, then close the client."""
+        if self.sending:
+            await asyncio.wait(self.sending, timeout=self.config.timeout)
+        await self.api.aclose()
 
     async def generate(
         self,
@@ -160,15 +170,15 @@ class OpenRouterVideoProvider:
     ) -> Path:
         if checkpoint is None:
             raise ValueError("the OpenRouter provider saves its paid job's id: pass checkpoint")
-        async with OpenRouter(self.config) as api:
-            job = request.provider_job
-            if job and job.get("provider") == self.name and job.get("id"):
-                log.info("resuming OpenRouter video job %s", job["id"])
-            elif job and job.get("provider") == self.name and job.get("status") == SUBMITTING:
-                self.unconfirmed(job)
-            else:
-                job = await self.submit(api, request, checkpoint)
-            return await self.follow(api, request, job, workdir, progress, checkpoint)
+        api = self.api
+        job = request.provider_job
+        if job and job.get("provider") == self.name and job.get("id"):
+            log.info("resuming OpenRouter video job %s", job["id"])
+        elif job and job.get("provider") == self.name and job.get("status") == SUBMITTING:
+            self.unconfirmed(job)
+        else:
+            job = await self.submit(api, request, checkpoint)
+        return await self.follow(api, request, job, workdir, progress, checkpoint)
 
     def unconfirmed(self, mark: dict[str, Any]) -> NoReturn:
         """A submission began and its id is not stored. While it may still be on its way
@@ -217,7 +227,10 @@ class OpenRouterVideoProvider:
         # Shielded: if this handler is cancelled (the broker connection dropped, shutdown)
         # from the reservation on, the submission still gets its answer and saves the id,
         # so nothing paid is lost and no mark is left without its request.
-        return await asyncio.shield(self._send(body, options, checkpoint, request, price))
+        sending = asyncio.ensure_future(self._send(body, options, checkpoint, request, price))
+        self.sending.add(sending)
+        sending.add_done_callback(self.sending.discard)
+        return await asyncio.shield(sending)
 
     async def _send(
         self,
@@ -227,8 +240,8 @@ class OpenRouterVideoProvider:
         request: VideoRequest,
         price: float,
     ) -> dict[str, Any]:
-        """Reserve the clip from the spending caps, mark the job, POST /videos on a client
-        of its own (it may outlive the caller's) and save the paid job's id."""
+        """Reserve the clip from the spending caps, mark the job, POST /videos and save the
+        paid job's id."""
         # A cap that is reached fails the job here, before anything is paid.
         reserved = (
             {"budget": await self.spending.reserve(request.owner, price, request.batch_id)}
@@ -247,8 +260,7 @@ class OpenRouterVideoProvider:
                 await self.spending.release(reserved["budget"])
             raise
         try:
-            async with OpenRouter(self.config) as api:
-                answer = await api.call("POST", "/videos", json_body=body, idempotent=False)
+            answer = await self.api.call("POST", "/videos", json_body=body, idempotent=False)
         except Unconfirmed:
             raise  # the mark and the reservation stay: it may be paid for
         except JobError:
@@ -319,11 +331,11 @@ class OpenRouterVideoProvider:
                 f"OpenRouter: the clip was not ready {elapsed / 60:.0f} minutes after it was "
                 f"submitted (still {status}).",
             )
-        if status in PROGRESS:
-            await progress(fraction(PROGRESS[status]))
-        else:
+        if status not in PROGRESS:
             log.warning("OpenRouter job %s has an unknown status %r", job["id"], status)
-        raise PollLater(self.interval(elapsed), status)
+        # Its progress is stored with the hand-back of the job (one write per poll).
+        step = fraction(PROGRESS[status]) if status in PROGRESS else None
+        raise PollLater(self.interval(elapsed), status, progress=step)
 
     async def fetch(
         self,
