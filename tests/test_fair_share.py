@@ -28,10 +28,14 @@ async def test_one_owners_batch_does_not_hold_up_another_owner(
     # and the next one's claim).
     assert max(figures.busy_samples) == POOL, figures.busy_samples
     assert figures.busy_share >= 0.75, figures.busy_samples
-    # B's job starts within two of A's renders, every time, with A's batch still queued.
+    # B's job takes the next free slot, every time, with A's batch still queued: at most
+    # one of A's jobs per slot (a claim already under way when B's became ready) goes
+    # first, where first come, first served lets every one queued before it. How long that takes
+    # (within two of A's renders) is `make bench-fair`'s figure, not a timed assert.
     assert figures.a_waiting_at_end > 0, "A's batch ran out: B did not wait behind it"
-    assert max(figures.waits) <= 2 * figures.render, (
-        f"B waited {figures.waits} s; one of A's renders takes {figures.render:.2f} s"
+    assert max(figures.overtaken) <= POOL, (
+        f"A's jobs that started while B's was ready, per try: {figures.overtaken}; "
+        f"B waited {figures.waits} s"
     )
     # Stepping aside never makes a job render twice.
     assert not figures.rendered_twice

@@ -34,6 +34,10 @@ class Figures:
     busy_samples: list[int] = field(default_factory=list)
     # B: seconds from `queued` to `generating`, one per try.
     waits: list[float] = field(default_factory=list)
+    # B: how many of A's jobs entered `generating` while B's job was ready for the stage
+    # (`prompt_ready` → `generating`), one per try: first come, first served lets all of
+    # A's queued jobs go first; a fair turn none, or one already being claimed.
+    overtaken: list[int] = field(default_factory=list)
     # A: seconds from `generating` to `completed`, one per finished job.
     renders: list[float] = field(default_factory=list)
     # A's jobs still waiting for the video stage when B's last job started.
@@ -58,6 +62,16 @@ SAMPLE_EVERY = 0.25
 
 def _at(job: dict[str, Any], status: str) -> datetime | None:
     return next((h["at"] for h in job.get("history", []) if h["status"] == status), None)
+
+
+async def _started_between(jobs: Any, ids: list[str], after: datetime, before: datetime) -> int:
+    """How many of the jobs entered `generating` between the two times."""
+    started = 0
+    async for job in jobs.find({"_id": {"$in": ids}}, {"history": 1}):
+        at = _at(job, "generating")
+        if at is not None and after < at < before:
+            started += 1
+    return started
 
 
 async def _submit_batch(client: httpx.AsyncClient, photo: bytes, n: int) -> list[str]:
@@ -122,6 +136,9 @@ async def measure(
             queued, generating = _at(job, "queued"), _at(job, "generating")
             assert queued and generating
             figures.waits.append((generating - queued).total_seconds())
+            ready = _at(job, "prompt_ready")
+            assert ready
+            figures.overtaken.append(await _started_between(jobs, a_jobs, ready, generating))
             if n == tries - 1:
                 figures.a_waiting_at_end = await jobs.count_documents(
                     {"owner": owner_a, "status": {"$in": ["queued", "prompting", "prompt_ready"]}}
