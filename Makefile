@@ -30,9 +30,10 @@ install: $(if $(findstring .venv-tools,$(UV)),.venv-tools/bin/uv) ## Install uv 
 run: install fonts ## Start RabbitMQ (if needed), SecantusDB and the four services; web client on http://localhost:8000
 	$(UV) run --no-sync python scripts/run.py
 
-# Test processes (pytest-xdist). 0, one process, is the default: on two cores the suite is
-# bound by CPU, and three processes starved the fault scenarios (docs/development.md).
-TEST_WORKERS ?= 0
+# Test processes (pytest-xdist): two. A lone process left a core idle most of the time (the
+# tests wait on services, polls and retries); the fault suite is one unit of work on one of
+# them, its scenarios one after another (docs/development.md). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: install browser fonts prometheus helm ## Run every test (unit, service, end-to-end, browser) against the real broker, database and storage
 	$(UV) run --no-sync pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
