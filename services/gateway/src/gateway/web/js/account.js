@@ -1,11 +1,11 @@
 // The account page: API keys, webhook endpoints and their deliveries, sessions.
-// A plain ES module of its own (no build step). It uses the session the main page
+// A plain ES module (no build step), with the DOM helpers of dom.js. It uses the session the main page
 // saved; every text from the server is set with textContent, never parsed as HTML.
+
+import { $, el, show } from "./dom.js";
 
 const SESSION_KEY = "productVideos.session";
 const API = "/api/v1";
-
-const $ = (id) => document.getElementById(id);
 
 function loadSession() {
   try {
@@ -19,17 +19,6 @@ function loadSession() {
 const session = loadSession();
 // The endpoint whose deliveries are shown (null: none).
 let shownEndpoint = null;
-
-function show(element, visible) {
-  element.hidden = !visible;
-}
-
-function el(tag, text = "", attributes = {}) {
-  const node = document.createElement(tag);
-  if (text) node.textContent = text;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
 
 function button(label, onClick, className = "secondary small") {
   const node = el("button", label, { type: "button", class: className });

@@ -4,7 +4,7 @@
 // renderBatch again; nothing here knows where it came from.
 
 import { STATUS_LABELS, config } from "./api.js";
-import { $, setText, show } from "./dom.js";
+import { $, el, setText, show } from "./dom.js";
 
 export const FINAL_JOB = new Set(["completed", "failed", "canceled"]);
 const BATCH_LABELS = { running: "Making your videos", completed: "All done", canceled: "Canceled" };
@@ -19,31 +19,24 @@ export function variantLabel(variant, labels = presetLabels()) {
   return `${name}${variant.aspect_ratio} · ${variant.duration} s`;
 }
 
-function cell(tag, text, attributes = {}) {
-  const node = document.createElement(tag);
-  if (text) node.textContent = text;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
-
 function link(text, href, attributes = {}) {
-  return cell("a", text, { href, target: "_blank", rel: "noopener", ...attributes });
+  return el("a", text, { href, target: "_blank", rel: "noopener", ...attributes });
 }
 
 // One job's cell: its status, its links once done (links: the job's signed file links, or
 // undefined while they are fetched), why it failed.
 function jobCellContent(job, links, variant) {
-  const box = cell("div", "", { class: "job-cell" });
-  box.append(cell("span", STATUS_LABELS[job.status] || job.status, { class: "job-status", "data-status": job.status }));
+  const box = el("div", "", { class: "job-cell" });
+  box.append(el("span", STATUS_LABELS[job.status] || job.status, { class: "job-status", "data-status": job.status }));
   if (job.status === "completed" && links) {
-    const row = cell("span", "", { class: "links" });
+    const row = el("span", "", { class: "links" });
     row.append(
       link("Video", links.url, { "aria-label": `Video ${variant}` }),
       link("Poster", links.poster_url, { "aria-label": `Poster ${variant}` }),
     );
     box.append(row);
   }
-  if (job.error) box.append(cell("span", job.error.message, { class: "hint" }));
+  if (job.error) box.append(el("span", job.error.message, { class: "hint" }));
   return box;
 }
 
@@ -56,18 +49,18 @@ function drawRows(snapshot, variants) {
   drawn = snapshot.id;
   jobCells.clear();
   $("batch-head").replaceChildren(
-    cell("th", "Row", { scope: "col" }),
-    cell("th", "SKU", { scope: "col" }),
-    cell("th", "Title", { scope: "col" }),
-    ...variants.map((label) => cell("th", label, { scope: "col" })),
+    el("th", "Row", { scope: "col" }),
+    el("th", "SKU", { scope: "col" }),
+    el("th", "Title", { scope: "col" }),
+    ...variants.map((label) => el("th", label, { scope: "col" })),
   );
   $("batch-rows").replaceChildren(
     ...snapshot.rows.map((row) => {
-      const tr = cell("tr", "", { "data-row": String(row.row) });
-      tr.append(cell("td", String(row.row)), cell("th", row.sku, { scope: "row", dir: "auto" }));
-      tr.append(cell("td", row.title, { dir: "auto" }));
+      const tr = el("tr", "", { "data-row": String(row.row) });
+      tr.append(el("td", String(row.row)), el("th", row.sku, { scope: "row", dir: "auto" }));
+      tr.append(el("td", row.title, { dir: "auto", class: "name" }));
       for (const job of row.jobs) {
-        const td = cell("td", "", { "data-job": job.id });
+        const td = el("td", "", { "data-job": job.id });
         jobCells.set(job.id, td);
         tr.append(td);
       }

@@ -3,7 +3,7 @@
 // beside their rows, its quote under the table. Nothing is sent before every row is good.
 
 import { authHeaders, config, errorMessage } from "./api.js";
-import { $, setText, show } from "./dom.js";
+import { $, el, setText, show } from "./dom.js";
 import { readManifest } from "./manifest-preview.js";
 
 const CHECK_DELAY_MS = 300;
@@ -28,13 +28,6 @@ let checkSeq = 0;
 // The request the last good quote was for (null: nothing to send yet).
 let quoted = null;
 let hooks = { changed() {}, sessionEnded() {} };
-
-function el(tag, text = "", attributes = {}) {
-  const node = document.createElement(tag);
-  if (text) node.textContent = text;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
 
 function problemText(problem) {
   const label = FIELD_LABELS[problem.field] || problem.field;
@@ -106,7 +99,7 @@ function previewRow(row) {
   tr.append(
     el("td", String(row.number)),
     el("th", values.sku || "", { scope: "row", dir: "auto" }),
-    el("td", values.title || "", { dir: "auto" }),
+    el("td", values.title || "", { dir: "auto", class: "name" }),
     el("td", values.image || ""),
     el("td", values.price || "", { dir: "auto" }),
     el("td", "Checking…", { class: "row-check" }),

@@ -3,6 +3,14 @@
 
 export const $ = (id) => document.getElementById(id);
 
+// A new element with its text (as text) and attributes.
+export function el(tag, text = "", attributes = {}) {
+  const node = document.createElement(tag);
+  if (text) node.textContent = text;
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
 export function show(element, visible) {
   element.hidden = !visible;
 }
