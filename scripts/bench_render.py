@@ -195,7 +195,7 @@ SCALING_NOTES = [
     "is how many ffmpeg processes it runs at once, whatever the prefetch (`limit_media`, a",
     "semaphore around every `run_ffmpeg`: the render, the finishing pass, the poster).",
     "Defaults with the local renderer: `PREFETCH=2`, `MEDIA_CONCURRENCY=2` (OpenRouter:",
-    "`PREFETCH=16`, the same media limit). So above `MEDIA_CONCURRENCY` a higher prefetch",
+    "`PREFETCH=64`, the same media limit). So above `MEDIA_CONCURRENCY` a higher prefetch",
     "runs no more ffmpeg at once: it only overlaps a job's Python steps (canvas, captions,",
     "end card, music bed, probes, uploads) with other jobs' ffmpeg, and the jobs it holds",
     "wait for a media slot inside their render time. ffmpeg (x264) is multi-threaded, so",
