@@ -18,7 +18,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from pymongo import AsyncMongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import backends, fair_share, mail, processes  # noqa: E402
+from tests.support import bench_env, fair_share, processes  # noqa: E402
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 KEEP = "\n<!-- own sections -->"  # what scripts/bench.py keeps when it rewrites the file
@@ -114,32 +113,10 @@ def main() -> int:
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="pv-bench-fair-") as tmp:
         work = Path(tmp)
-        amqp_url = stack.enter_context(backends.rabbitmq())
-        mongodb_url = stack.enter_context(backends.mongodb(work))
-        sink = mail.shared_sink()
-        stack.callback(mail.stop_shared_sink)
-        tag = uuid.uuid4().hex[:8]
         env = {
-            "AMQP_URL": amqp_url,
-            "AMQP_PREFIX": f"bench.fair.{tag}.",
-            "AMQP_QUEUE_EXPIRES_SECONDS": "900",
-            "AMQP_DEAD_LETTER_STRATEGY": "at-most-once",
-            "MONGODB_URL": mongodb_url,
-            "MONGODB_DATABASE": f"pv_bench_fair_{tag}",
-            "STORAGE_URL": f"file://{work / 'objects'}",
-            "SIGNING_KEY": f"bench-{tag}",
-            "PROMPT_PROVIDER": "template",
-            "VIDEO_PROVIDER": "local",
-            "LOG_FORMAT": "text",
-            "LOG_LEVEL": "WARNING",
-            "RETRY_DELAYS": "[5,30,120]",
-            "FREE_JOBS_PER_IP": "0",
-            "FREE_JOBS_PER_EMAIL": "0",
-            "FREE_RUNNING_JOBS_PER_EMAIL": "0",
+            **bench_env.offline_env(stack, work, "fair"),
             "FAIR_SHARE_ENABLED": "false" if args.fifo else "true",
-            **sink.env,
         }
-        stack.callback(backends.delete_topology, env)
         with processes.running(env, work / "logs") as system:
             print(f"bench-fair: services up; A queues {args.batch}, B tries {args.tries}")
             try:

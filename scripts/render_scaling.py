@@ -15,7 +15,6 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +26,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.video.tests.images import mug
-from tests.support import backends, mail, processes
+from tests.support import bench_env, processes
 from tests.support import client as user
 
 # The single-ad measurement's clip, made anew each time (the same photo and text would
@@ -130,31 +129,7 @@ def measure(settings: list[Setting], jobs: int, progress: bool = True) -> list[R
     rows = []
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="pv-bench-scale-") as tmp:
         work = Path(tmp)
-        amqp_url = stack.enter_context(backends.rabbitmq())
-        mongodb_url = stack.enter_context(backends.mongodb(work))
-        sink = mail.shared_sink()
-        stack.callback(mail.stop_shared_sink)
-        tag = uuid.uuid4().hex[:8]
-        env = {
-            "AMQP_URL": amqp_url,
-            "AMQP_PREFIX": f"bench.render.{tag}.",
-            "AMQP_QUEUE_EXPIRES_SECONDS": "900",
-            "AMQP_DEAD_LETTER_STRATEGY": "at-most-once",
-            "MONGODB_URL": mongodb_url,
-            "MONGODB_DATABASE": f"pv_bench_render_{tag}",
-            "STORAGE_URL": f"file://{work / 'objects'}",
-            "SIGNING_KEY": f"bench-{tag}",
-            "PROMPT_PROVIDER": "template",
-            "VIDEO_PROVIDER": "local",
-            "LOG_FORMAT": "text",
-            "LOG_LEVEL": "WARNING",
-            "RETRY_DELAYS": "[5,30,120]",
-            "FREE_JOBS_PER_IP": "0",
-            "FREE_JOBS_PER_EMAIL": "0",
-            "FREE_RUNNING_JOBS_PER_EMAIL": "0",
-            **sink.env,
-        }
-        stack.callback(backends.delete_topology, env)
+        env = bench_env.offline_env(stack, work, "render")
         others = ("gateway", "notifier", "prompt")
         with processes.running(env, work / "logs", names=others) as system:
             for setting in settings:
