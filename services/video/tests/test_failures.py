@@ -110,6 +110,9 @@ class FlakyRepo:
     async def record_submission(self, job_id: str, *, holder: str, provider_job: dict) -> bool:
         return False  # no `submitting` mark of ours here
 
+    async def get(self, job_id: str) -> dict | None:
+        return None  # nothing of ours was stored
+
 
 async def test_a_paid_jobs_id_is_saved_once_the_database_is_back(monkeypatch) -> None:
     monkeypatch.setattr(handlers, "CHECKPOINT_WAITS", (0.01,) * 5)

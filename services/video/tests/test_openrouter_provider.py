@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from pymongo.errors import AutoReconnect
 
 from common.errors import JobError, user_message
 from common.events import PromptReady
@@ -22,6 +23,7 @@ from services.video.tests.images import mug
 from services.video.tests.support import Worker, eventually, worker_on
 from services.video.tests.test_worker import failure_logged
 from tests.support.fake_openrouter import SEEDANCE, FakeOpenRouter, Fault, VideoPlan
+from video import handlers
 from video.config import VideoSettings
 from video.handlers import save_checkpoint
 from video.providers.base import PollLater, VideoRequest, get_provider
@@ -461,3 +463,85 @@ async def test_two_handlers_of_one_job_send_one_paid_request(
     assert len(fake.calls("POST /videos")) == 1
     saved = (await repo.get(job["_id"]))["provider_job"]
     assert saved["id"] in fake.jobs
+
+
+class AnswerLost:
+    """A repository whose database applies the first write of `method` and then loses its
+    answer, as when it restarts at that moment (a retryable write's retry finds the work
+    done)."""
+
+    def __init__(self, repo: JobRepository, method: str) -> None:
+        self.repo = repo
+        self.method = method
+        self.lost = 1
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.repo, name)
+        if name != self.method:
+            return real
+
+        async def applied_then_lost(*args: Any, **kwargs: Any) -> Any:
+            done = await real(*args, **kwargs)
+            if self.lost:
+                self.lost -= 1
+                raise AutoReconnect("connection closed")
+            return done
+
+        return applied_then_lost
+
+
+async def leased_job(mongo_db: Any, holder: str) -> tuple[JobRepository, str]:
+    repo = JobRepository(mongo_db)
+    job, _ = await repo.create({"_id": new_job_id(), "owner": "shop@example.com"})
+    await mongo_db.jobs.update_one(
+        {"_id": job["_id"]},
+        {"$set": {"lease": {"holder": holder, "until": now() + timedelta(minutes=5)}}},
+    )
+    return repo, job["_id"]
+
+
+async def test_a_mark_whose_answer_was_lost_is_known_as_its_own(
+    fake: FakeOpenRouter, photo_file: Path, tmp_path: Path, mongo_db: Any, monkeypatch
+) -> None:
+    """The database stored the `submitting` mark and restarted before answering: the
+    retried write finds the mark there. It is this handler's own, so the clip is sent and
+    its id saved (it was once taken for another handler's: nothing was sent, and the job
+    failed as `provider_unconfirmed` minutes later)."""
+    monkeypatch.setattr(handlers, "CHECKPOINT_WAITS", (0.01,) * 3)
+    holder = "video-worker-1"
+    repo, job_id = await leased_job(mongo_db, holder)
+    flaky = AnswerLost(repo, "update_fields")
+
+    async def checkpoint(data: dict[str, Any]) -> None:
+        provider_job = {"provider": "openrouter", "holder": holder, **data}
+        assert await save_checkpoint(flaky, job_id, holder, provider_job)  # type: ignore[arg-type]
+
+    with pytest.raises(PollLater):
+        await provider_for(fake).generate(
+            request_for(photo_file, job_id=job_id), tmp_path, Calls(fake).report, checkpoint
+        )
+    assert flaky.lost == 0
+    assert len(fake.calls("POST /videos")) == 1
+    saved = (await repo.get(job_id))["provider_job"]
+    assert saved["id"] in fake.jobs and saved["status"] != "submitting"
+
+
+async def test_a_paid_id_whose_answer_was_lost_counts_as_saved(mongo_db: Any, monkeypatch) -> None:
+    """The lease is gone (the handler was cancelled while it sent), the paid id is saved
+    over the mark, and the answer to that write is lost: the id is there, so it is saved."""
+    monkeypatch.setattr(handlers, "CHECKPOINT_WAITS", (0.01,) * 3)
+    holder = "video-worker-1"
+    repo, job_id = await leased_job(mongo_db, holder)
+    mark = {"provider": "openrouter", "holder": holder, "status": "submitting"}
+    assert await save_checkpoint(repo, job_id, holder, mark)
+    await mongo_db.jobs.update_one({"_id": job_id}, {"$unset": {"lease": ""}})
+
+    paid = {"provider": "openrouter", "holder": holder, "id": "vid_1", "status": "pending"}
+    flaky = AnswerLost(repo, "record_submission")
+    assert await save_checkpoint(flaky, job_id, holder, paid)  # type: ignore[arg-type]
+    assert flaky.lost == 0
+    assert (await repo.get(job_id))["provider_job"]["id"] == "vid_1"
+
+    # Another handler's id over it is not ours: False (nothing of ours was saved).
+    other = {**paid, "id": "vid_2"}
+    assert not await save_checkpoint(repo, job_id, holder, other)

@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from faststream import AckPolicy
 from pymongo.errors import PyMongoError
@@ -83,8 +84,15 @@ async def save_checkpoint(
     minutes while the database is away: the id exists only in memory until then, and
     losing it would fail a clip that is already paid for. A paid job's id is saved over
     our own `submitting` mark even when the lease is gone (the handler was cancelled
-    while it was sent). False if it could not be saved for want of the lease."""
+    while it was sent). False if it could not be saved for want of the lease.
+
+    A write the database applied before its answer was lost (a restart) is tried again
+    and then finds its own work there: a mark carries a token of its own (a redelivery
+    in this process shares the holder), a paid job its id, so it is not taken for
+    another handler's."""
     marking = provider_job.get("status") == "submitting"
+    if marking:
+        provider_job = {**provider_job, "mark": uuid4().hex}
     for wait in (*CHECKPOINT_WAITS, None):
         try:
             if await repo.update_fields(
@@ -95,20 +103,28 @@ async def save_checkpoint(
             ):
                 return True
             if marking:
-                job = await repo.get(job_id)
-                mark = (job or {}).get("provider_job") or {}
-                if mark.get("status") == "submitting" or mark.get("id"):
+                stored = await stored_provider_job(repo, job_id)
+                if stored.get("mark") == provider_job["mark"]:
+                    return True
+                if stored.get("status") == "submitting" or stored.get("id"):
                     raise SubmissionUnderWay(job_id)
                 return False
-            return "id" in provider_job and await repo.record_submission(
-                job_id, holder=holder, provider_job=provider_job
-            )
+            if "id" not in provider_job:
+                return False
+            if await repo.record_submission(job_id, holder=holder, provider_job=provider_job):
+                return True
+            return (await stored_provider_job(repo, job_id)).get("id") == provider_job["id"]
         except PyMongoError as e:
             if wait is None:
                 raise
             log.warning("could not save the provider checkpoint (%s); again in %ss", e, wait)
             await asyncio.sleep(wait)
     raise AssertionError("unreachable")
+
+
+async def stored_provider_job(repo: JobRepository, job_id: str) -> dict[str, Any]:
+    job = await repo.get(job_id)
+    return (job or {}).get("provider_job") or {}
 
 
 class VideoStage:
