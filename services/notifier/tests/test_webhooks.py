@@ -129,12 +129,22 @@ async def test_a_finished_job_is_delivered_signed_to_the_endpoints_that_want_it(
         await account.endpoint(f"{failures_only.url}/hooks", ["job.failed"])
         ops = await notifier_for_webhooks()
         delivered_before = sample(await metrics_of(ops), DELIVERED)
-        job_id = await complete(driver, account.email)
+        # A catalogue's variant, its prompt's brief written: the shop's system gets both,
+        # as the API's job view shows them.
+        job = await driver.new_job(account.email)
+        brief = {"hook": "Made by hand", "benefits": ["Keeps tea hot"], "cta": "Shop now"}
+        links = {"product_id": "p-1", "variant": 2, "sku": "MUG-1"}
+        await driver.repo.jobs.update_one({"_id": job["_id"]}, {"$set": {"brief": brief, **links}})
+        for status, progress in HAPPY_PATH:
+            await driver.step(job["_id"], status, progress)
+        job_id = job["_id"]
 
         [request] = await receiver.wait_for(1)
         payload = Webhook(endpoint["secret"]).verify(request.body, request.headers)
         assert payload["type"] == "job.completed" and request.path == "/hooks"
         assert payload["data"]["id"] == job_id and payload["data"]["status"] == "completed"
+        assert payload["data"]["brief"] == brief
+        assert {k: payload["data"][k] for k in links} == links
         assert payload["data"]["video"]["url"] and payload["timestamp"]
         assert request.headers["webhook-id"].startswith("msg_")
         body = request.body.decode()

@@ -36,7 +36,6 @@ from pymongo.errors import DuplicateKeyError
 from common import webhooks
 from common.batches import BatchRepository, batch_summary
 from common.events import BatchCompleted, JobCompleted, JobFailed
-from common.jobs import Job
 from common.logs import job_id_var
 from common.metrics import (
     WEBHOOK_ATTEMPT_SECONDS,
@@ -47,32 +46,16 @@ from common.outbound import OutboundClient, OutboundError
 from common.storage import Storage
 from common.tokens import Signer
 from common.topology import Topology
-from common.views import public_job
+from common.views import PUBLIC_JOB_FIELDS, public_job
 from common.webhooks import DeliveryStatus
 from notifier.config import NotifierSettings
 
 log = logging.getLogger(__name__)
 
-# What a delivery keeps of its job: what the public view reads, nothing else (no owner,
-# no client address).
-_SNAPSHOT_FIELDS = (
-    "_id",
-    "status",
-    "progress",
-    "seq",
-    "title",
-    "description",
-    "options",
-    "image",
-    "attempts",
-    "created_at",
-    "updated_at",
-    "history",
-    "prompt",
-    "video",
-    "provider_job",
-    "error",
-)
+# What a delivery keeps of its job: what the public view reads (the one list, in
+# common.views: brief, notes and product links included), and the owner to find its
+# endpoints, which the snapshot then drops with everything else private.
+_DELIVERY_READ = {**PUBLIC_JOB_FIELDS, "owner": 1}
 MAX_ATTEMPTS_KEPT = 50
 RESPONSE_BYTES_READ = 16 * 1024
 
@@ -81,18 +64,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def snapshot_of(job: Job) -> dict[str, Any]:
-    return {k: job[k] for k in _SNAPSHOT_FIELDS if k in job}
-
-
 async def create_deliveries(
     db: AsyncDatabase, settings: NotifierSettings, event_type: str, job_id: str
 ) -> int:
     """The deliveries of one job event, one per endpoint that wants it; the number new."""
-    job = await db["jobs"].find_one({"_id": job_id})
+    job = await db["jobs"].find_one({"_id": job_id}, _DELIVERY_READ)
     if job is None:
         return 0
-    about = {"job_id": job_id, "seq": job["seq"], "job": snapshot_of(job)}
+    snapshot = {k: v for k, v in job.items() if k != "owner"}
+    about = {"job_id": job_id, "seq": job["seq"], "job": snapshot}
     return await _insert_deliveries(
         db, settings, job["owner"], event_type, job_id, about, job["updated_at"]
     )
