@@ -1,10 +1,12 @@
 """A batch's progress from its jobs, against a real MongoDB-protocol server."""
 
+import itertools
 from typing import Any
 
 import pytest
 
 from common.batch_progress import batch_progress
+from common.batches import cost_so_far
 from common.events import JobStatus
 from common.jobs import JobRepository, new_job_id
 
@@ -57,3 +59,33 @@ async def test_a_batch_without_jobs(mongo_db: Any) -> None:
     progress = await batch_progress(JobRepository(mongo_db).jobs, "nothing")
     assert progress.total == 0 and progress.seq == 0 and progress.cost_usd == 0
     assert progress.finished  # nothing left to wait for
+
+
+# How a job may hold one cost: no parent document, a null one, no field, null, 0, a price.
+COST_SHAPES: list[dict[str, Any] | str | None] = [
+    "absent",
+    None,
+    {},
+    {"cost": None},
+    {"cost": 0.0},
+    {"cost": 0.125},
+]
+
+
+async def test_the_database_and_the_batch_view_count_cost_alike(mongo_db: Any) -> None:
+    """The batch's aggregation (for its events) and the gateway's batch view (over loaded
+    jobs) sum every shape a job's prompt and provider cost can have the same way."""
+    repo = JobRepository(mongo_db)
+    batch = new_job_id()
+    for prompt, provider_job in itertools.product(COST_SHAPES, COST_SHAPES):
+        extra = {
+            name: shape
+            for name, shape in (("prompt", prompt), ("provider_job", provider_job))
+            if shape != "absent"
+        }
+        await _job(repo, batch, **extra)
+    loaded = {job["_id"]: job async for job in repo.jobs.find({"batch_id": batch})}
+
+    progress = await batch_progress(repo.jobs, batch)
+
+    assert progress.cost_usd == cost_so_far(loaded) == pytest.approx(2 * 6 * 0.125)

@@ -6,9 +6,9 @@ jobs adds one (a job's `seq` counts its `history` entries), every replica comput
 same number from the same jobs, and it never goes back. It plays for a batch the part a
 job's `seq` plays for a job (the notifier's `after_seq`).
 
-Cost: the plain sum of the jobs' prompt cost (`prompt.cost`) and provider cost
-(`provider_job.cost`), as the gateway's batch view counts it: a product's one prompt is
-paid by the job that wrote it, its other variants' jobs show 0.
+Cost: the plain sum of the jobs' `JOB_COSTS` (prompt and provider), the one rule the
+gateway's batch view (`common.batches.cost_so_far`) counts by too: a product's one prompt
+is paid by the job that wrote it, its other variants' jobs show 0.
 """
 
 from dataclasses import dataclass, field
@@ -20,6 +20,19 @@ from common.events import FINAL_STATUSES, JobStatus
 
 BATCHES = "batches"
 _FINAL = frozenset(s.value for s in FINAL_STATUSES)
+# What a job has cost: each field in US dollars, missing or null counting 0.
+JOB_COSTS = ("prompt.cost", "provider_job.cost")
+
+
+def job_cost(job: dict[str, Any]) -> float:
+    """A loaded job's `JOB_COSTS`, summed as `_pipeline` sums them in the database."""
+    total = 0.0
+    for path in JOB_COSTS:
+        value: Any = job
+        for name in path.split("."):
+            value = (value or {}).get(name)
+        total += float(value or 0.0)
+    return total
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,7 @@ class BatchProgress:
 
 
 def _pipeline(batch_id: str) -> list[dict[str, Any]]:
-    cost = {"$add": [{"$ifNull": ["$prompt.cost", 0]}, {"$ifNull": ["$provider_job.cost", 0]}]}
+    cost = {"$add": [{"$ifNull": [f"${path}", 0]} for path in JOB_COSTS]}
     group = {"_id": "$status", "n": {"$sum": 1}, "seq": {"$sum": "$seq"}, "usd": {"$sum": cost}}
     return [{"$match": {"batch_id": batch_id}}, {"$group": group}]
 

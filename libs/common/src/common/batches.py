@@ -17,6 +17,7 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from common.batch_progress import job_cost
 from common.events import JobStatus
 from common.jobs import Job
 from common.views import API_PREFIX
@@ -177,11 +178,7 @@ class BatchRepository:
 def cost_so_far(jobs: dict[str, Job]) -> float:
     """What the jobs have cost so far: their prompts and their provider jobs. A product's
     one prompt is paid by the job that wrote it; its other variants' jobs show cost 0."""
-    total = 0.0
-    for job in jobs.values():
-        total += float((job.get("prompt") or {}).get("cost") or 0.0)
-        total += float((job.get("provider_job") or {}).get("cost") or 0.0)
-    return round(total, 6)
+    return round(sum(job_cost(job) for job in jobs.values()), 6)
 
 
 def all_final(batch: Batch, jobs: dict[str, Job]) -> bool:
