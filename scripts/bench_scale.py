@@ -86,6 +86,8 @@ class Snapshot:
     commands: dict[str, float]
     messages: dict[str, float]
     by_command: dict[str, dict[str, float]] = field(default_factory=dict)
+    # CPU of media work in each process's own threads, by step (`pv_media_cpu_seconds_total`).
+    media: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 async def snapshot(system: processes.System, db_pid: int | None) -> Snapshot:
@@ -95,6 +97,7 @@ async def snapshot(system: processes.System, db_pid: int | None) -> Snapshot:
     commands: dict[str, float] = {}
     messages: dict[str, float] = {}
     by_command: dict[str, dict[str, float]] = {}
+    media: dict[str, dict[str, float]] = {}
     async with httpx.AsyncClient(timeout=30) as client:
         for name, service in system.services.items():
             text = (await client.get(f"{service.ops_url}/metrics")).text
@@ -104,7 +107,8 @@ async def snapshot(system: processes.System, db_pid: int | None) -> Snapshot:
                 f"{c}": v
                 for c, v in metric_by(text, "pv_mongodb_commands_total", "command").items()
             }
-    return Snapshot(cpu, commands, messages, by_command)
+            media[name] = metric_by(text, "pv_media_cpu_seconds_total", "step")
+    return Snapshot(cpu, commands, messages, by_command, media)
 
 
 def per_job(before: Snapshot, after: Snapshot, jobs: int) -> dict[str, Any]:
@@ -119,8 +123,17 @@ def per_job(before: Snapshot, after: Snapshot, jobs: int) -> dict[str, Any]:
         }
         for name in after.by_command
     }
+    media = {
+        name: {
+            step: (v - before.media.get(name, {}).get(step, 0.0)) / jobs
+            for step, v in steps.items()
+        }
+        for name, steps in after.media.items()
+        if steps
+    }
     return {
         "cpu": diff(before.cpu, after.cpu),
+        "media": media,
         "commands": diff(before.commands, after.commands),
         "messages": diff(before.messages, after.messages),
         "commands_by": commands_by,

@@ -10,13 +10,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from common.brief import Brief
 from common.media import FRAME_SIZES, probe_video
 from common.presets import PRESETS, safe_area
 from services.video.tests.images import PRODUCT, bottle
 from video.config import VideoSettings
-from video.fidelity import score
+from video.fidelity import frames, score, score_frames
 from video.finishing import Finished, finish
 from video.finishing.captions import font_sizes
 from video.finishing.loudness import TARGET_LUFS, measure
@@ -313,3 +314,26 @@ async def test_an_openrouter_clip_is_finished_the_same_way_and_scored(
     assert score(req.image, conformed) < 0.45
     local_raw, _ = raw_clips["9:16"]
     assert score(req.image, local_raw) > score(req.image, conformed)
+
+
+def fully_decoded(clip: Path) -> list[Image.Image]:
+    """The clip's first and middle frames, every frame decoded with every filter."""
+    with av.open(str(clip)) as container:
+        decoded = [frame.to_image() for frame in container.decode(video=0)]
+    return [decoded[0], decoded[len(decoded) // 2]]
+
+
+async def test_the_quick_decoding_scores_as_the_full_one(
+    fake_model_clip: Path, raw_clips: dict[str, tuple[Path, VideoRequest]]
+) -> None:
+    """The score decodes for a thumbnail (no deblocking, most B-frames skipped): the
+    owner sees the same fidelity as from every frame decoded in full, on a clip that
+    keeps the product and on one that keeps nothing of it."""
+    clips = [(clip, req.image) for clip, req in raw_clips.values()]
+    clips.append((fake_model_clip, raw_clips["9:16"][1].image))
+    for clip, photo in clips:
+        quick = frames(clip)
+        assert [f.size for f in quick] == [f.size for f in fully_decoded(clip)]
+        assert score_frames(photo, quick) == pytest.approx(
+            score_frames(photo, fully_decoded(clip)), abs=0.02
+        ), clip

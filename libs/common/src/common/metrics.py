@@ -143,3 +143,9 @@ MONGODB_COMMANDS = Counter(
     "MongoDB commands (round trips) this process sent, by command and collection.",
     ["command", "collection"],
 )
+MEDIA_CPU = Counter(
+    "pv_media_cpu_seconds_total",
+    "CPU seconds of media work in this process's own threads (drawing, decoding for a "
+    "score, preparing a photo or music), by step; ffmpeg's child processes not included.",
+    ["step"],
+)

@@ -27,8 +27,10 @@ from common.fairness import StagePool
 from common.jobs import ClaimOutcome, Job, JobRepository, now
 from common.lease import LeaseLost, holding_lease
 from common.media import InvalidMedia, VideoInfo, probe_video
+from common.media_work import STEPS as MEDIA_STEPS
 from common.metrics import (
     DUPLICATE_EVENTS,
+    MEDIA_CPU,
     PROVIDER_CALLS,
     PROVIDER_COST,
     PROVIDER_SECONDS,
@@ -143,6 +145,8 @@ class VideoStage:
         PROVIDER_COST.labels(provider=provider.name)
         VIDEO_FIDELITY.labels(provider=settings.video_provider)
         VIDEO_FIDELITY_WARNINGS.labels(provider=settings.video_provider)
+        for step in MEDIA_STEPS:
+            MEDIA_CPU.labels(step=step)
 
     async def handle(self, event: PromptReady) -> None:
         ctx = self.ctx

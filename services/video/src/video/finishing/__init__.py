@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from common.brief import DEFAULT_CTA, Brief, clip_words
+from common.media_work import media_work
 from common.presets import safe_area
 from video.finishing.captions import Overlay, render_caption
 from video.finishing.compose import AudioSource, Composition, build_command
@@ -115,7 +116,7 @@ async def finish(
     """The finished ad beside the clip in workdir."""
     frame_w, frame_h = await asyncio.to_thread(_frame_size, clip)
     frame = (frame_w, frame_h)
-    photo = await asyncio.to_thread(open_photo, request.image, frame)
+    photo = await media_work("photo", open_photo, request.image, frame)
     brief = brief_for(request, photo)
     safe = safe_area(request.aspect_ratio, request.preset)
     timeline = plan(duration, brief, captions=request.captions != "off")
@@ -137,7 +138,7 @@ async def finish(
         )
         return overlays, card
 
-    overlays, card = await asyncio.to_thread(draw)
+    overlays, card = await media_work("overlays", draw)
     audio = await audio_source(clip, request, brief, duration, workdir, time_limit)
     out = workdir / "finished.mp4"
     composition = Composition(
@@ -183,7 +184,7 @@ async def audio_source(
             return AudioSource(own=True, gain=gain_db(measured))
     if request.music == "off":
         return AudioSource(silent=True)
-    bed = await asyncio.to_thread(write_bed, brief.mood, duration, workdir / "bed.wav")
+    bed = await media_work("music", write_bed, brief.mood, duration, workdir / "bed.wav")
     key = (brief.mood, duration)
     if key not in _BED_LOUDNESS:  # the same samples measure the same: once per process
         _BED_LOUDNESS[key] = await measure(bed, time_limit=time_limit)

@@ -3,13 +3,13 @@
 finishing step adds captions, the end card and music. Offline, free and deterministic: the
 same photo, prompt and brief give the same clip."""
 
-import asyncio
 import logging
 from pathlib import Path
 
 from common.brief import Brief
 from common.errors import JobError
 from common.media import frame_size
+from common.media_work import media_work
 from video.config import VideoSettings
 from video.finishing import brief_for
 from video.finishing.text import hex_rgb
@@ -75,7 +75,7 @@ class LocalProvider:
             return still, brief
 
         try:
-            still, brief = await asyncio.to_thread(prepare)
+            still, brief = await media_work("photo", prepare)
         except RenderError as e:
             raise JobError("render_failed", str(e)) from e
         await progress(PREPARED)
