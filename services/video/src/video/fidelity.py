@@ -23,6 +23,10 @@ from video.render.geometry import Box, cover, fit
 log = logging.getLogger(__name__)
 
 THUMB = 48  # pixels on the longer side of the compared region
+# The frames are converted at this size on their longer side (not the clip's own): the
+# product's region in it is still several times THUMB, and the conversion of two whole
+# frames to RGB was a quarter of the step.
+FRAME_SIDE = 480
 _C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
@@ -70,13 +74,21 @@ def frames(clip: Path) -> list[Image.Image]:
         last = None
         for frame in container.decode(stream):
             if not shown:
-                shown.append(frame.to_image())
+                shown.append(_small(frame))
             last = frame
             if frame.time is not None and frame.time >= middle:
                 break
         if last is None:
             raise ValueError("the clip has no video frames")
-        return [*shown, last.to_image()]
+        return [*shown, _small(last)]
+
+
+def _small(frame: Any) -> Image.Image:
+    """The frame as RGB, FRAME_SIDE pixels on its longer side at most."""
+    scale = min(1.0, FRAME_SIDE / max(frame.width, frame.height))
+    return frame.to_image(
+        width=max(round(frame.width * scale), 1), height=max(round(frame.height * scale), 1)
+    )
 
 
 def _length(container: Any, stream: Any) -> float:
