@@ -2,8 +2,10 @@
 real services (local renderer, template prompts): a shop owner signs in, picks a CSV and a
 photos zip with one bad row and sees the problem beside that row, nothing sent; fixes it,
 reads the quote, sends (a double click makes one batch), watches every video complete in the
-live table, downloads the CSV export; then cancels a second batch. Screenshots at phone and
-desktop widths (WEB_SCREENSHOTS=folder keeps them)."""
+live table, downloads the CSV export; then cancels a second batch. On a phone the refused
+row's reason and every video's status and links are on screen, nothing scrolls sideways; on a
+desktop the tables stay tables. Screenshots at phone and desktop widths (WEB_SCREENSHOTS=folder
+keeps them)."""
 
 import csv
 import io
@@ -14,14 +16,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, FilePayload, Page, Request, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    FilePayload,
+    Locator,
+    Page,
+    Request,
+    async_playwright,
+    expect,
+)
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.support import client as user
 from tests.support import processes
 from tests.support.browser import chromium_executable
 from tests.support.mail import MailSink
-from tests.test_web_client import screenshots
+from tests.test_web_client import DESKTOP, PHONE, screenshots
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -84,6 +94,27 @@ async def sign_in(page: Page, system: processes.System, mail_sink: MailSink) -> 
     return email
 
 
+async def on_screen(item: Locator, width: int = PHONE["width"]) -> None:
+    """Shown and whole within the viewport's width: read without scrolling sideways."""
+    await expect(item).to_be_visible()
+    box = await item.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, f"{box} past {width} px"
+
+
+async def no_sideways_scroll(region: Locator) -> None:
+    overflow = await region.evaluate("e => e.scrollWidth - e.clientWidth")
+    assert overflow <= 0, f"{overflow} px to scroll sideways"
+
+
+async def on_one_line(row: Locator) -> None:
+    """A table row as a desktop draws it: every cell side by side."""
+    tops = await row.locator("th, td").evaluate_all(
+        "cells => cells.map(c => Math.round(c.getBoundingClientRect().top))"
+    )
+    assert len(tops) > 1 and len(set(tops)) == 1, tops
+
+
 async def choose_cuts(page: Page, cuts: dict[str, str]) -> None:
     """Ticks exactly the presets named, each with its length."""
     for box in await page.locator('input[name="variant"]').all():
@@ -138,6 +169,16 @@ async def test_a_catalogue_is_checked_sent_followed_exported_and_cancelled(
     await expect(page.locator("#check-status")).to_have_text("1 problem to fix; nothing was sent.")
     await expect(page.locator("#send")).to_be_disabled()
     await expect(page.locator("#quote")).to_be_hidden()
+    # On a phone the reason is read beside its row, whole, with nothing to scroll sideways.
+    await page.set_viewport_size(PHONE)
+    await no_sideways_scroll(page.get_by_role("region", name="The products checked"))
+    await on_screen(rows.nth(1).get_by_text("Photo: 'tote-9.jpg' is not in the photos zip."))
+    await on_screen(rows.nth(1).get_by_text("TOTE-2"))
+    await on_screen(rows.nth(0).get_by_text("OK"))
+    # On a desktop it is still a table: the headings, each row on one line.
+    await page.set_viewport_size(DESKTOP)
+    await expect(page.locator("#rows-table thead")).to_be_visible()
+    await on_one_line(rows.nth(1))
     await screenshots(page, shots, "catalogue-bad-row")
 
     # Fixed: every row good, the quote (free on the local renderer), then one batch however
@@ -168,6 +209,14 @@ async def test_a_catalogue_is_checked_sent_followed_exported_and_cancelled(
     await expect(page.locator("#batch-rows .job-status")).to_have_text(["Done"] * 4)
     await expect(page.locator("#batch-rows a", has_text="Video")).to_have_count(4)
     await expect(page.locator("#cancel-batch")).to_be_hidden()
+    # On a phone every video's status and links are on screen, nothing scrolls sideways.
+    await page.set_viewport_size(PHONE)
+    await no_sideways_scroll(page.get_by_role("region", name="The batch's videos"))
+    for item in await page.locator("#batch-rows .job-status, #batch-rows a").all():
+        await on_screen(item)
+    await page.set_viewport_size(DESKTOP)
+    await expect(page.locator("#batch-head")).to_be_visible()
+    await on_one_line(page.locator("#batch-rows tr").first)
     await screenshots(page, shots, "catalogue-batch-done")
     assert len({r.headers["idempotency-key"] for r in sent}) == 1
     batch_id = await page.locator("#batch-id").text_content()

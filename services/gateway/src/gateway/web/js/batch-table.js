@@ -4,7 +4,7 @@
 // renderBatch again; nothing here knows where it came from.
 
 import { STATUS_LABELS, config } from "./api.js";
-import { $, el, setText, show } from "./dom.js";
+import { $, el, labelCells, setText, show } from "./dom.js";
 
 export const FINAL_JOB = new Set(["completed", "failed", "canceled"]);
 const BATCH_LABELS = { running: "Making your videos", completed: "All done", canceled: "Canceled" };
@@ -48,12 +48,8 @@ const jobCells = new Map();
 function drawRows(snapshot, variants) {
   drawn = snapshot.id;
   jobCells.clear();
-  $("batch-head").replaceChildren(
-    el("th", "Row", { scope: "col" }),
-    el("th", "SKU", { scope: "col" }),
-    el("th", "Title", { scope: "col" }),
-    ...variants.map((label) => el("th", label, { scope: "col" })),
-  );
+  const headings = ["Row", "SKU", "Title", ...variants];
+  $("batch-head").replaceChildren(...headings.map((label) => el("th", label, { scope: "col" })));
   $("batch-rows").replaceChildren(
     ...snapshot.rows.map((row) => {
       const tr = el("tr", "", { "data-row": String(row.row) });
@@ -64,7 +60,7 @@ function drawRows(snapshot, variants) {
         jobCells.set(job.id, td);
         tr.append(td);
       }
-      return tr;
+      return labelCells(tr, headings);
     }),
   );
 }

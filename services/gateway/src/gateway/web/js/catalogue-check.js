@@ -3,7 +3,7 @@
 // beside their rows, its quote under the table. Nothing is sent before every row is good.
 
 import { authHeaders, config, errorMessage } from "./api.js";
-import { $, el, setText, show } from "./dom.js";
+import { $, el, labelCells, setText, show } from "./dom.js";
 import { readManifest } from "./manifest-preview.js";
 
 const CHECK_DELAY_MS = 300;
@@ -93,7 +93,7 @@ function requestData() {
 
 // ---------- the check: the preview table and the server's quote ----------
 
-function previewRow(row) {
+function previewRow(row, headings) {
   const tr = el("tr", "", { "data-row": String(row.number) });
   const values = row.values;
   tr.append(
@@ -104,7 +104,7 @@ function previewRow(row) {
     el("td", values.price || "", { dir: "auto" }),
     el("td", "Checking…", { class: "row-check" }),
   );
-  return tr;
+  return labelCells(tr, headings);
 }
 
 async function renderPreview(file) {
@@ -112,7 +112,8 @@ async function renderPreview(file) {
   list.replaceChildren();
   try {
     const rows = await readManifest(file);
-    list.append(...rows.map(previewRow));
+    const headings = [...$("rows-table").tHead.rows[0].cells].map((th) => th.textContent);
+    list.append(...rows.map((row) => previewRow(row, headings)));
     show($("rows-table"), rows.length > 0);
   } catch {
     show($("rows-table"), false); // the server's check says what is wrong with the file

@@ -11,6 +11,13 @@ export function el(tag, text = "", attributes = {}) {
   return node;
 }
 
+// Names each cell of a table row after its column's heading (data-label): where a phone
+// draws the row as a card (catalogue.css), the heading is shown with its cell.
+export function labelCells(row, headings) {
+  [...row.cells].forEach((cell, i) => cell.setAttribute("data-label", headings[i] || ""));
+  return row;
+}
+
 export function show(element, visible) {
   element.hidden = !visible;
 }
