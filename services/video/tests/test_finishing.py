@@ -3,9 +3,11 @@ the renderer's own report): streams, loudness, captions inside the safe area wit
 contrast, the end card in the last 1.5-2 s, the product filling the frame, every preset's
 size and length, music off, finish=false, and an OpenRouter clip finished the same way."""
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -340,3 +342,44 @@ async def test_the_quick_decoding_scores_as_the_full_one(
         assert score_frames(photo, quick) == pytest.approx(score_frames(photo, full), abs=0.02), (
             clip
         )
+
+
+def encoding(clip: Path) -> tuple[Any, ...]:
+    """Profile, pixel format, colour tags (1: BT.709; range 1: limited) and the longest
+    wait for a keyframe (x264 adds one at a cut), in seconds."""
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        codec = stream.codec_context
+        keyframes = [
+            round(float(frame.time or 0), 1)
+            for frame in container.decode(stream)
+            if frame.key_frame
+        ]
+        tags = (codec.color_primaries, codec.color_trc, codec.colorspace, codec.color_range)
+        ends = [*keyframes, float(stream.duration * stream.time_base)]  # type: ignore[operator]
+        wait = max(b - a for a, b in itertools.pairwise(ends))
+        return (codec.profile, codec.pix_fmt, tags, round(wait, 1))
+
+
+async def test_every_clip_we_store_has_one_encoding(
+    tall_ad: Ad, raw_clips: dict[str, tuple[Path, VideoRequest]], workdir: Path
+) -> None:
+    """The local render, the finished ad and a model's clip scaled to its frame (here
+    30 fps and a few pixels off) are High profile 4:2:0, tagged BT.709, and seek from a
+    keyframe every two seconds (a player must not guess their colours)."""
+    model = workdir / "model-30fps.mp4"
+    await run_ffmpeg(
+        ["-f", "lavfi", "-i", "testsrc2=size=724x1286:rate=30", "-t", "3", "-c:v", "libx264",
+         "-pix_fmt", "yuv420p", "-y", str(model)],
+        time_limit=120,
+    )  # fmt: skip
+    provider = OpenRouterVideoProvider(VideoSettings(openrouter_api_key="unused"))
+    _, req = raw_clips["9:16"]
+    conformed = await provider.conform(model, req, workdir / "model-conformed.mp4")
+    assert probe_video(conformed).width == 720
+
+    bt709 = (1, 1, 1, 1)
+    for clip in (raw_clips["9:16"][0], tall_ad.path, conformed):
+        profile, pix_fmt, tags, wait = encoding(clip)
+        assert (profile, pix_fmt, tags) == ("High", "yuv420p", bt709), clip.name
+        assert wait <= 2.0, clip.name

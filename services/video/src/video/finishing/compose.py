@@ -9,6 +9,7 @@ from pathlib import Path
 from video.finishing.captions import Overlay
 from video.finishing.loudness import audio_filter
 from video.finishing.timeline import FADE
+from video.render.h264 import FRAMES, h264_args
 
 END_CARD_FADE = 0.3
 AUDIO_BITRATE = "160k"
@@ -35,8 +36,6 @@ class Composition:
     end_card_at: float
     audio: AudioSource
     out: Path
-    crf: int = 20
-    preset: str = "veryfast"
 
 
 def _num(value: float) -> str:
@@ -88,7 +87,7 @@ def build_command(c: Composition) -> list[str]:
         graph.append(f"[{last}][o{n}]overlay=x={x}:y={y}:eof_action=pass:format=yuv420[v{n + 1}]")
         last = f"v{n + 1}"
         index += 1
-    graph.append(f"[{last}]format=yuv420p[v]")
+    graph.append(f"[{last}]{FRAMES}[v]")
     duration = _num(c.duration)
     if c.audio.silent:
         graph.append(f"[{audio_in}]aformat=sample_fmts=fltp:channel_layouts=stereo[a]")
@@ -107,26 +106,7 @@ def build_command(c: Composition) -> list[str]:
         "[a]",
         "-t",
         duration,
-        "-c:v",
-        "libx264",
-        "-preset",
-        c.preset,
-        "-crf",
-        str(c.crf),
-        "-profile:v",
-        "high",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        str(round(c.fps * 2)),
-        "-colorspace",
-        "bt709",
-        "-color_primaries",
-        "bt709",
-        "-color_trc",
-        "bt709",
-        "-color_range",
-        "tv",
+        *h264_args(c.fps),
         "-c:a",
         "aac",
         "-b:a",

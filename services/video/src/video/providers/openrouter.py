@@ -39,6 +39,7 @@ from video.config import VideoSettings
 from video.progress import HIGH, LOW
 from video.providers.base import CheckpointCallback, PollLater, ProgressCallback, VideoRequest
 from video.render.ffmpeg import FfmpegError, FfmpegTimeout, run_ffmpeg
+from video.render.h264 import FRAMES, h264_args
 from video.validation import PLAYABLE_PIX_FMTS
 
 log = logging.getLogger(__name__)
@@ -385,7 +386,7 @@ class OpenRouterVideoProvider:
         log.info("scaling the clip from %dx%d to %dx%d", info.width, info.height, width, height)
         video_filter = (
             f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
-            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=yuv420p"
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,{FRAMES}"
         )
         try:
             await run_ffmpeg(
@@ -398,12 +399,7 @@ class OpenRouterVideoProvider:
                     "0:a:0?",  # a model's own sound is kept (finishing levels it)
                     "-vf",
                     video_filter,
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "veryfast",
-                    "-crf",
-                    "20",
+                    *h264_args(info.fps),
                     "-c:a",
                     "aac",
                     "-ar",

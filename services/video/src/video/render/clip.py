@@ -7,6 +7,7 @@ step adds the text, the end card and the sound."""
 from dataclasses import dataclass
 from pathlib import Path
 
+from video.render.h264 import FRAMES, h264_args
 from video.render.motion import Motion
 
 CROSSFADE = 0.4  # seconds between the detail and the hero shot
@@ -26,8 +27,6 @@ class ClipPlan:
     frames: int  # of the whole clip
     shots: tuple[Shot, ...]
     out: Path
-    crf: int = 20
-    preset: str = "veryfast"
 
     @property
     def fade_frames(self) -> int:
@@ -85,7 +84,7 @@ def build_command(plan: ClipPlan) -> list[str]:
             f":offset={_num(offset / plan.fps)}[x{i}]"
         )
         last = f"x{i}"
-    graph.append(f"[{last}]format=yuv420p[v]")
+    graph.append(f"[{last}]{FRAMES}[v]")
     return [
         "-i",
         str(plan.canvas),
@@ -95,26 +94,7 @@ def build_command(plan: ClipPlan) -> list[str]:
         "[v]",
         "-frames:v",
         str(plan.frames),
-        "-c:v",
-        "libx264",
-        "-preset",
-        plan.preset,
-        "-crf",
-        str(plan.crf),
-        "-profile:v",
-        "high",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        str(plan.fps * 2),
-        "-colorspace",
-        "bt709",
-        "-color_primaries",
-        "bt709",
-        "-color_trc",
-        "bt709",
-        "-color_range",
-        "tv",
+        *h264_args(plan.fps),
         "-movflags",
         "+faststart",
         "-an",
