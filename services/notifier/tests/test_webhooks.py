@@ -428,3 +428,49 @@ def test_the_default_retry_schedule_starts_quick_grows_and_spans_a_day(attempt):
         tries += 1
         elapsed += delays[min(tries, len(delays)) - 1]
     assert 10 <= tries <= 20
+
+
+async def test_secrets_are_sealed_at_rest_and_sign_all_the_same(
+    account, driver, notifier_for_webhooks, mongo_db, settings
+):
+    """The database holds no signing secret in the clear (sealed under SIGNING_KEY). A
+    secret an older version stored in the clear is sealed when the gateway starts, and
+    signs as before; a notifier with another SIGNING_KEY sends nothing unsigned: the
+    attempt fails saying why."""
+    async with Receiver() as receiver:
+        endpoint = await account.endpoint(receiver.url)
+        stored = await mongo_db.webhook_endpoints.find_one({"_id": endpoint["id"]})
+        assert endpoint["secret"] not in str(stored)
+        assert [set(s) for s in stored["secrets"]] == [{"sealed", "created_at", "expires_at"}]
+
+        # As an older version stored it: in the clear. The next start seals it.
+        plain = [{"secret": endpoint["secret"], "created_at": stored["created_at"],
+                  "expires_at": None}]  # fmt: skip
+        await mongo_db.webhook_endpoints.update_one(
+            {"_id": endpoint["id"]}, {"$set": {"secrets": plain}}
+        )
+        restarted = create_gateway(GatewaySettings(outbound_allow_private=True))
+        async with restarted.router.lifespan_context(restarted):
+            resealed = await mongo_db.webhook_endpoints.find_one({"_id": endpoint["id"]})
+        assert endpoint["secret"] not in str(resealed) and "sealed" in resealed["secrets"][0]
+
+        await notifier_for_webhooks()
+        await complete(driver, account.email)
+        [request] = await receiver.wait_for(1)
+        Webhook(endpoint["secret"]).verify(request.body, request.headers)
+
+
+async def test_a_secret_sealed_under_another_key_sends_nothing(
+    account, driver, notifier_for_webhooks
+):
+    async with Receiver() as receiver:
+        endpoint = await account.endpoint(receiver.url)
+        await notifier_for_webhooks(signing_key="another-deployments-key-0123456789abcdef")
+        job_id = await complete(driver, account.email)
+        [delivery] = await eventually(
+            lambda: account.deliveries(endpoint["id"]),
+            lambda d: bool(d and d[0]["attempts"]),
+        )
+        assert delivery["job_id"] == job_id and delivery["status"] != "delivered"
+        assert "sealed under another SIGNING_KEY" in delivery["attempts"][0]["error"]
+        assert receiver.received == []

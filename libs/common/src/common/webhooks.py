@@ -3,8 +3,9 @@ and the notifier (which creates and sends deliveries) share.
 
 Collections:
 - `webhook_endpoints`: `_id` (`ep_…`), `owner`, `url`, `events`, `description`,
-  `enabled`, `disabled_reason`, `secrets` (newest first; `expires_at` set on a rotated-out
-  secret, which keeps signing beside the new one until then), `failing_since`,
+  `enabled`, `disabled_reason`, `secrets` (newest first, each `sealed` under SIGNING_KEY
+  (common.sealing), never stored in the clear; `expires_at` set on a rotated-out secret,
+  which keeps signing beside the new one until then), `failing_since`,
   `created_at`, `updated_at`.
 - `webhook_deliveries`: `_id` (`msg_…`, the `webhook-id` header, the same on every
   attempt), `endpoint_id`, `owner`, `type`, `job_id`, `seq` (the job's, at the event),
@@ -30,6 +31,8 @@ from enum import StrEnum
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+
+from common.sealing import Sealer
 
 SECRET_PREFIX = "whsec_"
 ENDPOINTS = "webhook_endpoints"
@@ -68,19 +71,62 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return f"v1,{base64.b64encode(digest).decode()}"
 
 
-def live_secrets(endpoint: dict[str, Any], now: datetime) -> list[str]:
-    """The secrets that sign now: the current one and any rotated out less than a day ago."""
+def secret_entry(secret: str, endpoint_id: str, sealer: Sealer, now: datetime) -> dict[str, Any]:
+    """A new signing secret as the endpoint stores it: sealed, bound to the endpoint."""
+    return {"sealed": sealer.seal(secret, endpoint_id), "created_at": now, "expires_at": None}
+
+
+def live_secrets(endpoint: dict[str, Any], now: datetime, sealer: Sealer) -> list[str]:
+    """The secrets that sign now: the current one and any rotated out less than a day
+    ago. Raises `common.sealing.Unreadable` when one was sealed under another key."""
     return [
-        s["secret"]
+        _opened(s, endpoint["_id"], sealer)
         for s in endpoint.get("secrets", [])
         if s.get("expires_at") is None or s["expires_at"] > now
     ]
 
 
+def _opened(entry: dict[str, Any], endpoint_id: str, sealer: Sealer) -> str:
+    if "sealed" in entry:
+        return sealer.open(entry["sealed"], endpoint_id)
+    return str(entry["secret"])  # stored in the clear by an older version: sealed at start
+
+
 def signature_header(
-    endpoint: dict[str, Any], message_id: str, timestamp: int, body: bytes, now: datetime
+    endpoint: dict[str, Any],
+    message_id: str,
+    timestamp: int,
+    body: bytes,
+    now: datetime,
+    sealer: Sealer,
 ) -> str:
-    return " ".join(sign(s, message_id, timestamp, body) for s in live_secrets(endpoint, now))
+    return " ".join(
+        sign(s, message_id, timestamp, body) for s in live_secrets(endpoint, now, sealer)
+    )
+
+
+async def seal_stored_secrets(db: AsyncDatabase, sealer: Sealer) -> int:
+    """Seal the secrets an older version stored in the clear; how many endpoints changed.
+    Each endpoint in one conditional write (on its secrets as read), so a rotation at
+    the same moment is not overwritten: it is sealed by its own code already."""
+    endpoints = db[ENDPOINTS]
+    changed = 0
+    async for endpoint in endpoints.find({"secrets.secret": {"$exists": True}}):
+        stored = endpoint["secrets"]
+        sealed = [
+            {
+                **{k: v for k, v in entry.items() if k != "secret"},
+                "sealed": sealer.seal(entry["secret"], endpoint["_id"]),
+            }
+            if "secret" in entry
+            else entry
+            for entry in stored
+        ]
+        result = await endpoints.update_one(
+            {"_id": endpoint["_id"], "secrets": stored}, {"$set": {"secrets": sealed}}
+        )
+        changed += result.modified_count
+    return changed
 
 
 def order_key(endpoint_id: str, job_id: str) -> str:

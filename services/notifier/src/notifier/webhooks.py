@@ -43,6 +43,7 @@ from common.metrics import (
     WEBHOOK_ENDPOINTS_DISABLED,
 )
 from common.outbound import OutboundClient, OutboundError
+from common.sealing import Sealer, Unreadable
 from common.storage import Storage
 from common.tokens import Signer
 from common.topology import Topology
@@ -57,6 +58,11 @@ log = logging.getLogger(__name__)
 # endpoints, which the snapshot then drops with everything else private.
 _DELIVERY_READ = {**PUBLIC_JOB_FIELDS, "owner": 1}
 MAX_ATTEMPTS_KEPT = 50
+# An attempt whose secret does not open fails with this, sending nothing.
+UNREADABLE_SECRET = (
+    "The endpoint's signing secret cannot be read: it was sealed under another "
+    "SIGNING_KEY. Rotate the endpoint's secret to sign with a new one."
+)
 RESPONSE_BYTES_READ = 16 * 1024
 
 
@@ -196,6 +202,7 @@ class DeliveryWorker:
                 update={"download_url_ttl_seconds": settings.webhook_link_ttl_seconds}
             )
         )
+        self.sealer = Sealer(settings.signing_key.get_secret_value())
         self.wake = asyncio.Event()
         self.in_flight: Counter[str] = Counter()  # endpoint id → requests under way
         self.tasks: set[asyncio.Task[None]] = set()
@@ -331,32 +338,38 @@ class DeliveryWorker:
         body = await self.body(delivery)
         now = _now()
         stamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": delivery["_id"],
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": webhooks.signature_header(
-                endpoint, delivery["_id"], stamp, body, now
-            ),
-        }
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
         try:
-            response = await self.client.request(
-                "POST",
-                endpoint["url"],
-                headers=headers,
-                content=body,
-                deadline=s.webhook_timeout_seconds,
-                max_bytes=RESPONSE_BYTES_READ,
-                truncate=True,
+            signature = webhooks.signature_header(
+                endpoint, delivery["_id"], stamp, body, now, self.sealer
             )
-            status_code = response.status_code
-            if not 200 <= status_code < 300:
-                error = f"The endpoint answered {status_code}."
-        except OutboundError as e:
-            error = e.message
+        except Unreadable:
+            signature = None
+            error = UNREADABLE_SECRET  # nothing goes out unsigned
+        if signature is not None:
+            headers = {
+                "Content-Type": "application/json",
+                "webhook-id": delivery["_id"],
+                "webhook-timestamp": str(stamp),
+                "webhook-signature": signature,
+            }
+            try:
+                response = await self.client.request(
+                    "POST",
+                    endpoint["url"],
+                    headers=headers,
+                    content=body,
+                    deadline=s.webhook_timeout_seconds,
+                    max_bytes=RESPONSE_BYTES_READ,
+                    truncate=True,
+                )
+                status_code = response.status_code
+                if not 200 <= status_code < 300:
+                    error = f"The endpoint answered {status_code}."
+            except OutboundError as e:
+                error = e.message
         duration = time.monotonic() - started
         WEBHOOK_ATTEMPT_SECONDS.labels(event=delivery["type"]).observe(duration)
         attempt = {

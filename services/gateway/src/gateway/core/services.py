@@ -14,6 +14,7 @@ from common.jobs import JobRepository
 from common.messaging import Publishers, make_broker
 from common.outbound import OutboundClient
 from common.pipeline import Pipeline
+from common.sealing import Sealer
 from common.storage import S3Storage, Storage, storage_from_settings
 from common.tokens import Signer
 from common.topology import Topology
@@ -46,6 +47,7 @@ class Services:
     video_models: ModelCatalog  # OpenRouter's video models and prices, for quotes
     outbound: OutboundClient  # a catalogue's photo links, through the SSRF guard
     batches: BatchRepository
+    sealer: Sealer  # webhook secrets, sealed at rest under SIGNING_KEY
 
     @classmethod
     async def start(cls, settings: GatewaySettings) -> "Services":
@@ -61,6 +63,7 @@ class Services:
         limiter = Limiter(db, settings.free_window_seconds)
         sign_in = SignIn(db, settings, mailer_from_settings(settings), limiter, sessions)
         batches = BatchRepository(db)
+        sealer = Sealer(settings.signing_key.get_secret_value())
         try:
             await broker.start()
             await topology.declare(broker)
@@ -68,6 +71,7 @@ class Services:
             await sessions.ensure_indexes()
             await api_keys.ensure_indexes()
             await webhooks.ensure_indexes(db)
+            await webhooks.seal_stored_secrets(db, sealer)
             await limiter.ensure_indexes()
             await sign_in.ensure_indexes()
             await batches.ensure_indexes()
@@ -109,6 +113,7 @@ class Services:
                 max_connections=settings.batch_links_concurrency,
             ),
             batches=batches,
+            sealer=sealer,
         )
 
     async def stop(self) -> None:

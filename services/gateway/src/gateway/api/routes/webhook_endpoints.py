@@ -120,8 +120,9 @@ async def create_endpoint(
         )
     now = datetime.now(UTC)
     secret = webhooks.new_secret()
+    endpoint_id = webhooks.new_endpoint_id()
     endpoint = {
-        "_id": webhooks.new_endpoint_id(),
+        "_id": endpoint_id,
         "owner": email,
         "url": url,
         "events": sorted(set(body.events)),
@@ -129,7 +130,7 @@ async def create_endpoint(
         "enabled": True,
         "disabled_reason": None,
         "failing_since": None,
-        "secrets": [{"secret": secret, "created_at": now, "expires_at": None}],
+        "secrets": [webhooks.secret_entry(secret, endpoint_id, services.sealer, now)],
         "created_at": now,
         "updated_at": now,
     }
@@ -239,7 +240,10 @@ async def rotate_secret(
         {"_id": endpoint_id},
         {
             "$set": {
-                "secrets": [{"secret": secret, "created_at": now, "expires_at": None}, *kept],
+                "secrets": [
+                    webhooks.secret_entry(secret, endpoint_id, services.sealer, now),
+                    *kept,
+                ],
                 "updated_at": now,
             }
         },
