@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
+from common.sealing import Sealer
 from gateway.core.config import GatewaySettings
 from gateway.main import create_app as create_gateway
 from notifier.config import NotifierSettings
@@ -460,12 +461,20 @@ async def test_secrets_are_sealed_at_rest_and_sign_all_the_same(
         Webhook(endpoint["secret"]).verify(request.body, request.headers)
 
 
-async def test_a_secret_sealed_under_another_key_sends_nothing(
-    account, driver, notifier_for_webhooks
+async def test_a_secret_sealed_under_another_key_sends_nothing_until_rotated(
+    account, driver, notifier_for_webhooks, mongo_db
 ):
+    """The deployment's SIGNING_KEY changed: the endpoint's secret does not open, so
+    nothing is sent and the attempt says why; a rotation gives a secret that signs alone
+    (the old one, unreadable, is not kept beside it)."""
     async with Receiver() as receiver:
         endpoint = await account.endpoint(receiver.url)
-        await notifier_for_webhooks(signing_key="another-deployments-key-0123456789abcdef")
+        earlier_key = Sealer("an-earlier-signing-key-0123456789abcdef")
+        await mongo_db.webhook_endpoints.update_one(
+            {"_id": endpoint["id"]},
+            {"$set": {"secrets.0.sealed": earlier_key.seal(endpoint["secret"], endpoint["id"])}},
+        )
+        await notifier_for_webhooks()
         job_id = await complete(driver, account.email)
         [delivery] = await eventually(
             lambda: account.deliveries(endpoint["id"]),
@@ -474,3 +483,10 @@ async def test_a_secret_sealed_under_another_key_sends_nothing(
         assert delivery["job_id"] == job_id and delivery["status"] != "delivered"
         assert "sealed under another SIGNING_KEY" in delivery["attempts"][0]["error"]
         assert receiver.received == []
+
+        rotated = await account.call("POST", f"/webhook-endpoints/{endpoint['id']}/rotate-secret")
+        assert rotated.json()["previous_expires_at"] is None  # nothing kept to sign beside it
+        await complete(driver, account.email)
+        request = (await receiver.wait_for(1))[-1]
+        assert len(request.headers["webhook-signature"].split(" ")) == 1
+        Webhook(rotated.json()["secret"]).verify(request.body, request.headers)

@@ -32,7 +32,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from common.sealing import Sealer
+from common.sealing import Sealer, Unreadable
 
 SECRET_PREFIX = "whsec_"
 ENDPOINTS = "webhook_endpoints"
@@ -84,6 +84,15 @@ def live_secrets(endpoint: dict[str, Any], now: datetime, sealer: Sealer) -> lis
         for s in endpoint.get("secrets", [])
         if s.get("expires_at") is None or s["expires_at"] > now
     ]
+
+
+def readable(entry: dict[str, Any], endpoint_id: str, sealer: Sealer) -> bool:
+    """Whether a stored secret opens under this deployment's key."""
+    try:
+        _opened(entry, endpoint_id, sealer)
+    except Unreadable:
+        return False
+    return True
 
 
 def _opened(entry: dict[str, Any], endpoint_id: str, sealer: Sealer) -> str:

@@ -230,10 +230,12 @@ async def rotate_secret(
     endpoint = await _owned(services, str(owner.email), endpoint_id)
     now = datetime.now(UTC)
     overlap_until = now + ROTATION_OVERLAP
+    # A secret sealed under an earlier SIGNING_KEY cannot sign beside the new one: dropped.
     kept = [
         {**s, "expires_at": s["expires_at"] or overlap_until}
         for s in endpoint["secrets"]
-        if s["expires_at"] is None or s["expires_at"] > now
+        if (s["expires_at"] is None or s["expires_at"] > now)
+        and webhooks.readable(s, endpoint_id, services.sealer)
     ]
     secret = webhooks.new_secret()
     await services.db[webhooks.ENDPOINTS].update_one(
