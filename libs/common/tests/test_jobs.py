@@ -79,6 +79,25 @@ async def test_claim_lease_busy_then_resumed_after_expiry(mongo_db) -> None:
     assert done.outcome is ClaimOutcome.DONE
 
 
+async def test_a_poll_coming_back_only_resumes_its_job(mongo_db) -> None:
+    """A delivery marked as a job's return to its stage (a poll) resumes a job handed
+    back in the stage, but does not take one found ready (retried meanwhile): that one
+    waits for its own event, which takes a fair turn first."""
+    repo = JobRepository(mongo_db)
+    args = {"ready": JobStatus.QUEUED, "working": (JobStatus.PROMPTING,), "progress": 10}
+    ready, _ = await repo.create(_job())
+    skipped = await repo.claim(ready["_id"], holder="a", lease_seconds=5, resume_only=True, **args)
+    assert skipped.outcome is ClaimOutcome.DONE
+    assert (await repo.get(ready["_id"]))["status"] == "queued"  # untouched
+
+    assert (await repo.claim(ready["_id"], holder="a", lease_seconds=5, **args)).outcome is (
+        ClaimOutcome.CLAIMED
+    )
+    await repo.hand_back(ready["_id"], holder="a", retry_in=1)
+    back = await repo.claim(ready["_id"], holder="a", lease_seconds=5, resume_only=True, **args)
+    assert back.outcome is ClaimOutcome.RESUMED and back.job["status"] == "prompting"
+
+
 async def test_fail_only_from_active_states_and_says_why(mongo_db) -> None:
     repo = JobRepository(mongo_db)
     job, _ = await repo.create(_job())

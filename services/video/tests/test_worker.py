@@ -13,6 +13,7 @@ from common.events import JobCompleted, JobStatus, JobStatusChanged, PromptReady
 from common.jobs import now
 from common.media import probe_video
 from common.storage import poster_key, video_key
+from common.worker import IN_STAGE
 from services.video.tests.images import mug
 from services.video.tests.support import Worker, duplicates_dropped, eventually
 
@@ -147,6 +148,23 @@ async def test_duplicated_prompt_ready_renders_one_clip(worker: Worker) -> None:
     assert (again["seq"], again["video"]) == (done["seq"], done["video"])
     assert digest(worker, done["video"]["key"]) == clip
     assert statuses(again).count("completed") == 1
+
+
+async def test_a_poll_that_comes_back_to_a_ready_job_does_not_take_it(worker: Worker) -> None:
+    """A poll (marked `x-in-stage`: its job took its fair turn already) that finds its
+    job ready again (retried meanwhile) is dropped: the job is taken by its own event,
+    which takes a fair turn like any other."""
+    job = await worker.add_job(MUG)
+    dropped = await duplicates_dropped()
+    event = PromptReady(job_id=job["_id"])
+    await worker.ctx.publishers.prompt_ready.publish(event, headers={IN_STAGE: 1})
+    await eventually(duplicates_dropped, lambda n: n >= dropped + 1, 20)
+    assert (await worker.ctx.repo.get(job["_id"]))["status"] == "prompt_ready"
+    assert worker.provider.calls == []
+
+    await worker.ctx.publishers.prompt_ready.publish(event)
+    done = await worker.wait_for_status(job["_id"], "completed", "failed")
+    assert done["status"] == "completed", done.get("error")
 
 
 async def test_unreadable_photo_fails_the_job_with_its_reason(

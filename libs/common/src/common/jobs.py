@@ -148,14 +148,18 @@ class JobRepository:
         progress: int,
         lease_seconds: float,
         holder: str,
+        resume_only: bool = False,
     ) -> Claim:
         """Take the job's stage: from `ready` into `working[0]`, or take over a
         `working` job whose holder's lease ran out (its worker died) or was handed back
         (the next poll of a provider's job). One round trip either way: the update
         pipeline moves the status (with its `seq` and history entry) only when the job
-        was `ready`, and says which it was in the lease (`lease.resumed`)."""
+        was `ready`, and says which it was in the lease (`lease.resumed`).
+        `resume_only` (a poll coming back): a `ready` job is not taken (DONE for this
+        delivery): it was retried meanwhile, and its own event takes it in turn."""
         stamp = now()
         working_values = [s.value for s in working]
+        takes = working_values if resume_only else [ready.value, *working_values]
         was_ready = {"$eq": ["$status", ready.value]}
         entry = {
             "seq": {"$add": ["$seq", 1]},
@@ -175,7 +179,7 @@ class JobRepository:
         job = await self.jobs.find_one_and_update(
             {
                 "_id": job_id,
-                "status": {"$in": [ready.value, *working_values]},
+                "status": {"$in": takes},
                 "lease.until": {"$not": {"$gte": stamp}},  # none, or run out
             },
             [
@@ -196,7 +200,7 @@ class JobRepository:
             resumed = job["lease"].get("resumed")
             return Claim(ClaimOutcome.RESUMED if resumed else ClaimOutcome.CLAIMED, job)
         job = await self.get(job_id)
-        if job is None or job["status"] not in [ready.value, *working_values]:
+        if job is None or job["status"] not in takes:
             return Claim(ClaimOutcome.DONE, job)
         held = job.get("lease")
         if held is None:  # handed back between our two reads: look again shortly

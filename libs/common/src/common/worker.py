@@ -29,6 +29,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -71,6 +72,15 @@ NOT_BEFORE = "x-not-before"
 # On an event sent back while its job was in the stage (the next poll, a product's
 # prompt awaited): its job took its fair turn already, so none is looked for.
 IN_STAGE = "x-in-stage"
+# Whether the delivery being handled carries IN_STAGE (`resuming()`).
+_RESUMING: ContextVar[bool] = ContextVar("resuming", default=False)
+
+
+def resuming() -> bool:
+    """Whether the delivery being handled comes back to a job already in its stage (a
+    poll, `x-in-stage`): its claim then only resumes the job (`resume_only`), so a job
+    that was retried meanwhile, ready again, waits for its own event and its fair turn."""
+    return _RESUMING.get()
 
 
 def retry_wait(tier: float, at_least: float = 0.0) -> float:
@@ -307,6 +317,7 @@ class WorkerContext:
                 token = job_id_var.set(event.job_id)
                 headers = self._headers()
                 in_stage = bool(headers.get(IN_STAGE))
+                resumes = _RESUMING.set(in_stage)
                 try:
                     if (left := self._not_yet(headers)) > 1:
                         await self._delay_exactly(event, work, left, in_stage=in_stage)
@@ -347,6 +358,7 @@ class WorkerContext:
                         detail=f"Unexpected error while {stage}: {type(e).__name__}: {e}",
                     )
                 finally:
+                    _RESUMING.reset(resumes)
                     job_id_var.reset(token)
 
             return wrapper

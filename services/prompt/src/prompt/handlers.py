@@ -30,7 +30,7 @@ from common.metrics import (
 from common.result_reuse import ResultReuse, ResultReuseSettings, reused_fields
 from common.storage import ObjectNotFound
 from common.storage_errors import storage_errors
-from common.worker import RetryLater, WorkerContext
+from common.worker import RetryLater, WorkerContext, resuming
 from prompt import brief as briefs
 from prompt import photo_facts
 from prompt.config import PromptSettings
@@ -90,6 +90,7 @@ class PromptStage:
             progress=10,
             lease_seconds=self.settings.lease_seconds,
             holder=ctx.holder,
+            resume_only=resuming(),
         )
         if claim.outcome is ClaimOutcome.BUSY:
             raise RetryLater(claim.retry_in)

@@ -39,7 +39,7 @@ from common.metrics import (
 )
 from common.storage import ObjectNotFound, poster_key, video_key
 from common.storage_errors import storage_errors
-from common.worker import RetryLater, WorkerContext
+from common.worker import RetryLater, WorkerContext, resuming
 from video import finishing
 from video.budget import Spending
 from video.config import VideoSettings
@@ -157,6 +157,7 @@ class VideoStage:
             progress=40,
             lease_seconds=self.settings.lease_seconds,
             holder=ctx.holder,
+            resume_only=resuming(),
         )
         if claim.outcome is ClaimOutcome.BUSY:
             raise RetryLater(claim.retry_in)
