@@ -2,7 +2,7 @@
 // A plain ES module (no build step), with the DOM helpers of dom.js. It uses the session the main page
 // saved; every text from the server is set with textContent, never parsed as HTML.
 
-import { $, el, show } from "./dom.js";
+import { $, el, labelCells, show } from "./dom.js";
 
 const SESSION_KEY = "productVideos.session";
 const API = "/api/v1";
@@ -24,6 +24,11 @@ function button(label, onClick, className = "secondary small") {
   const node = el("button", label, { type: "button", class: className });
   node.addEventListener("click", onClick);
   return node;
+}
+
+// A table's column headings, for its rows' cells (labelCells: a phone draws each row as a card).
+function headings(table) {
+  return [...table.tHead.rows[0].cells].map((th) => th.textContent);
 }
 
 function when(iso) {
@@ -94,7 +99,7 @@ async function loadKeys() {
         ),
       );
       row.append(actions);
-      return row;
+      return labelCells(row, headings($("keys-table")));
     }),
   );
   show($("keys-table"), keys.length > 0);
@@ -209,7 +214,7 @@ async function showDeliveries(endpoint) {
         );
       }
       row.append(actions);
-      return row;
+      return labelCells(row, headings($("deliveries-table")));
     }),
   );
   show($("no-deliveries"), deliveries.length === 0);

@@ -12,7 +12,7 @@ export function el(tag, text = "", attributes = {}) {
 }
 
 // Names each cell of a table row after its column's heading (data-label): where a phone
-// draws the row as a card (catalogue.css), the heading is shown with its cell.
+// draws the row as a card (.list in style.css), the heading is shown with its cell.
 export function labelCells(row, headings) {
   [...row.cells].forEach((cell, i) => cell.setAttribute("data-label", headings[i] || ""));
   return row;
