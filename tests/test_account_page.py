@@ -171,7 +171,7 @@ async def the_page_fits_a_phone(page: Page, long_url: str) -> None:
     """At 390 px no card or table scrolls sideways, and what a user acts on or reads (the
     key's Revoke, an endpoint's URL and buttons, a delivery's status and Redeliver) is whole
     on screen, a button's label or the status not broken mid-word as in a squeezed column; at
-    1280 px the tables are still tables, a row on one line."""
+    1280 px the tables are still tables, a row on one line, its words whole."""
     key = page.locator("#keys-list tr")
     endpoint = page.locator("#endpoints-list li").filter(has_text=long_url)
     delivery = page.locator("#deliveries-list tr")
@@ -199,6 +199,15 @@ async def the_page_fits_a_phone(page: Page, long_url: str) -> None:
     await expect(page.locator("#keys-table thead")).to_be_visible()
     await on_one_line(key)
     await on_one_line(delivery)
+    # The deliveries' six columns keep their words whole on a desktop too.
+    for word in (
+        delivery.locator("td").first,  # job.completed
+        delivery.locator(".status"),
+        delivery.get_by_role("button", name="Redeliver"),
+        page.locator("#deliveries-table th").filter(has_text="Status"),
+        page.locator("#deliveries-table th").filter(has_text="Attempts"),
+    ):
+        await on_one_text_line(word)
 
 
 async def on_one_text_line(item: Locator) -> None:

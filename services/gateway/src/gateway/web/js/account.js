@@ -197,7 +197,7 @@ async function showDeliveries(endpoint) {
       const row = el("tr", "", { "data-delivery-id": delivery.id });
       row.append(
         el("td", delivery.type),
-        el("td", delivery.job_id ?? delivery.batch_id),
+        el("td", delivery.job_id ?? delivery.batch_id, { class: "id" }),
         el("td", delivery.status, { class: "status" }),
         el("td", String(delivery.attempts.length), { class: "attempts" }),
         el("td", lastAnswer(delivery)),
