@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from common.events import JobStatus
-from common.fairness import StagePool, owed_instead, owed_job
+from common.fairness import StagePool, owed_instead
 from common.jobs import new_job_id
 
 POOL = StagePool(ready=JobStatus.PROMPT_READY, working=(JobStatus.GENERATING, JobStatus.STORING))
@@ -21,7 +21,10 @@ async def _jobs(db, owner: str, status: JobStatus, n: int, minute: int = 0) -> l
 
 
 async def _owed(db, owner: str) -> str | None:  # type: ignore[no-untyped-def]
-    return await owed_job(db["jobs"], owner=owner, stage=POOL)
+    """What a worker handed one of `owner`'s ready jobs is told to take instead."""
+    job = await db["jobs"].find_one({"owner": owner, "status": READY.value})
+    assert job is not None, f"{owner} has no job ready"
+    return await owed_instead(db["jobs"], job_id=job["_id"], stage=POOL)
 
 
 async def test_an_owner_alone_keeps_every_turn(mongo_db) -> None:

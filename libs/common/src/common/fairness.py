@@ -1,12 +1,12 @@
 """Fair shares of a worker pool between owners (docs/scheduling.md).
 
 The work queues are FIFO, so an owner's batch of hundreds sits in front of everyone
-else's job. Before a worker starts the job of the event it was handed, it asks `owed_job`:
-does another owner have a job ready for this stage while holding fewer of the stage's
-jobs than this job's owner? If so, that job gets the slot now (the worker claims it the
-usual way, `JobRepository.claim`) and the event it was handed goes back to the end of the
-queue. The owed job's own event, when it comes, finds its job taken and is dropped as a
-duplicate, like any redelivery.
+else's job. Before a worker starts the job of the event it was handed, it asks
+`owed_instead`: does another owner have a job ready for this stage while holding fewer
+of the stage's jobs than this job's owner? If so, that job gets the slot now (the worker
+claims it the usual way, `JobRepository.claim`) and the event it was handed goes back to
+the end of the queue. The owed job's own event, when it comes, finds its job taken and is
+dropped as a duplicate, like any redelivery.
 
 An owner alone, or no further ahead than anyone waiting, always keeps their turn, so a
 batch still fills the whole pool when nobody else waits. Taking the owed job by its id
@@ -45,17 +45,12 @@ async def owed_instead(jobs: AsyncCollection, *, job_id: str, stage: StagePool) 
     return await _owed(jobs, owner=owner, waiting=[o for o in waiting if o != owner], stage=stage)
 
 
-async def owed_job(jobs: AsyncCollection, *, owner: str, stage: StagePool) -> str | None:
-    """The job that should take the next slot instead of one of `owner`'s: the oldest
-    ready job of the waiting owner with the fewest jobs in the stage, if that is fewer
-    than `owner` has; None when `owner`'s job may go ahead."""
-    waiting = await jobs.distinct("owner", {"status": stage.ready.value, "owner": {"$ne": owner}})
-    return await _owed(jobs, owner=owner, waiting=waiting, stage=stage)
-
-
 async def _owed(
     jobs: AsyncCollection, *, owner: str, waiting: list[str], stage: StagePool
 ) -> str | None:
+    """The job that should take the next slot instead of one of `owner`'s: the oldest
+    ready job of the `waiting` owner with the fewest jobs in the stage, if that is fewer
+    than `owner` has; None when `owner`'s job may go ahead."""
     if not waiting:
         return None
     counts = {o: 0 for o in [owner, *waiting]}
