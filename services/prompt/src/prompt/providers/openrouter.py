@@ -216,7 +216,7 @@ class OpenRouterPromptProvider:
     async def aclose(self) -> None:
         await self.api.aclose()
 
-    async def _complete(self, api: OpenRouter, messages: list[dict[str, Any]]) -> Reply:
+    async def _complete(self, messages: list[dict[str, Any]]) -> Reply:
         body = {
             "model": self.model,
             "messages": messages,
@@ -225,7 +225,8 @@ class OpenRouterPromptProvider:
             # Only providers that honour the JSON schema may answer.
             "provider": {"require_parameters": True},
         }
-        return _reply(await api.call("POST", "/chat/completions", json_body=body), self.model)
+        answer = await self.api.call("POST", "/chat/completions", json_body=body)
+        return _reply(answer, self.model)
 
     async def write(self, request: PromptRequest) -> PromptResult:
         photo = await image_url(
@@ -242,8 +243,7 @@ class OpenRouterPromptProvider:
             },
         ]
         replies: list[Reply] = []
-        api = self.api
-        replies.append(await self._complete(api, messages))
+        replies.append(await self._complete(messages))
         try:
             prompt = parse_reply(replies[0].content)
         except InvalidReply as first:
@@ -259,7 +259,7 @@ class OpenRouterPromptProvider:
                     ),
                 },
             ]
-            replies.append(await self._complete(api, messages))
+            replies.append(await self._complete(messages))
             try:
                 prompt = parse_reply(replies[1].content)
             except InvalidReply as second:

@@ -171,15 +171,14 @@ class OpenRouterVideoProvider:
     ) -> Path:
         if checkpoint is None:
             raise ValueError("the OpenRouter provider saves its paid job's id: pass checkpoint")
-        api = self.api
         job = request.provider_job
         if job and job.get("provider") == self.name and job.get("id"):
             log.info("resuming OpenRouter video job %s", job["id"])
         elif job and job.get("provider") == self.name and job.get("status") == SUBMITTING:
             self.unconfirmed(job)
         else:
-            job = await self.submit(api, request, checkpoint)
-        return await self.follow(api, request, job, workdir, progress, checkpoint)
+            job = await self.submit(request, checkpoint)
+        return await self.follow(request, job, workdir, progress, checkpoint)
 
     def unconfirmed(self, mark: dict[str, Any]) -> NoReturn:
         """A submission began and its id is not stored. While it may still be on its way
@@ -196,11 +195,9 @@ class OpenRouterVideoProvider:
             "Retry the job to send it anew.",
         )
 
-    async def submit(
-        self, api: OpenRouter, request: VideoRequest, checkpoint: CheckpointCallback
-    ) -> dict[str, Any]:
+    async def submit(self, request: VideoRequest, checkpoint: CheckpointCallback) -> dict[str, Any]:
         """Check the request against the model, then start the (paid) job and save its id."""
-        model = await self.catalog.get(api, self.model)
+        model = await self.catalog.get(self.api, self.model)
         if model is None:
             raise JobError(
                 "unsupported_model",
@@ -297,7 +294,6 @@ class OpenRouterVideoProvider:
 
     async def follow(
         self,
-        api: OpenRouter,
         request: VideoRequest,
         job: dict[str, Any],
         workdir: Path,
@@ -307,10 +303,10 @@ class OpenRouterVideoProvider:
         """One poll; the clip when the job is done, else PollLater or a JobError."""
         elapsed = (now() - _aware(job["submitted_at"])).total_seconds()
         try:
-            answer = await api.call("GET", f"/videos/{job['id']}")
+            answer = await self.api.call("GET", f"/videos/{job['id']}")
             status = str(answer.get("status"))
             if status == "completed":
-                return await self.fetch(api, request, job, answer, workdir, progress, checkpoint)
+                return await self.fetch(request, job, answer, workdir, progress, checkpoint)
         except JobError as e:
             if not e.retryable:
                 raise
@@ -340,7 +336,6 @@ class OpenRouterVideoProvider:
 
     async def fetch(
         self,
-        api: OpenRouter,
         request: VideoRequest,
         job: dict[str, Any],
         answer: dict[str, Any],
@@ -366,7 +361,7 @@ class OpenRouterVideoProvider:
                 await self.spending.settle(job["budget"], cost)
         await progress(fraction(PROGRESS["downloading"]))
         raw = workdir / "openrouter.mp4"
-        size = await api.download(
+        size = await self.api.download(
             f"/videos/{job['id']}/content", raw, params={"index": 0}, max_bytes=MAX_CLIP_BYTES
         )
         log.info("OpenRouter clip downloaded (%d bytes)", size)
