@@ -334,42 +334,20 @@ class DeliveryWorker:
         return json.dumps(payload, separators=(",", ":")).encode()
 
     async def _attempt(self, endpoint: dict[str, Any], delivery: dict[str, Any]) -> None:
-        s = self.settings
         body = await self.body(delivery)
         now = _now()
         stamp = int(time.time())
         started = time.monotonic()
-        status_code: int | None = None
-        error: str | None = None
+        status_code: int | None
+        error: str | None
         try:
             signature = webhooks.signature_header(
                 endpoint, delivery["_id"], stamp, body, now, self.sealer
             )
         except Unreadable:
-            signature = None
-            error = UNREADABLE_SECRET  # nothing goes out unsigned
-        if signature is not None:
-            headers = {
-                "Content-Type": "application/json",
-                "webhook-id": delivery["_id"],
-                "webhook-timestamp": str(stamp),
-                "webhook-signature": signature,
-            }
-            try:
-                response = await self.client.request(
-                    "POST",
-                    endpoint["url"],
-                    headers=headers,
-                    content=body,
-                    deadline=s.webhook_timeout_seconds,
-                    max_bytes=RESPONSE_BYTES_READ,
-                    truncate=True,
-                )
-                status_code = response.status_code
-                if not 200 <= status_code < 300:
-                    error = f"The endpoint answered {status_code}."
-            except OutboundError as e:
-                error = e.message
+            status_code, error = None, UNREADABLE_SECRET  # nothing goes out unsigned
+        else:
+            status_code, error = await self._post(endpoint, delivery, body, stamp, signature)
         duration = time.monotonic() - started
         WEBHOOK_ATTEMPT_SECONDS.labels(event=delivery["type"]).observe(duration)
         attempt = {
@@ -382,6 +360,37 @@ class DeliveryWorker:
             await self._delivered(endpoint, delivery, attempt)
         else:
             await self._failed(endpoint, delivery, attempt)
+
+    async def _post(
+        self,
+        endpoint: dict[str, Any],
+        delivery: dict[str, Any],
+        body: bytes,
+        stamp: int,
+        signature: str,
+    ) -> tuple[int | None, str | None]:
+        """POST the signed delivery: the endpoint's status code, and why it failed if it did."""
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": delivery["_id"],
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signature,
+        }
+        try:
+            response = await self.client.request(
+                "POST",
+                endpoint["url"],
+                headers=headers,
+                content=body,
+                deadline=self.settings.webhook_timeout_seconds,
+                max_bytes=RESPONSE_BYTES_READ,
+                truncate=True,
+            )
+        except OutboundError as e:
+            return None, e.message
+        if not 200 <= response.status_code < 300:
+            return response.status_code, f"The endpoint answered {response.status_code}."
+        return response.status_code, None
 
     def _record(self, attempt: dict[str, Any]) -> dict[str, Any]:
         return {
