@@ -165,7 +165,8 @@ def embedded_mongodb() -> Iterator[str]:
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [
-                str(BIN / "secantusd-py"),
+                sys.executable,
+                str(ROOT / "scripts" / "secantusd.py"),
                 "--host",
                 "127.0.0.1",
                 "--port",

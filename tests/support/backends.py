@@ -66,6 +66,10 @@ def docker_available() -> bool:
         return False
 
 
+# SecantusDB with two fixes of ours (scripts/secantusd.py says which).
+SECANTUSD = Path(__file__).resolve().parents[2] / "scripts" / "secantusd.py"
+
+
 def _bin(name: str) -> str:
     """A console script of this virtual environment."""
     return str(Path(sys.executable).with_name(name))
@@ -106,7 +110,8 @@ class SecantusDaemon:
         log = (self.storage.parent / f"secantus-{self.port}.log").open("ab")
         self.process = subprocess.Popen(
             [
-                _bin("secantusd-py"),
+                sys.executable,
+                str(SECANTUSD),
                 "--host",
                 "127.0.0.1",
                 "--port",
