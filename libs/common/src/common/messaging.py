@@ -5,6 +5,7 @@ graceful wait; here prefetch is explicit, every publish is persistent and
 confirmed, and work events are `mandatory` (an unroutable one is an error).
 """
 
+import logging
 from typing import Any
 
 from faststream.rabbit import Channel, RabbitBroker
@@ -26,7 +27,8 @@ from common.settings import CommonSettings
 from common.topology import Topology
 
 
-def make_broker(settings: CommonSettings) -> RabbitBroker:
+def make_broker(settings: CommonSettings, access_log_level: int = logging.INFO) -> RabbitBroker:
+    """`access_log_level`: FastStream's "Received" and "Processed" lines about each message."""
     return RabbitBroker(
         settings.amqp_url,
         default_channel=Channel(
@@ -36,6 +38,7 @@ def make_broker(settings: CommonSettings) -> RabbitBroker:
         app_id=settings.service_name,
         # Not FastStream's own coloured handler: the lines go out in the service's format.
         logger=BROKER_LOGGER,
+        log_level=access_log_level,
         middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name=settings.service_name)],
         description="Product Videos events: ids only, everything else is in MongoDB.",
     )
