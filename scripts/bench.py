@@ -273,8 +273,10 @@ def scale_report(scale: dict[str, Any]) -> str:
         lines += [
             f"- **in flight**: {held['jobs']} jobs by one owner uploaded 16 at a time (the",
             "  running-jobs limit on, above them), held by the fake (default poll settings),",
-            "  polls counted over 30 s, then all finished. Scaled down from the 2,000 of the",
-            "  goal to fit a bench run on 2 shared cores: `--in-flight 2000` runs the full one.",
+            "  polls counted over 30 s, then all finished. They ask for the raw clip",
+            "  (`finish=false`): this run is about holding and polling paid jobs, and the",
+            "  finishing of each ad (~3 s of ffmpeg CPU) is measured by the saturation run and",
+            "  `make bench-render`. `--in-flight 2000` runs the goal's full figure.",
         ]
     lines += [
         "",

@@ -12,7 +12,8 @@
 - in flight: jobs uploaded by one owner 16 at a time (the running-jobs limit on, above
   them) that the fake holds: upload rate with none and with all of them in flight,
   refusals, polls per second while they are held, the video worker's memory, CPU of
-  each process; then all finished: every one completed, none paid twice.
+  each process; then all finished: every one completed, none paid twice. These jobs
+  ask for the raw clip (`finish=false`): the finishing is the saturation run's.
 """
 
 import asyncio
@@ -306,7 +307,7 @@ async def in_flight(
 
         async def one(i: int) -> None:
             start = time.perf_counter()
-            response = await user.submit(client, photos[i % len(photos)])
+            response = await user.submit(client, photos[i % len(photos)], form={"finish": "false"})
             took.append(time.perf_counter() - start)
             if response.status_code == 202:
                 ids.append(response.json()["id"])
