@@ -155,3 +155,22 @@ async def test_an_owners_list_has_an_index_for_its_order_and_the_old_one_goes(mo
     indexes = await jobs.index_information()
     assert "owner_created" not in indexes
     assert indexes["owner_created_id"]["key"] == [("owner", 1), ("created_at", -1), ("_id", -1)]
+
+
+async def test_result_reuse_has_a_whole_index_and_the_partial_one_goes(mongo_db) -> None:
+    """The lookup's index covers every job (SecantusDB uses no partial compound index), and
+    a database made before it loses the partial index it replaces."""
+    jobs = mongo_db["jobs"]
+    await jobs.drop_index("owner_result_status")
+    await jobs.create_index(
+        [("owner", 1), ("result_key", 1), ("status", 1), ("updated_at", -1)],
+        partialFilterExpression={"result_key": {"$type": "string"}},
+        name="owner_result_key",
+    )
+    await db.ensure_indexes(mongo_db)
+    await db.ensure_indexes(mongo_db)
+    indexes = await jobs.index_information()
+    assert "owner_result_key" not in indexes
+    index = indexes["owner_result_status"]
+    assert index["key"] == [("owner", 1), ("result_key", 1), ("status", 1), ("updated_at", -1)]
+    assert "partialFilterExpression" not in index

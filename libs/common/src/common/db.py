@@ -87,11 +87,14 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db["prompts"].create_index([("created_at", 1)], name="created")
     # Result reuse (common/result_reuse.py): an owner's completed jobs by result key, newest
     # first; and which jobs name a stored clip or poster (shared by the jobs that reuse it).
+    # Not partial: SecantusDB plans no query onto a partial compound index, and scanned
+    # every job for each submission. It replaces the partial `owner_result_key`.
     await jobs.create_index(
         [("owner", 1), ("result_key", 1), ("status", 1), ("updated_at", -1)],
-        partialFilterExpression={"result_key": {"$type": "string"}},
-        name="owner_result_key",
+        name="owner_result_status",
     )
+    with contextlib.suppress(OperationFailure):
+        await jobs.drop_index("owner_result_key")
     await jobs.create_index([("video.key", 1)], name="video_key", sparse=True)
     await jobs.create_index([("video.poster_key", 1)], name="video_poster_key", sparse=True)
     # The OpenRouter webhook finds a job by its provider job's id, and drops callbacks it

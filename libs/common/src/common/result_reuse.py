@@ -173,17 +173,16 @@ class ResultReuse:
             return None
         found = (
             self.jobs.find(
-                {
-                    "owner": job["owner"],
-                    "result_key": key,
-                    "status": JobStatus.COMPLETED.value,
-                    "_id": {"$ne": job["_id"]},
-                }
+                # Equalities only (the job itself is skipped below): with an `_id $ne` in
+                # it SecantusDB scanned the collection instead of using the index.
+                {"owner": job["owner"], "result_key": key, "status": JobStatus.COMPLETED.value}
             )
             .sort("updated_at", -1)
-            .limit(CANDIDATES)
+            .limit(CANDIDATES + 1)
         )
         async for candidate in found:
+            if candidate["_id"] == job["_id"]:
+                continue
             video = candidate.get("video") or {}
             if not video.get("key") or not video.get("poster_key"):
                 continue
