@@ -1,5 +1,6 @@
 """SecantusDB, the embedded MongoDB of `make run`, the tests and the bench, started with
-two fixes to its 0.7.0b3 that keep the cost of a write from growing with the data:
+three fixes to its 0.7.0b3: two keep the cost of a write from growing with the data, one
+takes a lock off every command:
 
 - **A filter with an `_id` equality beside other predicates is a point lookup.** Its
   write paths scanned the whole collection for any filter with a top-level operator, and
@@ -10,8 +11,11 @@ two fixes to its 0.7.0b3 that keep the cost of a write from growing with the dat
 - **The retryable-write registry is pruned from its oldest end.** It scanned (and past
   10,000, sorted) every write of the last 30 minutes on each write; records are kept in
   the order they were made, so the expired ones are at the front.
+- **The profiler's settings are kept in memory.** Every command read them from their table
+  under the storage's one lock (a fifth of the server's samples with 2,000 jobs in flight);
+  they change only through `set_profile`, which now updates the copy.
 
-A real MongoDB needs neither; both are for SecantusDB's maintainers. Usage is the same
+A real MongoDB needs none of them; they are for SecantusDB's maintainers. Usage is the same
 as `secantusd-py`: `python scripts/secantusd.py --port 27017 --storage-path .data/mongo`.
 """
 
@@ -55,6 +59,22 @@ def prune_oldest_first(self: transactions.TransactionRegistry) -> None:
         del records[oldest]
 
 
+def profile_in_memory(get: Any, set_: Any) -> tuple[Any, Any]:
+    """`Storage.get_profile` answered from a copy per database, which `set_profile` updates."""
+
+    def get_profile(self: storage.Storage, db: str) -> dict[str, Any]:
+        kept = self.__dict__.setdefault("_pv_profiles", {})
+        if db not in kept:
+            kept[db] = get(self, db)
+        return dict(kept[db])
+
+    def set_profile(self: storage.Storage, db: str, **settings: Any) -> None:
+        set_(self, db, **settings)
+        self.__dict__.setdefault("_pv_profiles", {}).pop(db, None)
+
+    return get_profile, set_profile
+
+
 def apply() -> None:
     """Patch the server's classes in this process (idempotent)."""
     if getattr(storage.Storage, "_pv_fixed", False):
@@ -62,6 +82,8 @@ def apply() -> None:
     original = storage.Storage._try_index_id_keys
     storage.Storage._try_index_id_keys = point_lookup_first(original)  # type: ignore[method-assign]
     transactions.TransactionRegistry._prune_retryable_locked = prune_oldest_first  # type: ignore[method-assign]
+    get, set_ = profile_in_memory(storage.Storage.get_profile, storage.Storage.set_profile)
+    storage.Storage.get_profile, storage.Storage.set_profile = get, set_  # type: ignore[method-assign]
     storage.Storage._pv_fixed = True  # type: ignore[attr-defined]
 
 

@@ -82,6 +82,27 @@ def test_without_the_fix_every_status_change_reads_every_job(jobs: Any, scans: l
     assert len(scans) >= JOBS
 
 
+def test_profiling_turned_on_and_off_takes_effect_at_once(
+    jobs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profiler's settings kept in memory still follow the `profile` command."""
+    get, set_ = secantusd.profile_in_memory(
+        storage.Storage.get_profile, storage.Storage.set_profile
+    )
+    monkeypatch.setattr(storage.Storage, "get_profile", get)
+    monkeypatch.setattr(storage.Storage, "set_profile", set_)
+    database = jobs.database
+    jobs.find_one({"_id": "job1"})  # read and kept: off
+    database.command("profile", 2)
+    jobs.find_one({"_id": "job2"})
+    database.command("profile", 0)
+    jobs.find_one({"_id": "job3"})
+    profiled = [e.get("command", {}).get("filter") for e in database["system.profile"].find()]
+    assert {"_id": "job2"} in profiled
+    assert {"_id": "job1"} not in profiled and {"_id": "job3"} not in profiled
+    assert database.command("profile", -1)["was"] == 0
+
+
 def registry(prune: Any, now: list[float]) -> transactions.TransactionRegistry:
     kept = transactions.TransactionRegistry(time_func=lambda: now[0])
     kept._prune_retryable_locked = types.MethodType(prune, kept)  # type: ignore[method-assign]
