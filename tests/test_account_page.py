@@ -29,7 +29,7 @@ from tests.support.browser import chromium_executable
 from tests.support.finished_jobs import complete_job
 from tests.support.receiver import Receiver
 from tests.test_catalogue_page import no_sideways_scroll, on_one_line, on_screen
-from tests.test_web_client import DESKTOP, PHONE, screenshots
+from tests.test_web_client import DESKTOP, NARROW, PHONE, screenshots
 
 WEBHOOK_ENV = {
     "OUTBOUND_ALLOW_PRIVATE": "true",  # the receiver listens on loopback
@@ -168,33 +168,15 @@ async def test_the_account_page_manages_keys_webhooks_and_sessions(
 
 
 async def the_page_fits_a_phone(page: Page, long_url: str) -> None:
-    """At 390 px no card or table scrolls sideways, and what a user acts on or reads (the
+    """At 390 and 600 px no card or table scrolls sideways, and what a user acts on or reads (the
     key's Revoke, an endpoint's URL and buttons, a delivery's status and Redeliver) is whole
     on screen, a button's label or the status not broken mid-word as in a squeezed column; at
     1280 px the tables are still tables, a row on one line, its words whole."""
     key = page.locator("#keys-list tr")
     endpoint = page.locator("#endpoints-list li").filter(has_text=long_url)
     delivery = page.locator("#deliveries-list tr")
-    await page.set_viewport_size(PHONE)
-    for name in ("API keys", "Webhooks", "Deliveries to", "Sessions"):
-        await no_sideways_scroll(page.get_by_role("region", name=re.compile(f"^{name}")))
-    for table in await page.locator("table.list").all():
-        await no_sideways_scroll(table)
-    await on_screen(key.get_by_role("button", name="Revoke"))
-    await on_screen(key.get_by_text("Shop sync"))
-    await on_screen(endpoint.get_by_text(long_url))
-    await no_sideways_scroll(endpoint.get_by_text(long_url))  # wrapped, not cut off
-    for action in ("Deliveries", "Disable", "Rotate secret", "Delete"):
-        await on_screen(endpoint.get_by_role("button", name=action))
-    await on_screen(delivery.locator(".status"))
-    await on_screen(delivery.get_by_role("button", name="Redeliver"))
-    for word in (
-        key.get_by_role("button", name="Revoke"),
-        delivery.locator(".status"),
-        delivery.get_by_role("button", name="Redeliver"),
-    ):
-        await on_one_text_line(word)
-    await on_screen(page.locator("#sessions-list li").first)
+    for size in (PHONE, NARROW):
+        await fits(page, size["width"], key, endpoint, delivery, long_url)
     await page.set_viewport_size(DESKTOP)
     await expect(page.locator("#keys-table thead")).to_be_visible()
     await on_one_line(key)
@@ -208,6 +190,31 @@ async def the_page_fits_a_phone(page: Page, long_url: str) -> None:
         page.locator("#deliveries-table th").filter(has_text="Attempts"),
     ):
         await on_one_text_line(word)
+
+
+async def fits(
+    page: Page, width: int, key: Locator, endpoint: Locator, delivery: Locator, long_url: str
+) -> None:
+    await page.set_viewport_size({"width": width, "height": 900})
+    for name in ("API keys", "Webhooks", "Deliveries to", "Sessions"):
+        await no_sideways_scroll(page.get_by_role("region", name=re.compile(f"^{name}")))
+    for table in await page.locator("table.list").all():
+        await no_sideways_scroll(table)
+    await on_screen(key.get_by_role("button", name="Revoke"), width)
+    await on_screen(key.get_by_text("Shop sync"), width)
+    await on_screen(endpoint.get_by_text(long_url), width)
+    await no_sideways_scroll(endpoint.get_by_text(long_url))  # wrapped, not cut off
+    for action in ("Deliveries", "Disable", "Rotate secret", "Delete"):
+        await on_screen(endpoint.get_by_role("button", name=action), width)
+    await on_screen(delivery.locator(".status"), width)
+    await on_screen(delivery.get_by_role("button", name="Redeliver"), width)
+    for word in (
+        key.get_by_role("button", name="Revoke"),
+        delivery.locator(".status"),
+        delivery.get_by_role("button", name="Redeliver"),
+    ):
+        await on_one_text_line(word)
+    await on_screen(page.locator("#sessions-list li").first, width)
 
 
 async def on_one_text_line(item: Locator) -> None:

@@ -31,7 +31,7 @@ from tests.support import client as user
 from tests.support import processes
 from tests.support.browser import chromium_executable
 from tests.support.mail import MailSink
-from tests.test_web_client import DESKTOP, PHONE, screenshots
+from tests.test_web_client import DESKTOP, NARROW, PHONE, screenshots
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -170,11 +170,13 @@ async def test_a_catalogue_is_checked_sent_followed_exported_and_cancelled(
     await expect(page.locator("#send")).to_be_disabled()
     await expect(page.locator("#quote")).to_be_hidden()
     # On a phone the reason is read beside its row, whole, with nothing to scroll sideways.
-    await page.set_viewport_size(PHONE)
-    await no_sideways_scroll(page.get_by_role("region", name="The products checked"))
-    await on_screen(rows.nth(1).get_by_text("Photo: 'tote-9.jpg' is not in the photos zip."))
-    await on_screen(rows.nth(1).get_by_text("TOTE-2"))
-    await on_screen(rows.nth(0).get_by_text("OK"))
+    for size in (PHONE, NARROW):
+        await page.set_viewport_size(size)
+        await no_sideways_scroll(page.get_by_role("region", name="The products checked"))
+        reason = rows.nth(1).get_by_text("Photo: 'tote-9.jpg' is not in the photos zip.")
+        await on_screen(reason, size["width"])
+        await on_screen(rows.nth(1).get_by_text("TOTE-2"), size["width"])
+        await on_screen(rows.nth(0).get_by_text("OK"), size["width"])
     # On a desktop it is still a table: the headings, each row on one line.
     await page.set_viewport_size(DESKTOP)
     await expect(page.locator("#rows-table thead")).to_be_visible()
@@ -210,10 +212,11 @@ async def test_a_catalogue_is_checked_sent_followed_exported_and_cancelled(
     await expect(page.locator("#batch-rows a", has_text="Video")).to_have_count(4)
     await expect(page.locator("#cancel-batch")).to_be_hidden()
     # On a phone every video's status and links are on screen, nothing scrolls sideways.
-    await page.set_viewport_size(PHONE)
-    await no_sideways_scroll(page.get_by_role("region", name="The batch's videos"))
-    for item in await page.locator("#batch-rows .job-status, #batch-rows a").all():
-        await on_screen(item)
+    for size in (PHONE, NARROW):
+        await page.set_viewport_size(size)
+        await no_sideways_scroll(page.get_by_role("region", name="The batch's videos"))
+        for item in await page.locator("#batch-rows .job-status, #batch-rows a").all():
+            await on_screen(item, size["width"])
     await page.set_viewport_size(DESKTOP)
     await expect(page.locator("#batch-head")).to_be_visible()
     await on_one_line(page.locator("#batch-rows tr").first)
