@@ -20,6 +20,7 @@ as `secantusd-py`: `python scripts/secantusd.py --port 27017 --storage-path .dat
 """
 
 import sys
+import threading
 from typing import Any
 
 from secantus import storage, transactions
@@ -60,17 +61,22 @@ def prune_oldest_first(self: transactions.TransactionRegistry) -> None:
 
 
 def profile_in_memory(get: Any, set_: Any) -> tuple[Any, Any]:
-    """`Storage.get_profile` answered from a copy per database, which `set_profile` updates."""
+    """`Storage.get_profile` answered from a copy per database, which `set_profile` updates.
+    A lock of its own, held for a copy's lookup (and its first read): a read that began
+    before a change cannot put the old settings back after it."""
+    lock = threading.Lock()
 
     def get_profile(self: storage.Storage, db: str) -> dict[str, Any]:
-        kept = self.__dict__.setdefault("_pv_profiles", {})
-        if db not in kept:
-            kept[db] = get(self, db)
-        return dict(kept[db])
+        with lock:
+            kept = self.__dict__.setdefault("_pv_profiles", {})
+            if db not in kept:
+                kept[db] = get(self, db)
+            return dict(kept[db])
 
     def set_profile(self: storage.Storage, db: str, **settings: Any) -> None:
-        set_(self, db, **settings)
-        self.__dict__.setdefault("_pv_profiles", {}).pop(db, None)
+        with lock:
+            set_(self, db, **settings)
+            self.__dict__.setdefault("_pv_profiles", {}).pop(db, None)
 
     return get_profile, set_profile
 
