@@ -2,7 +2,7 @@
 // A plain ES module (no build step), with the DOM helpers of dom.js. It uses the session the main page
 // saved; every text from the server is set with textContent, never parsed as HTML.
 
-import { $, el, labelCells, show } from "./dom.js";
+import { $, columnHeadings, el, labelCells, show } from "./dom.js";
 
 const SESSION_KEY = "productVideos.session";
 const API = "/api/v1";
@@ -24,11 +24,6 @@ function button(label, onClick, className = "secondary small") {
   const node = el("button", label, { type: "button", class: className });
   node.addEventListener("click", onClick);
   return node;
-}
-
-// A table's column headings, for its rows' cells (labelCells: a phone draws each row as a card).
-function headings(table) {
-  return [...table.tHead.rows[0].cells].map((th) => th.textContent);
 }
 
 function when(iso) {
@@ -80,6 +75,7 @@ function checked(name) {
 async function loadKeys() {
   const { keys } = await call("GET", "/api-keys");
   const list = $("keys-list");
+  const headings = columnHeadings($("keys-table"));
   list.replaceChildren(
     ...keys.map((key) => {
       const row = el("tr", "", { "data-key-id": key.id });
@@ -99,7 +95,7 @@ async function loadKeys() {
         ),
       );
       row.append(actions);
-      return labelCells(row, headings($("keys-table")));
+      return labelCells(row, headings);
     }),
   );
   show($("keys-table"), keys.length > 0);
@@ -192,6 +188,7 @@ async function showDeliveries(endpoint) {
   const id = encodeURIComponent(endpoint.id);
   const { deliveries } = await call("GET", `/webhook-endpoints/${id}/deliveries`);
   $("deliveries-url").textContent = endpoint.url;
+  const headings = columnHeadings($("deliveries-table"));
   $("deliveries-list").replaceChildren(
     ...deliveries.map((delivery) => {
       const row = el("tr", "", { "data-delivery-id": delivery.id });
@@ -214,7 +211,7 @@ async function showDeliveries(endpoint) {
         );
       }
       row.append(actions);
-      return labelCells(row, headings($("deliveries-table")));
+      return labelCells(row, headings);
     }),
   );
   show($("no-deliveries"), deliveries.length === 0);

@@ -3,7 +3,7 @@
 // beside their rows, its quote under the table. Nothing is sent before every row is good.
 
 import { authHeaders, config, errorMessage } from "./api.js";
-import { $, el, labelCells, setText, show } from "./dom.js";
+import { $, columnHeadings, el, labelCells, setText, show } from "./dom.js";
 import { readManifest } from "./manifest-preview.js";
 
 const CHECK_DELAY_MS = 300;
@@ -112,7 +112,7 @@ async function renderPreview(file) {
   list.replaceChildren();
   try {
     const rows = await readManifest(file);
-    const headings = [...$("rows-table").tHead.rows[0].cells].map((th) => th.textContent);
+    const headings = columnHeadings($("rows-table"));
     list.append(...rows.map((row) => previewRow(row, headings)));
     show($("rows-table"), rows.length > 0);
   } catch {
