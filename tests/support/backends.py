@@ -66,7 +66,7 @@ def docker_available() -> bool:
         return False
 
 
-# SecantusDB with two fixes of ours (scripts/secantusd.py says which).
+# SecantusDB with our fixes to it (scripts/secantusd.py says which).
 SECANTUSD = Path(__file__).resolve().parents[2] / "scripts" / "secantusd.py"
 
 
