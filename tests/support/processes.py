@@ -138,16 +138,23 @@ def _start(spec: Spec, port: int, env: dict[str, str], log_dir: Path) -> Service
     return Service(spec, port, log_path, process, ops_port)
 
 
-def _answers(client: httpx.Client, url: str) -> bool:
-    try:
-        return client.get(url, timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
+def _not_ready(client: httpx.Client, service: Service) -> str | None:
+    """Why `service` is not ready yet (None once it answers /healthz and, on its ops port,
+    uncached /readyz): what a timeout reports for each service still pending."""
+    for url in (f"{service.url}/healthz", f"{service.ops_url}/readyz"):
+        try:
+            response = client.get(url, timeout=5)
+        except httpx.HTTPError as e:
+            return f"{url.rsplit('/', 1)[1]}: {type(e).__name__}"
+        if response.status_code != 200:
+            return f"{url.rsplit('/', 1)[1]}: {response.status_code} {response.text[:300]}"
+    return None
 
 
 def wait_ready(system: System, timeout: float = STARTUP_TIMEOUT) -> None:
-    """Until every service answers /healthz and (on its ops port, uncached) /readyz; fails
-    early when one exits."""
+    """Until every service is ready (`_not_ready`); fails early when one exits. The reasons
+    come last in the error, after the logs, so the end of a CI log says what was waited for."""
+    started = time.strftime("%H:%M:%S")
     deadline = time.monotonic() + timeout
     pending = list(system.services.values())
     with httpx.Client() as client:
@@ -155,19 +162,17 @@ def wait_ready(system: System, timeout: float = STARTUP_TIMEOUT) -> None:
             for service in pending:
                 if service.process.poll() is not None:
                     raise RuntimeError(
-                        f"{service.name} exited with {service.process.returncode} while "
-                        f"starting:\n{system.logs()}"
+                        f"{system.logs()}\n{service.name} exited with "
+                        f"{service.process.returncode} while starting (waited since {started})"
                     )
-            pending = [
-                s
-                for s in pending
-                if not (
-                    _answers(client, f"{s.url}/healthz") and _answers(client, f"{s.ops_url}/readyz")
-                )
-            ]
+            reasons = {s.name: _not_ready(client, s) for s in pending}
+            pending = [s for s in pending if reasons[s.name] is not None]
             if pending and time.monotonic() > deadline:
-                names = ", ".join(s.name for s in pending)
-                raise TimeoutError(f"not ready after {timeout}s: {names}\n{system.logs()}")
+                why = "; ".join(f"{s.name}: {reasons[s.name]}" for s in pending)
+                raise TimeoutError(
+                    f"{system.logs()}\nnot ready after {timeout}s (waited from {started} to "
+                    f"{time.strftime('%H:%M:%S')}): {why}"
+                )
             if pending:
                 time.sleep(0.2)
 
