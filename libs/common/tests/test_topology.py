@@ -17,6 +17,7 @@ from common.topology import (
     LONGEST_DELAY,
     Topology,
     delay_bucket,
+    delay_bucket_below,
     delay_buckets,
 )
 
@@ -70,3 +71,19 @@ def test_a_delay_goes_to_a_queue_never_shorter_and_little_longer(seconds: float)
         assert bucket == LONGEST_DELAY  # the rest after going round it (x-not-before)
     work = Topology(CommonSettings(amqp_prefix="t.")).video_jobs
     assert work.delay_queue(seconds)[1].name == f"t.video.jobs.delay.{bucket}s"
+
+
+@settings_of_hypothesis(max_examples=300, deadline=None)
+@given(st.floats(min_value=0, max_value=3 * LONGEST_DELAY, allow_nan=False))
+def test_a_wait_of_our_own_rounds_down_to_a_queue_it_leaves_exactly(seconds: float) -> None:
+    """The longest queue not longer than the wait (the shortest for less): sent there, the
+    wait is exactly the queue's length, not rounded up again."""
+    below = delay_bucket_below(seconds)
+    buckets = delay_buckets()
+    assert below in buckets
+    assert delay_bucket(below) == below
+    if seconds >= buckets[0]:
+        assert below <= seconds + 1e-6
+        assert not [b for b in buckets if below < b <= seconds]
+    else:
+        assert below == buckets[0]

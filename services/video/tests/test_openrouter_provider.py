@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from pymongo.errors import AutoReconnect
 
@@ -19,6 +21,7 @@ from common.events import PromptReady
 from common.jobs import JobRepository, new_job_id, now
 from common.media import probe_video
 from common.settings import CommonSettings
+from common.topology import delay_bucket, delay_buckets
 from services.video.tests.images import mug
 from services.video.tests.support import Worker, eventually, worker_on
 from services.video.tests.test_worker import failure_logged
@@ -317,6 +320,39 @@ async def test_a_failing_poll_waits_for_the_next_one_and_the_deadline_ends_it(
     assert (caught.value.code, caught.value.retryable) == ("provider_timeout", False)
     assert "not ready 11 minutes after it was submitted" in caught.value.message
     assert len(fake.calls("POST /videos")) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.floats(min_value=0.1, max_value=60),
+    longest=st.floats(min_value=0.1, max_value=300),
+    ages=st.lists(st.floats(min_value=0, max_value=3600), min_size=2, max_size=5),
+)
+def test_polls_spread_out_and_leave_their_delay_queue_on_time(
+    first: float, longest: float, ages: list[float]
+) -> None:
+    """Whatever the settings and the job's age: the interval is a delay queue's own length
+    (sent there, it comes back exactly then), never longer than the schedule asks (a sixth
+    of the age between the two settings) nor shorter by a queue's step, and it only grows
+    as the job ages."""
+    provider = OpenRouterVideoProvider(
+        VideoSettings(
+            openrouter_api_key="sk-or-test",  # type: ignore[arg-type]
+            openrouter_poll_interval_seconds=first,
+            openrouter_poll_max_interval_seconds=longest,
+        )
+    )
+    buckets = delay_buckets()
+    intervals = [provider.interval(age) for age in sorted(ages)]
+    for age, interval in zip(sorted(ages), intervals, strict=True):
+        asked = min(max(longest, first), max(first, age / 6))
+        assert delay_bucket(interval) == interval
+        if asked >= buckets[0]:
+            assert interval <= asked + 1e-6
+            assert not [b for b in buckets if interval < b <= asked]  # the nearest below
+        else:
+            assert interval == buckets[0]
+    assert intervals == sorted(intervals)
 
 
 async def test_webhook_mode_asks_for_a_callback(

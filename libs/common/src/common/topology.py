@@ -9,6 +9,7 @@ event is unroutable just because a consumer started late. The delay queues (one 
 rounded delay, `DELAY_STEPS`) are declared by the first worker that needs one.
 """
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,14 @@ def delay_bucket(seconds: float) -> int:
         if wanted <= up_to:
             return math.ceil(wanted / step) * step
     return LONGEST_DELAY
+
+
+def delay_bucket_below(seconds: float) -> int:
+    """The longest delay queue not longer than `seconds` (the 1 s queue for less): for a
+    wait of our own choosing, such as the poll interval, which then goes exactly at its
+    queue's length instead of being rounded up on its way."""
+    buckets = delay_buckets()
+    return buckets[max(bisect.bisect_right(buckets, seconds + 1e-6) - 1, 0)]
 
 
 def delay_buckets() -> list[int]:

@@ -38,9 +38,10 @@ class VideoSettings(CommonSettings):
     openrouter_video_resolution: str = "720p"
     # Polls start this far apart and spread out to the maximum as the job ages (a sixth of
     # its age: every 5 s for the first half minute, every 15 s from 90 s on, for models
-    # that take 30-180 s); each poll is one delivery, the message waiting in the delay
-    # queue of that many seconds in between, holding no slot. Polls per second in all:
-    # about jobs in flight / interval (webhook mode needs far fewer).
+    # that take 30-180 s, in whole seconds below 20 s); each poll is one delivery, the
+    # message waiting in the delay queue of that many seconds in between, holding no
+    # slot. Polls per second in all: about jobs in flight / interval (webhook mode needs
+    # far fewer).
     openrouter_poll_interval_seconds: float = Field(default=5, gt=0)
     openrouter_poll_max_interval_seconds: float = Field(default=15, gt=0)
     # A job OpenRouter has not finished this long after submission fails as provider_timeout.

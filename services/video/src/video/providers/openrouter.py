@@ -33,6 +33,7 @@ from common.media import InvalidMedia, VideoInfo, frame_size, probe_video
 from common.metrics import PROVIDER_COST
 from common.openrouter import OpenRouter, OpenRouterConfig, Unconfirmed, image_url
 from common.storage import Storage
+from common.topology import delay_bucket_below
 from common.video_models import ModelCatalog
 from video.budget import Spending, estimated_usd
 from video.config import VideoSettings
@@ -289,8 +290,12 @@ class OpenRouterVideoProvider:
         return {"provider": self.name, **saved}
 
     def interval(self, elapsed: float) -> float:
-        """Polls spread out as the job ages: the first minute often, then up to the max."""
-        return min(self.poll_max_interval, max(self.poll_interval, elapsed / 6))
+        """Polls spread out as the job ages: the first minute often, then up to the max.
+        Rounded down to a delay queue's length (whole seconds up to 20 s): the poll then
+        comes back exactly on time, where rounding up on the way made a finished clip wait
+        up to a second more (a provider's Retry-After is still never cut short)."""
+        wanted = min(self.poll_max_interval, max(self.poll_interval, elapsed / 6))
+        return float(delay_bucket_below(wanted))
 
     async def follow(
         self,
