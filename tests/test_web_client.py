@@ -359,15 +359,50 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
+# The smallest box a finger hits reliably (WCAG 2.5.5, Apple's and Android's guidelines:
+# 44-48 px): every button, field, choice and link that stands alone, at phone widths. A link
+# inside a sentence is exempt, as WCAG exempts it.
+TAP_TARGET = 44
+SMALL_TARGETS = """
+(least) => {
+  const controls = 'button, .button, select, textarea, summary, a[href], label,'
+    + ' input:not([type=hidden]):not([type=checkbox]):not([type=radio])';
+  const shown = (el) => {
+    const box = el.getBoundingClientRect();
+    return box.width > 0 && box.height > 0 && getComputedStyle(el).visibility !== 'hidden';
+  };
+  const inSentence = (link) => getComputedStyle(link).display === 'inline'
+    && link.parentElement.textContent.trim() !== link.textContent.trim();
+  // A label is a target when it holds or names a checkbox or radio (its input may be hidden).
+  const choice = (label) => label.control && ['checkbox', 'radio'].includes(label.control.type);
+  const small = [];
+  for (const el of document.querySelectorAll(controls)) {
+    if (!shown(el) || (el.tagName === 'LABEL' && !choice(el))) continue;
+    if (el.tagName === 'A' && inSentence(el)) continue;
+    const box = el.getBoundingClientRect();
+    if (box.width < least || box.height < least) {
+      const name = (el.id ? '#' + el.id : el.tagName.toLowerCase()
+        + (el.className ? '.' + [...el.classList].join('.') : ''));
+      const size = `${Math.round(box.width)}x${Math.round(box.height)}`;
+      small.push(`${name} "${el.textContent.trim().slice(0, 30)}" ${size}`);
+    }
+  }
+  return small;
+}
+"""
+
+
 async def screenshots(page: Page, folder: Path, state: str) -> None:
     """The page at phone, narrow and desktop widths; below the desktop nothing may stick out
-    sideways."""
+    sideways, and every tap target is big enough for a finger."""
     for name, size in (("phone", PHONE), ("narrow", NARROW), ("desktop", DESKTOP)):
         await page.set_viewport_size(size)
         await page.screenshot(path=folder / f"{state}-{name}.png", full_page=True)
         if name != "desktop":
             overflow = await page.evaluate("document.documentElement.scrollWidth - innerWidth")
             assert overflow <= 0, f"{state}: {overflow} px wider than a phone"
+            small = await page.evaluate(SMALL_TARGETS, TAP_TARGET)
+            assert not small, f"{state} ({name}): tap targets under {TAP_TARGET} px: {small}"
 
 
 async def test_every_state_of_a_job_is_clear_at_phone_and_desktop_widths(
