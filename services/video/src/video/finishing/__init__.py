@@ -134,7 +134,7 @@ async def finish(
             brief.palette,
             frame,
             safe,
-            workdir / "end-card.png",
+            workdir / "end-card.bmp",
         )
         return overlays, card
 

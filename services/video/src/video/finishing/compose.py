@@ -1,5 +1,5 @@
 """The one ffmpeg command that finishes an ad: the motion clip, the caption and end-card
-overlays (PNG images, each read only while it is on screen and faded in and out), and the
+overlays (still images, each read only while it is on screen and faded in and out), and the
 audio (the bed or the clip's own sound at the target loudness, or silence), encoded as
 H.264 High yuv420p + AAC-LC 48 kHz stereo with `+faststart`."""
 
