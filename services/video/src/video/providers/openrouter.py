@@ -33,7 +33,7 @@ from common.media import InvalidMedia, VideoInfo, frame_size, probe_video
 from common.metrics import PROVIDER_COST
 from common.openrouter import OpenRouter, OpenRouterConfig, Unconfirmed, image_url
 from common.storage import Storage
-from common.topology import delay_bucket_below
+from common.topology import LONGEST_DELAY, delay_bucket_below
 from common.video_models import ModelCatalog
 from video.budget import Spending, estimated_usd
 from video.config import VideoSettings
@@ -293,9 +293,10 @@ class OpenRouterVideoProvider:
         """Polls spread out as the job ages: the first minute often, then up to the max.
         Rounded down to a delay queue's length (whole seconds up to 20 s): the poll then
         comes back exactly on time, where rounding up on the way made a finished clip wait
-        up to a second more (a provider's Retry-After is still never cut short)."""
+        up to a second more (a provider's Retry-After is still never cut short). Past the
+        longest queue the wait goes round it to its exact end (common/worker.py)."""
         wanted = min(self.poll_max_interval, max(self.poll_interval, elapsed / 6))
-        return float(delay_bucket_below(wanted))
+        return wanted if wanted >= LONGEST_DELAY else float(delay_bucket_below(wanted))
 
     async def follow(
         self,
