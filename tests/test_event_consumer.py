@@ -119,6 +119,9 @@ async def test_the_example_consumer_handles_each_completed_job_once(
     await publishers.job_completed.publish(event)
     await publishers.job_completed.publish(event)
 
+    # The copies are handled at once: the duplicate may be dropped while the first copy
+    # still reads its job, so both lines are waited for.
+    await wait_for_output(consumer, "is ready")
     output = await wait_for_output(consumer, "duplicate dropped")
     assert output.count("job job-example-1 is ready: 'Ceramic coffee mug'") == 1, output
     assert "clip videos/job-example-1/video.mp4" in output
