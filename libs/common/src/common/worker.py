@@ -168,6 +168,9 @@ class WorkerContext:
             self.background = None
 
     async def stop(self) -> None:
+        # The reconciler first (the app stopped it already; a context used on its own, as
+        # in tests, must not leave it looping on a closed client).
+        await self.stop_background()
         for close in self.closing:
             try:
                 await close()
