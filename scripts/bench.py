@@ -20,7 +20,6 @@ import asyncio
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -372,6 +371,7 @@ def scale_report(scale: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    processes.exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10, help="jobs run at once (default 10)")
     parser.add_argument("--uploads", type=int, default=20, help="uploads timed (default 20)")
@@ -467,7 +467,7 @@ def main() -> int:
     # bare ffmpeg, and the notifier at 10,000 sockets.
     keep = ["--no-write"] if args.no_write else []
     for script in ("bench_render.py", "bench_notifier.py"):
-        subprocess.run([sys.executable, str(ROOT / "scripts" / script), *keep], check=False)
+        processes.run_script([sys.executable, str(ROOT / "scripts" / script), *keep])
     return 0
 
 

@@ -99,6 +99,7 @@ def write(section: str) -> None:
 
 
 def main() -> int:
+    processes.exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=200, help="A's batch (default 200)")
     parser.add_argument("--tries", type=int, default=20, help="B's jobs (default 20)")

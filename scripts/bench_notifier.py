@@ -467,6 +467,7 @@ def write_section(text: str) -> None:
 
 
 def main() -> int:
+    processes.exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=10_000, help="sockets (10000)")
     parser.add_argument("--rate", type=int, default=1_000, help="steps a second (1000)")

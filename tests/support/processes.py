@@ -7,6 +7,7 @@ failing test shows what the services said.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -175,6 +176,25 @@ def wait_ready(system: System, timeout: float = STARTUP_TIMEOUT) -> None:
                 )
             if pending:
                 time.sleep(0.2)
+
+
+def exit_on_sigterm() -> None:
+    """For a script that starts services (the benches): SIGTERM (a `kill`, a CI timeout)
+    unwinds it like Ctrl-C does, so its `running` blocks stop the services they started
+    instead of leaving them behind."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
+def run_script(args: list[str]) -> int:
+    """Run a child script to its end; if this one is stopped meanwhile, the child is told
+    to stop too (SIGTERM, so it can stop its own services) and waited for."""
+    with subprocess.Popen(args) as child:
+        try:
+            return child.wait()
+        except BaseException:
+            child.terminate()
+            child.wait(STOP_TIMEOUT * 2)
+            raise
 
 
 @contextmanager
