@@ -34,6 +34,8 @@ from honcho.printer import Message
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
 BIN = Path(sys.executable).parent
+# SecantusDB with our fixes to it (scripts/secantusd.py says which): make run, tests, benches.
+SECANTUSD = ROOT / "scripts" / "secantusd.py"
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 MONGO_PORT = 27017
 STARTUP_TIMEOUT = 90.0
@@ -166,7 +168,7 @@ def embedded_mongodb() -> Iterator[str]:
         process = subprocess.Popen(
             [
                 sys.executable,
-                str(ROOT / "scripts" / "secantusd.py"),
+                str(SECANTUSD),
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -13,7 +13,7 @@ takes a lock off every command:
   the order they were made, so the expired ones are at the front.
 - **The profiler's settings are kept in memory.** Every command read them from their table
   under the storage's one lock (a fifth of the server's samples with 2,000 jobs in flight);
-  they change only through `set_profile`, which now updates the copy.
+  they change only through `set_profile`, which now drops the copy (read again by the next command).
 
 A real MongoDB needs none of them; they are for SecantusDB's maintainers. Usage is the same
 as `secantusd-py`: `python scripts/secantusd.py --port 27017 --storage-path .data/mongo`.
@@ -61,7 +61,7 @@ def prune_oldest_first(self: transactions.TransactionRegistry) -> None:
 
 
 def profile_in_memory(get: Any, set_: Any) -> tuple[Any, Any]:
-    """`Storage.get_profile` answered from a copy per database, which `set_profile` updates.
+    """`Storage.get_profile` answered from a copy per database, which `set_profile` drops.
     A lock of its own, held for a copy's lookup (and its first read): a read that began
     before a change cannot put the old settings back after it."""
     lock = threading.Lock()

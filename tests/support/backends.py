@@ -23,6 +23,7 @@ import pytest
 
 from common.settings import CommonSettings
 from common.topology import Topology
+from scripts.run import SECANTUSD
 
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -64,10 +65,6 @@ def docker_available() -> bool:
         return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-
-
-# SecantusDB with our fixes to it (scripts/secantusd.py says which).
-SECANTUSD = Path(__file__).resolve().parents[2] / "scripts" / "secantusd.py"
 
 
 def _bin(name: str) -> str:
