@@ -11,13 +11,13 @@ export function el(tag, text = "", attributes = {}) {
   return node;
 }
 
-// Names each cell of a table row after its column's heading (data-label): where a phone
-// draws the row as a card (.list in style.css), the heading is shown with its cell.
 // A table's column headings, as its head row reads (for labelCells).
 export function columnHeadings(table) {
   return [...table.tHead.rows[0].cells].map((th) => th.textContent);
 }
 
+// Names each cell of a table row after its column's heading (data-label): where a phone
+// draws the row as a card (.list in style.css), the heading is shown with its cell.
 export function labelCells(row, headings) {
   [...row.cells].forEach((cell, i) => cell.setAttribute("data-label", headings[i] || ""));
   return row;
