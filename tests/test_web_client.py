@@ -405,6 +405,26 @@ async def screenshots(page: Page, folder: Path, state: str) -> None:
             assert not small, f"{state} ({name}): tap targets under {TAP_TARGET} px: {small}"
 
 
+async def test_my_videos_fits_a_phone_whatever_the_status(page: Page, clip: bytes) -> None:
+    """Every status a listed job can have, with its date, within a phone's width (the
+    longest, "Writing the prompt" and a date, ran 4 px past a 390 px screen)."""
+    api = FakeApi(clip)
+    statuses = ["queued", "prompting", "prompt_ready", "generating", "storing", "completed"]
+    for i, status in enumerate([*statuses, "failed", "canceled"]):
+        api.jobs[f"job-{i}"] = job_view(
+            f"job-{i}", status, 1, created_at="2026-12-18T23:59:00+00:00"
+        )
+    await api.install(page)
+    session = json.dumps({"token": "session", "email": "shop@example.com"})
+    await page.add_init_script(f"localStorage.setItem('productVideos.session', {session!r})")
+    await page.set_viewport_size(PHONE)
+    await page.goto(f"{ORIGIN}/")
+    await expect(page.locator(".job-link")).to_have_count(8)
+    await expect(page.locator(".job-link").nth(6)).to_contain_text("Writing the prompt")
+    overflow = await page.evaluate("document.documentElement.scrollWidth - innerWidth")
+    assert overflow <= 0, f"{overflow} px wider than a phone"
+
+
 async def test_every_state_of_a_job_is_clear_at_phone_and_desktop_widths(
     page: Page, clip: bytes, shots: Path
 ) -> None:
